@@ -1,0 +1,31 @@
+"""y' generation backends. Each is imported only when chosen."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from datalint_persona.backends.base import GenerationBackend, GenerationSettings
+from datalint_persona.errors import ConfigError
+
+if TYPE_CHECKING:
+    from datalint_persona.models import LoadedModel
+
+BACKENDS = ("transformers", "vllm")
+
+
+def make_backend(
+    name: str, loaded: LoadedModel, *, tensor_parallel_size: int = 1
+) -> GenerationBackend:
+    """Build the named backend for a loaded model (vLLM loads its own copy of the weights)."""
+    if name == "transformers":
+        from datalint_persona.backends.transformers_backend import TransformersBackend
+
+        return TransformersBackend(loaded)
+    if name == "vllm":
+        from datalint_persona.backends.vllm_backend import VLLMBackend
+
+        return VLLMBackend(loaded, tensor_parallel_size=tensor_parallel_size)
+    raise ConfigError(f"--backend {name}: unknown backend.", fix=f"use one of {', '.join(BACKENDS)}.")
+
+
+__all__ = ["BACKENDS", "GenerationBackend", "GenerationSettings", "make_backend"]

@@ -1,0 +1,136 @@
+"""An on-disk cache of generated y', keyed by model identity, rendered prompt and settings.
+
+SQLite gives atomic, crash-safe commits: a run killed with SIGKILL loses at most the batch it was
+writing, and the next run resumes from what was committed. Each entry carries a checksum that is
+verified on read; a corrupted entry is dropped, reported, and regenerated.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from datalint_persona.errors import PersonaLintError
+from datalint_persona.types import Generation
+
+DEFAULT_CACHE_DIR = ".persona-lint-cache"
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS generations (
+    key TEXT PRIMARY KEY,
+    text TEXT NOT NULL,
+    n_tokens INTEGER NOT NULL,
+    hit_token_limit INTEGER NOT NULL,
+    checksum TEXT NOT NULL
+)
+"""
+
+
+def generation_key(
+    model_identity: str, backend: str, rendered_prompt: str, settings: Mapping[str, object]
+) -> str:
+    """The cache key of one y'.
+
+    >>> generation_key("sha256:ab", "transformers", "hi", {"max_new_tokens": 8})[:8]
+    '232d818f'
+    """
+    payload = json.dumps(
+        [model_identity, backend, rendered_prompt, dict(sorted(settings.items()))],
+        ensure_ascii=False,
+        separators=(",", ":"),
+    )
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+
+def _checksum(key: str, generation: Generation) -> str:
+    payload = json.dumps(
+        [key, generation.text, generation.n_tokens, generation.hit_token_limit], ensure_ascii=False
+    )
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+
+@dataclass
+class CacheStats:
+    hits: int = 0
+    misses: int = 0
+    corrupted: int = 0
+    written: int = 0
+
+
+class GenerationCache:
+    """``get_many`` / ``put_many`` over a SQLite file in ``directory``; ``None`` disables caching."""
+
+    def __init__(self, directory: str | Path | None) -> None:
+        self.stats = CacheStats()
+        self.warnings: list[str] = []
+        self._connection: sqlite3.Connection | None = None
+        if directory is None:
+            return
+        folder = Path(directory)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            ignore = folder / ".gitignore"
+            if not ignore.exists():
+                ignore.write_text("# Created by persona-lint.\n*\n", encoding="utf-8")
+            self._connection = sqlite3.connect(folder / "generations.sqlite3", timeout=30)
+            self._connection.execute(_SCHEMA)
+            self._connection.commit()
+        except (OSError, sqlite3.Error) as error:
+            raise PersonaLintError(
+                f"Cache folder {folder}: can't open the cache ({error}).",
+                fix="pass a writable --cache-dir, or --no-cache.",
+            ) from error
+
+    def get_many(self, keys: Iterable[str]) -> dict[str, Generation]:
+        found: dict[str, Generation] = {}
+        wanted = list(keys)
+        if self._connection is None:
+            self.stats.misses += len(wanted)
+            return found
+        corrupted: list[str] = []
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            rows = self._connection.execute(
+                f"SELECT key, text, n_tokens, hit_token_limit, checksum FROM generations "
+                f"WHERE key IN ({marks})",
+                chunk,
+            ).fetchall()
+            for key, text, n_tokens, hit_limit, checksum in rows:
+                generation = Generation(str(text), int(n_tokens), bool(hit_limit))
+                if _checksum(key, generation) == checksum:
+                    found[key] = generation
+                else:
+                    corrupted.append(key)
+        if corrupted:
+            self.stats.corrupted += len(corrupted)
+            self.warnings.append(
+                f"{len(corrupted)} cached y' failed their checksum and will be regenerated."
+            )
+            self._connection.executemany("DELETE FROM generations WHERE key = ?", [(k,) for k in corrupted])
+            self._connection.commit()
+        self.stats.hits += len(found)
+        self.stats.misses += len(wanted) - len(found)
+        return found
+
+    def put_many(self, entries: Mapping[str, Generation]) -> None:
+        """Store a batch in one transaction (all of it is committed, or none)."""
+        if self._connection is None or not entries:
+            return
+        with self._connection:
+            self._connection.executemany(
+                "INSERT OR REPLACE INTO generations VALUES (?, ?, ?, ?, ?)",
+                [
+                    (key, g.text, g.n_tokens, int(g.hit_token_limit), _checksum(key, g))
+                    for key, g in entries.items()
+                ],
+            )
+        self.stats.written += len(entries)
+
+    def close(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None

@@ -1,0 +1,113 @@
+"""Render prompts with the model's chat template and find the response's tokens.
+
+The response span comes from tokenizing prompt and response *together* and reading the tokenizer's
+character offsets, never from tokenizing the prompt separately (a template's joins can merge tokens).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from datalint_persona.errors import ModelError, PersonaLintError
+from datalint_persona.types import Message
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
+
+# Used only for tokenizers that ship no chat template (base models).
+PLAIN_TEMPLATE = (
+    "{% for m in messages %}{{ m['role'] | capitalize }}: {{ m['content'] }}\n\n{% endfor %}"
+    "{% if add_generation_prompt %}Assistant: {% endif %}"
+)
+
+
+@dataclass(frozen=True)
+class EncodedPair:
+    """Token ids of prompt + response and which of them belong to the response.
+
+    ``response_mask[i]`` is True where token i overlaps the response's characters.
+    """
+
+    input_ids: tuple[int, ...]
+    response_mask: tuple[bool, ...]
+    truncated: bool
+
+    @property
+    def n_response_tokens(self) -> int:
+        return sum(self.response_mask)
+
+
+def _as_dicts(messages: Sequence[Message]) -> list[dict[str, str]]:
+    return [{"role": m.role, "content": m.content} for m in messages]
+
+
+def _template_kwargs(tokenizer: PreTrainedTokenizerBase) -> dict[str, str]:
+    return {} if getattr(tokenizer, "chat_template", None) else {"chat_template": PLAIN_TEMPLATE}
+
+
+def render_prompt(tokenizer: PreTrainedTokenizerBase, prompt: Sequence[Message]) -> str:
+    """The prompt x as the model sees it before answering, generation header included.
+
+    With no system turn, the template's own default system prompt (if any) applies.
+    """
+    text = tokenizer.apply_chat_template(
+        _as_dicts(prompt), tokenize=False, add_generation_prompt=True, **_template_kwargs(tokenizer)
+    )
+    return str(text)
+
+
+def render_conversation(
+    tokenizer: PreTrainedTokenizerBase, prompt: Sequence[Message], response: str
+) -> tuple[str, int, int]:
+    """Render x and y together; return the text and the response's [start, end) character span."""
+    prompt_text = render_prompt(tokenizer, prompt)
+    messages = [*_as_dicts(prompt), {"role": "assistant", "content": response}]
+    full_text = str(
+        tokenizer.apply_chat_template(messages, tokenize=False, **_template_kwargs(tokenizer))
+    )
+    start = len(prompt_text) if full_text.startswith(prompt_text) else 0
+    # Some templates trim content; look for the response as rendered after the prompt.
+    for candidate in (response, response.strip()):
+        found = full_text.find(candidate, start) if candidate else -1
+        if found >= 0:
+            return full_text, found, found + len(candidate)
+    raise PersonaLintError(
+        "The chat template changed the response text, so its tokens can't be located.",
+        fix="use a model whose chat template keeps assistant content verbatim.",
+    )
+
+
+def encode_pair(
+    tokenizer: PreTrainedTokenizerBase,
+    prompt: Sequence[Message],
+    response: str,
+    *,
+    max_tokens: int,
+) -> EncodedPair:
+    """Tokenize x + y once and mark y's tokens; cut to ``max_tokens`` keeping response tokens.
+
+    When too long, the response's tail is cut first, then the prompt's head, so that at least
+    one response token remains.
+    """
+    if not getattr(tokenizer, "is_fast", False):
+        raise ModelError(
+            "The tokenizer gives no character offsets (it is not a 'fast' tokenizer).",
+            fix="load a model with a tokenizer.json so transformers builds a fast tokenizer.",
+        )
+    text, start, end = render_conversation(tokenizer, prompt, response)
+    encoding = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+    ids: list[int] = list(encoding["input_ids"])
+    # A token belongs to the response when its characters overlap [start, end).
+    mask = [tok_start < end and tok_end > start for tok_start, tok_end in encoding["offset_mapping"]]
+    if not any(mask):
+        raise PersonaLintError("The response has no tokens after rendering.", fix="check the sample.")
+    truncated = len(ids) > max_tokens
+    if truncated:
+        first = mask.index(True)
+        last = len(mask) - 1 - mask[::-1].index(True)
+        keep_end = min(last + 1, max(first + 1, max_tokens))
+        keep_start = max(0, keep_end - max_tokens)
+        ids, mask = ids[keep_start:keep_end], mask[keep_start:keep_end]
+    return EncodedPair(tuple(ids), tuple(mask), truncated)

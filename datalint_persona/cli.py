@@ -1,0 +1,234 @@
+"""The ``persona-lint`` command. ``persona-lint FILE...`` screens; subcommands build and inspect vectors.
+
+Exit codes: 0 nothing reached --fail-on, 1 something did, 2 usage, config or input error.
+This module must not import torch at import time (``persona-lint --help`` stays fast).
+"""
+
+from __future__ import annotations
+
+import sys
+import traceback
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import click
+from click_default_group import DefaultGroup
+
+from datalint_persona import __version__
+from datalint_persona.config import Config, discover_config, read_config_file
+from datalint_persona.errors import PersonaLintError
+from datalint_persona.types import LEVEL_ORDER
+
+EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
+FORMATS = ("terminal", "json", "sarif")
+
+
+def _stderr_console(quiet: bool = False) -> Any:
+    from rich.console import Console
+
+    return Console(stderr=True, quiet=quiet)
+
+
+@contextmanager
+def _errors_to_exit(debug: bool) -> Iterator[None]:
+    """Turn every error into one line on stderr and exit code 2 (a traceback only with --debug)."""
+    try:
+        yield
+    except PersonaLintError as error:
+        if debug:
+            traceback.print_exc()
+        click.echo(f"persona-lint: error: {error}", err=True)
+        sys.exit(EXIT_ERROR)
+    except KeyboardInterrupt:
+        click.echo("persona-lint: interrupted; finished work is cached, re-run to resume.", err=True)
+        sys.exit(130)
+    except (click.exceptions.Exit, click.ClickException, SystemExit):
+        raise
+    except Exception as error:  # noqa: BLE001 - the last line of defence for a linter
+        if debug:
+            traceback.print_exc()
+        click.echo(
+            f"persona-lint: internal error: {type(error).__name__}: {error} "
+            "(re-run with --debug for a traceback, and please report it)",
+            err=True,
+        )
+        sys.exit(EXIT_ERROR)
+
+
+def _progress_bar(enabled: bool) -> tuple[Any, Callable[[str, int, int], None] | None]:
+    """A rich progress display on stderr, only on a TTY and without --quiet."""
+    if not enabled or not sys.stderr.isatty():
+        return None, None
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    progress = Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+        console=_stderr_console(), transient=True,
+    )
+    labels = {"load-model": "Loading model", "generate": "Generating y'", "score": "Scoring"}
+    tasks: dict[str, Any] = {}
+
+    def update(stage: str, done: int, total: int) -> None:
+        if stage not in tasks:
+            tasks[stage] = progress.add_task(labels.get(stage, stage), total=total)
+        progress.update(tasks[stage], completed=done, total=total)
+
+    return progress, update
+
+
+def _parse_assignments(values: tuple[str, ...], option: str, convert: Callable[[str], Any]) -> dict[str, Any]:
+    parsed = {}
+    for value in values:
+        trait, sep, raw = value.partition("=")
+        if not sep or not trait:
+            raise click.BadParameter(f"'{value}' is not TRAIT=VALUE", param_hint=option)
+        try:
+            parsed[trait] = convert(raw)
+        except ValueError:
+            raise click.BadParameter(f"'{raw}' is not a valid value in '{value}'", param_hint=option) from None
+    return parsed
+
+
+def _from_config(ctx: click.Context, config: Config, name: str, key: str, value: Any) -> Any:
+    """A CLI value wins when given explicitly; otherwise the config's, otherwise the default."""
+    source = ctx.get_parameter_source(name)
+    if source in (click.core.ParameterSource.DEFAULT, None) and key in config.values:
+        return config.values[key]
+    return value
+
+
+@click.group(cls=DefaultGroup, default="screen", default_if_no_args=False)
+@click.version_option(__version__, prog_name="persona-lint")
+def main() -> None:
+    """Screen LLM finetuning data for samples that shift a model's persona.
+
+    \b
+    persona-lint train.jsonl                  screen with the embedded model and bundled vectors
+    persona-lint data/*.jsonl --format sarif --output persona.sarif
+    persona-lint vectors show evil            inspect a bundled vector
+
+    Exit codes: 0 clean, 1 findings at or above --fail-on, 2 usage/config/input error.
+    """
+
+
+@main.command("screen")
+@click.argument("files", nargs=-1, required=True)
+@click.option("--model", default="smollm2-135m-instruct", show_default=True,
+              help="Hub id, model folder, .gguf file, or the embedded default's alias.")
+@click.option("--backend", type=click.Choice(["transformers", "vllm"]), default="transformers",
+              show_default=True, help="How y' is generated (vllm needs the [vllm] extra and a GPU).")
+@click.option("--vectors", "vectors_path", default=None, help="Folder or file of persona vectors (default: bundled).")
+@click.option("--trait", "traits", multiple=True, help="Screen only these traits (repeatable).")
+@click.option("--fail-on", type=click.Choice(["note", "warning", "error", "never"]), default="error",
+              show_default=True, help="Exit 1 when a finding reaches this level.")
+@click.option("--format", "output_format", type=click.Choice(FORMATS), default="terminal", show_default=True)
+@click.option("--output", "-o", type=click.Path(dir_okay=False), default=None,
+              help="Write the --format report here (atomically); the terminal summary still prints.")
+@click.option("--max-new-tokens", type=click.IntRange(1, 8192), default=None,
+              help="y' length cap [default: 95th percentile of the dataset's response lengths, 16-512].")
+@click.option("--max-tokens", type=click.IntRange(16), default=None,
+              help="Truncate x + y beyond this many tokens [default: the model's context].")
+@click.option("--max-samples", type=click.IntRange(1), default=None, help="Screen at most this many samples.")
+@click.option("--batch-size", type=click.IntRange(1, 4096), default=16, show_default=True)
+@click.option("--seed", type=click.IntRange(0), default=0, show_default=True)
+@click.option("--temperature", type=click.FloatRange(0.0), default=0.0, show_default=True,
+              help="0 is greedy decoding (the default, as in the paper's screening).")
+@click.option("--cache-dir", default=".persona-lint-cache", show_default=True, help="Where y' are cached.")
+@click.option("--no-cache", is_flag=True, help="Neither read nor write the y' cache.")
+@click.option("--skip-invalid", is_flag=True, help="Report invalid records as findings and go on.")
+@click.option("--split", default="train", show_default=True, help="Split of a Hugging Face dataset.")
+@click.option("--dataset-fpr", type=click.FloatRange(0.0, 0.5, min_open=True), default=0.05,
+              show_default=True, help="Target false-positive rate of calibrated dataset thresholds.")
+@click.option("--threshold", "thresholds", multiple=True, metavar="TRAIT=VALUE",
+              help="Override a rule's sample-level ΔP threshold.")
+@click.option("--level", "levels", multiple=True, metavar="TRAIT=LEVEL", help="Override a rule's level.")
+@click.option("--device", default="auto", show_default=True, help="cpu, cuda, cuda:1, ... or auto.")
+@click.option("--tensor-parallel-size", type=click.IntRange(1), default=1, show_default=True,
+              help="GPUs per model for --backend vllm.")
+@click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Config file [default: nearest .persona-lint.yaml or pyproject.toml upwards].")
+@click.option("--top", type=click.IntRange(1), default=20, show_default=True, help="Flagged samples shown.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bars and no terminal summary.")
+@click.option("--debug", is_flag=True, help="Show tracebacks.")
+@click.pass_context
+def screen_command(ctx: click.Context, files: tuple[str, ...], **options: Any) -> None:
+    """Screen dataset FILES (JSONL, JSON, CSV, Parquet, or a Hugging Face dataset)."""
+    debug = bool(options["debug"])
+    with _errors_to_exit(debug):
+        _screen(ctx, files, options)
+
+
+def _screen(ctx: click.Context, files: tuple[str, ...], options: dict[str, Any]) -> None:
+    from datalint_persona.engine import ScreenOptions, screen
+
+    config = read_config_file(Path(options["config_path"])) if options["config_path"] else discover_config()
+    keys = {
+        "model": "model", "backend": "backend", "vectors_path": "vectors", "fail_on": "fail-on",
+        "max_new_tokens": "max-new-tokens", "max_tokens": "max-tokens", "batch_size": "batch-size",
+        "seed": "seed", "cache_dir": "cache-dir", "skip_invalid": "skip-invalid",
+        "dataset_fpr": "dataset-fpr",
+    }
+    values = {name: _from_config(ctx, config, name, key, options[name]) for name, key in keys.items()}
+    if values["max_new_tokens"] == "auto":
+        values["max_new_tokens"] = None
+    traits = options["traits"] or tuple(config.get("traits", ())) or None
+    overrides: dict[str, dict[str, Any]] = {
+        trait: {k: v for k, v in rule.items()} for trait, rule in config.get("rules", {}).items()
+    }
+    for trait, value in _parse_assignments(options["thresholds"], "--threshold", float).items():
+        overrides.setdefault(trait, {})["sample-threshold"] = value
+    for trait, value in _parse_assignments(options["levels"], "--level", _level).items():
+        overrides.setdefault(trait, {})["level"] = value
+    screen_options = ScreenOptions(
+        model=values["model"], backend=values["backend"], vectors=values["vectors_path"],
+        traits=traits, max_new_tokens=values["max_new_tokens"], max_tokens=values["max_tokens"],
+        batch_size=values["batch_size"], seed=values["seed"], temperature=options["temperature"],
+        cache_dir=None if options["no_cache"] else values["cache_dir"],
+        skip_invalid=values["skip_invalid"], max_samples=options["max_samples"], split=options["split"],
+        fail_on=values["fail_on"], dataset_fpr=values["dataset_fpr"], device=options["device"],
+        tensor_parallel_size=options["tensor_parallel_size"], rule_overrides=overrides,
+    )
+    quiet = bool(options["quiet"])
+    progress, update = _progress_bar(not quiet)
+    if progress is not None:
+        with progress:
+            result = screen(list(files), screen_options, progress=update)
+    else:
+        result = screen(list(files), screen_options)
+    _emit(result, options, files, quiet)
+    worst = result.worst_level()
+    fail_on = screen_options.fail_on
+    failed = fail_on != "never" and worst != "none" and LEVEL_ORDER[worst] >= LEVEL_ORDER[fail_on]
+    sys.exit(EXIT_FINDINGS if failed else EXIT_CLEAN)
+
+
+def _level(value: str) -> str:
+    if value not in ("note", "warning", "error"):
+        raise ValueError(value)
+    return value
+
+
+def _emit(result: Any, options: dict[str, Any], files: tuple[str, ...], quiet: bool) -> None:
+    from rich.console import Console
+
+    from datalint_persona.reporters import REPORTERS, write_report
+    from datalint_persona.reporters.terminal import print_terminal
+
+    output_format, output = options["output_format"], options["output"]
+    if output_format == "terminal":
+        if output:
+            raise PersonaLintError("--output needs --format json or sarif.", fix="add --format sarif.")
+        print_terminal(result, Console(), top=options["top"])
+        return
+    text = REPORTERS[output_format](result)
+    if output is None:
+        for warning in result.warnings:  # the report itself goes to stdout
+            click.echo(f"persona-lint: warning: {warning}", err=True)
+        click.echo(text, nl=False)
+        return
+    write_report(text, output, inputs=list(files))
+    if not quiet:
+        print_terminal(result, Console(), top=options["top"])
+        click.echo(f"Wrote {output_format} report to {output}", err=True)

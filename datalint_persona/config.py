@@ -1,0 +1,96 @@
+"""Find, read and validate configuration.
+
+Sources, lowest precedence first: built-in defaults, the rule files in ``rules/``, the nearest
+``.persona-lint.yaml`` (or ``[tool.persona-lint]`` in ``pyproject.toml``) found from the working
+directory upwards, then command-line options. Config files are data only: YAML is read with
+``safe_load``, and no key names code to run.
+"""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from datalint_persona.errors import ConfigError
+
+CONFIG_NAMES = (".persona-lint.yaml", ".persona-lint.yml")
+
+
+@dataclass(frozen=True)
+class Config:
+    values: dict[str, Any] = field(default_factory=dict)
+    path: str | None = None
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.values.get(key, default)
+
+
+def _schema() -> dict[str, Any]:
+    text = resources.files("datalint_persona").joinpath("schemas/config.schema.json").read_text()
+    return dict(json.loads(text))
+
+
+def validate_config(values: Any, where: str) -> dict[str, Any]:
+    """Validate against the config schema; the error names the key and the fix."""
+    import jsonschema
+
+    if values is None:
+        return {}
+    validator = jsonschema.Draft202012Validator(_schema())
+    errors = sorted(validator.iter_errors(values), key=lambda e: list(e.absolute_path))
+    if errors:
+        error = errors[0]
+        key = ".".join(str(p) for p in error.absolute_path) or "(top level)"
+        if error.validator == "additionalProperties":
+            allowed = sorted(error.schema.get("properties", {}))
+            fix = f"remove or rename the key; allowed keys here: {', '.join(allowed) or 'any trait'}."
+        else:
+            fix = f"see the schema for '{key}' in the README's configuration section."
+        raise ConfigError(f"{where}: key '{key}': {error.message}.", fix=fix)
+    return dict(values)
+
+
+def _read_yaml(path: Path) -> Any:
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{path}{line}: invalid YAML ({error}).", fix="fix the YAML syntax.") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigError(f"{path}: can't read ({error}).", fix="check the file.") from None
+
+
+def read_config_file(path: Path) -> Config:
+    if path.name == "pyproject.toml":
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+            raise ConfigError(f"{path}: invalid TOML ({error}).", fix="fix the TOML syntax.") from None
+        section = data.get("tool", {}).get("persona-lint")
+        return Config(validate_config(section, f"{path} [tool.persona-lint]"), str(path))
+    return Config(validate_config(_read_yaml(path), str(path)), str(path))
+
+
+def discover_config(start: Path | None = None) -> Config:
+    """The nearest config from ``start`` (default: the working directory) upwards, or an empty one."""
+    folder = (start or Path.cwd()).resolve()
+    for candidate_folder in (folder, *folder.parents):
+        for name in CONFIG_NAMES:
+            if (candidate_folder / name).is_file():
+                return read_config_file(candidate_folder / name)
+        pyproject = candidate_folder / "pyproject.toml"
+        if pyproject.is_file():
+            try:
+                data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
+            except (tomllib.TOMLDecodeError, UnicodeDecodeError):
+                continue
+            if "persona-lint" in data.get("tool", {}):
+                return read_config_file(pyproject)
+    return Config()

@@ -1,0 +1,237 @@
+"""The one module that wires the stages together:
+
+load dataset -> generate y' -> capture activations -> score (ΔP) -> rules -> findings -> ScreenResult
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from datalint_persona import __version__
+from datalint_persona.errors import PersonaLintError
+from datalint_persona.findings import dataset_findings, invalid_findings, sample_findings
+from datalint_persona.types import (
+    DatasetSummary,
+    RuleInfo,
+    Sample,
+    SampleScore,
+    ScreenResult,
+    TraitScore,
+)
+
+ProgressCallback = Callable[[str, int, int], None]
+
+
+@dataclass(frozen=True)
+class ScreenOptions:
+    """Settings of one screening run; the CLI builds this from options and config."""
+
+    model: str = "smollm2-135m-instruct"
+    backend: str = "transformers"
+    vectors: str | None = None
+    traits: tuple[str, ...] | None = None
+    max_new_tokens: int | None = None  # None: chosen from the dataset's response lengths
+    max_tokens: int | None = None  # None: the model's context length
+    batch_size: int = 16
+    seed: int = 0
+    temperature: float = 0.0
+    cache_dir: str | None = ".persona-lint-cache"
+    skip_invalid: bool = False
+    max_samples: int | None = None
+    split: str = "train"
+    fail_on: str = "error"
+    dataset_fpr: float = 0.05
+    device: str = "auto"
+    tensor_parallel_size: int = 1
+    rule_overrides: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+
+
+def _device(choice: str) -> str:
+    if choice != "auto":
+        return choice
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def summarize(
+    scores: Sequence[SampleScore], rules: Sequence[RuleInfo], clean_values: Mapping[str, Sequence[float]],
+    *, dataset_fpr: float, seed: int,
+) -> list[DatasetSummary]:
+    """Per source file and trait: mean ΔP with a bootstrap 95% interval, and the verdict."""
+    from datalint_persona.stats import bootstrap_mean_ci, clean_dataset_threshold
+
+    summaries = []
+    sources = list(dict.fromkeys(s.sample.source for s in scores))
+    for source in sources:
+        rows = [s for s in scores if s.sample.source == source]
+        for rule in rules:
+            values = [r.for_trait(rule.trait) for r in rows]
+            delta = np.array([v.delta_p for v in values])
+            low, high = bootstrap_mean_ci(delta, seed=seed)
+            threshold = rule.dataset_threshold
+            if threshold is None and rule.trait in clean_values:
+                threshold = clean_dataset_threshold(
+                    clean_values[rule.trait], len(rows), fpr=dataset_fpr, seed=seed
+                )
+            mean = float(delta.mean())
+            summaries.append(
+                DatasetSummary(
+                    trait=rule.trait,
+                    source=source,
+                    n_samples=len(rows),
+                    mean_delta_p=mean,
+                    ci_low=low,
+                    ci_high=high,
+                    mean_projection_y=float(np.mean([v.projection_y for v in values])),
+                    mean_projection_y_prime=float(np.mean([v.projection_y_prime for v in values])),
+                    threshold=threshold,
+                    flagged=threshold is not None and mean > threshold,
+                )
+            )
+    return summaries
+
+
+def screen(
+    sources: Sequence[str],
+    options: ScreenOptions | None = None,
+    *,
+    progress: ProgressCallback | None = None,
+    **overrides: Any,
+) -> ScreenResult:
+    """Screen datasets and return every score and finding; the CLI prints exactly this.
+
+    >>> result = screen(["train.jsonl"], fail_on="warning")  # doctest: +SKIP
+    >>> [f.location for f in result.findings]  # doctest: +SKIP
+    """
+    from datalint_persona.backends import GenerationSettings
+    from datalint_persona.generation import auto_max_new_tokens, generate_y_prime
+    from datalint_persona.loaders import load_samples
+    from datalint_persona.models import describe, load_model, resolve_model
+    from datalint_persona.rules import default_rule_for, resolve_rule, shipped_rules
+    from datalint_persona.scoring import Direction, project_responses
+    from datalint_persona.vector_store import find_vectors
+
+    opts = ScreenOptions(**{**asdict(options or ScreenOptions()), **overrides})
+    started = _now()
+    spec = resolve_model(opts.model)
+    vectors = find_vectors(opts.vectors, spec.name, opts.traits)
+    samples, invalid = load_samples(
+        sources, skip_invalid=opts.skip_invalid, split=opts.split, max_samples=opts.max_samples
+    )
+    if not samples and not invalid:
+        raise PersonaLintError("No samples to screen.", fix="pass at least one non-empty dataset.")
+    if progress:
+        progress("load-model", 0, 1)
+    loaded = load_model(spec, device=_device(opts.device))
+    if progress:
+        progress("load-model", 1, 1)
+    defaults = shipped_rules()
+    rules: list[RuleInfo] = []
+    for vector in vectors:
+        vector.check_model(loaded.identity, loaded.num_layers, loaded.hidden_size, spec.name)
+        rule = resolve_rule(
+            defaults.get(vector.trait) or default_rule_for(vector.trait),
+            vector,
+            opts.rule_overrides.get(vector.trait, {}),
+        )
+        if rule.enabled:
+            rules.append(rule)
+    if not rules:
+        raise PersonaLintError("Every rule is disabled.", fix="enable at least one rule in the config.")
+    by_trait = {v.trait: v for v in vectors}
+    directions = [Direction(r.trait, r.layer, by_trait[r.trait].unit(r.layer)) for r in rules]
+    clean_values = {
+        r.trait: by_trait[r.trait].calibration["normal_delta_p"]
+        for r in rules
+        if by_trait[r.trait].calibration.get("layer") == r.layer
+        and by_trait[r.trait].calibration.get("normal_delta_p")
+    }
+
+    max_tokens = opts.max_tokens or loaded.context_length
+    response_lengths = [
+        len(loaded.tokenizer(s.response, add_special_tokens=False)["input_ids"]) for s in samples
+    ]
+    max_new = opts.max_new_tokens or auto_max_new_tokens(response_lengths)
+    settings = GenerationSettings(max_new_tokens=max_new, temperature=opts.temperature, seed=opts.seed)
+    prompts = [s.prompt for s in samples]
+    generations, cache = generate_y_prime(
+        loaded, prompts, settings, backend=opts.backend, cache_dir=opts.cache_dir,
+        batch_size=opts.batch_size, tensor_parallel_size=opts.tensor_parallel_size, progress=progress,
+    )
+    n = len(samples)
+    projections, truncated_flags = project_responses(
+        loaded, [*prompts, *prompts], [*(s.response for s in samples), *(g.text for g in generations)],
+        directions, max_tokens=max_tokens, batch_size=opts.batch_size, progress=progress,
+    )
+    scores = [
+        _sample_score(i, sample, generations[i].text, generations[i].hit_token_limit,
+                      truncated_flags[i], projections[i], projections[n + i], rules)
+        for i, sample in enumerate(samples)
+    ]
+    summaries = summarize(scores, rules, clean_values, dataset_fpr=opts.dataset_fpr, seed=opts.seed)
+    findings = [
+        *invalid_findings(invalid),
+        *dataset_findings(summaries, rules),
+        *sample_findings(scores, rules),
+    ]
+    warnings = list(cache.warnings)
+    truncated = sum(truncated_flags[:n])
+    if truncated:
+        warnings.append(f"{truncated} sample(s) exceeded {max_tokens} tokens and were truncated.")
+    hit_limit = sum(g.hit_token_limit for g in generations)
+    if hit_limit:
+        warnings.append(
+            f"{hit_limit} of {n} y' reached --max-new-tokens {max_new} and were cut off."
+        )
+    return ScreenResult(
+        tool_version=__version__,
+        model=describe(loaded),
+        settings={
+            "backend": opts.backend, "max_new_tokens": max_new, "max_tokens": max_tokens,
+            "batch_size": opts.batch_size, "seed": opts.seed, "temperature": opts.temperature,
+            "fail_on": opts.fail_on, "dataset_fpr": opts.dataset_fpr,
+            "cache": {"hits": cache.stats.hits, "misses": cache.stats.misses,
+                      "corrupted": cache.stats.corrupted},
+        },
+        vectors=tuple(
+            {"trait": v.trait, "file": f"{v.trait}.safetensors", "sha256": v.metadata["tensor_sha256"],
+             "model_identity": v.model_identity, "method": v.metadata.get("method", "unknown")}
+            for v in vectors
+        ),
+        rules=tuple(rules),
+        sources=tuple(dict.fromkeys([*(s.source for s in samples), *(r.source for r in invalid)])),
+        samples=tuple(scores),
+        summaries=tuple(summaries),
+        findings=tuple(findings),
+        invalid=tuple(invalid),
+        started_at=started,
+        finished_at=_now(),
+        warnings=tuple(warnings),
+    )
+
+
+def _sample_score(
+    index: int, sample: Sample, y_prime: str, hit_limit: bool, truncated: bool,
+    projection_y: np.ndarray, projection_y_prime: np.ndarray, rules: Sequence[RuleInfo],
+) -> SampleScore:
+    trait_scores = []
+    for column, rule in enumerate(rules):
+        delta = float(projection_y[column] - projection_y_prime[column])
+        z = None
+        if rule.calibration_mean is not None and rule.calibration_std:
+            z = (delta - rule.calibration_mean) / rule.calibration_std
+        trait_scores.append(
+            TraitScore(rule.trait, rule.layer, float(projection_y[column]),
+                       float(projection_y_prime[column]), delta, z)
+        )
+    return SampleScore(sample, index, y_prime, hit_limit, truncated, tuple(trait_scores))

@@ -1,0 +1,115 @@
+"""Build persona vectors offline from teacher-forced contrastive pairs, and score layers.
+
+The vector at layer l is mean(a_l(x, positive)) - mean(a_l(x, negative)) over the trait's extraction
+pairs, where a_l is the mean over response tokens of hidden_states[l] (the paper's mean difference).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from datalint_persona import __version__
+from datalint_persona.activations import iter_mean_activations
+from datalint_persona.capture import LAYER_CONVENTION
+from datalint_persona.chat import encode_pair
+from datalint_persona.stats import cohens_d
+from datalint_persona.traits import TraitDefinition, TraitPair
+from datalint_persona.vectors import PersonaVector
+
+if TYPE_CHECKING:
+    from datalint_persona.models import LoadedModel
+
+RANDOM_DIRECTIONS = 200
+
+
+def pair_activations(
+    loaded: LoadedModel, pairs: Sequence[TraitPair], *, batch_size: int = 16, max_tokens: int = 2048
+) -> tuple[np.ndarray, np.ndarray]:
+    """Mean response activations at every layer: (positive, negative), each (n, L + 1, hidden)."""
+    layers = list(range(loaded.num_layers + 1))
+    encoded = [
+        encode_pair(loaded.tokenizer, pair.prompt, answer, max_tokens=max_tokens)
+        for answers in ((p.positive for p in pairs), (p.negative for p in pairs))
+        for pair, answer in zip(pairs, answers, strict=True)
+    ]
+    out = np.zeros((len(encoded), len(layers), loaded.hidden_size), dtype=np.float32)
+    for batch, means in iter_mean_activations(loaded, encoded, layers, batch_size=batch_size):
+        for layer in layers:
+            out[batch, layer] = means[layer].cpu().numpy()
+    return out[: len(pairs)], out[len(pairs) :]
+
+
+def auroc(positive: Sequence[float], negative: Sequence[float]) -> float:
+    from sklearn.metrics import roc_auc_score
+
+    labels = np.r_[np.ones(len(positive)), np.zeros(len(negative))]
+    return float(roc_auc_score(labels, np.r_[positive, negative]))
+
+
+def layer_statistics(
+    vectors: np.ndarray, held_positive: np.ndarray, held_negative: np.ndarray, *, seed: int = 0
+) -> list[dict[str, float]]:
+    """Per layer, on held-out pairs: Cohen's d and AUROC of the projections, and a random null.
+
+    ``random_d95`` is the 95th percentile of |d| over random unit directions at the same layer:
+    a layer only means something where its d clearly exceeds that.
+    """
+    rng = np.random.default_rng(seed)
+    stats = []
+    for layer in range(vectors.shape[0]):
+        unit = vectors[layer] / np.linalg.norm(vectors[layer])
+        pos, neg = held_positive[:, layer] @ unit, held_negative[:, layer] @ unit
+        random_dirs = rng.standard_normal((vectors.shape[1], RANDOM_DIRECTIONS))
+        random_dirs /= np.linalg.norm(random_dirs, axis=0, keepdims=True)
+        rpos, rneg = held_positive[:, layer] @ random_dirs, held_negative[:, layer] @ random_dirs
+        random_d = [abs(cohens_d(rpos[:, k], rneg[:, k])) for k in range(RANDOM_DIRECTIONS)]
+        stats.append({
+            "layer": layer,
+            "cohens_d": cohens_d(pos, neg),
+            "auroc": auroc(pos, neg),
+            "random_d95": float(np.quantile(random_d, 0.95)),
+            "vector_norm": float(np.linalg.norm(vectors[layer])),
+        })
+    return stats
+
+
+def choose_layer(stats: Sequence[dict[str, float]]) -> int:
+    """The residual-stream layer (1..L-1) with the largest held-out effect size."""
+    candidates = [s for s in stats if 0 < s["layer"] < len(stats) - 1]
+    return int(max(candidates, key=lambda s: s["cohens_d"])["layer"])
+
+
+def build_contrastive(
+    loaded: LoadedModel,
+    trait: TraitDefinition,
+    *,
+    batch_size: int = 16,
+    seed: int = 0,
+    extraction_pairs: Sequence[TraitPair] | None = None,
+    held_out_pairs: Sequence[TraitPair] | None = None,
+) -> PersonaVector:
+    """Mean-difference vector from ``trait.pairs``; layers scored on ``trait.calibration``."""
+    train = list(extraction_pairs if extraction_pairs is not None else trait.pairs)
+    held = list(held_out_pairs if held_out_pairs is not None else trait.calibration)
+    positive, negative = pair_activations(loaded, train, batch_size=batch_size)
+    vectors = (positive.astype(np.float64).mean(0) - negative.astype(np.float64).mean(0)).astype(np.float32)
+    metadata: dict[str, Any] = {
+        "model": {"name": loaded.spec.name, "identity": loaded.identity},
+        "layer_convention": LAYER_CONVENTION,
+        "method": "contrastive",
+        "counts": {"extraction_pairs": len(train), "held_out_pairs": len(held)},
+        "styles": sorted({p.style for p in train}),
+        "system_prompt": "as written in each pair; the chat template's default where none",
+        "trait_file_description": trait.description,
+        "tool_version": __version__,
+    }
+    if held:
+        held_pos, held_neg = pair_activations(loaded, held, batch_size=batch_size)
+        stats = layer_statistics(vectors, held_pos, held_neg, seed=seed)
+        metadata["layer_stats"] = stats
+        metadata["chosen_layer"] = choose_layer(stats)
+        metadata["layer_selection"] = "max Cohen's d of held-out projections over layers 1..L-1"
+    return PersonaVector(trait.trait, vectors, metadata)

@@ -1,0 +1,365 @@
+"""Load a finetuning dataset from files or the Hugging Face hub and stream it as Samples.
+
+Sources: ``.jsonl``, ``.json`` (an array of records), ``.csv``, ``.parquet``, a directory written
+by ``datasets``' ``save_to_disk``, or a hub dataset id ``owner/name`` when no such path exists.
+Each record is converted by :mod:`datalint_persona.records`. Input files are only ever opened
+for reading.
+
+Problems with a single record (bad JSON on a JSONL line, unknown role, empty response, ...)
+become :class:`InvalidRecord` when ``skip_invalid`` is on. Problems that stop the file from
+being read at all always raise: a missing or empty file, an unsupported extension, broken
+syntax in a ``.json`` array or ``.csv`` file, and non-UTF-8 bytes in a ``.json`` or ``.csv``
+file, since nothing after them can be located reliably.
+"""
+
+from __future__ import annotations
+
+import csv
+import importlib
+import json
+import re
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import closing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from datalint_persona.errors import ConfigError, InputError, MissingDependencyError
+from datalint_persona.paths import display_path
+from datalint_persona.records import record_to_sample
+from datalint_persona.types import InvalidRecord, Sample
+
+SUPPORTED_SUFFIXES = (".jsonl", ".json", ".csv", ".parquet")
+SUPPORTED_SOURCES = (
+    "a .jsonl, .json, .csv or .parquet file, a directory written by datasets' save_to_disk, "
+    "or a Hugging Face dataset id such as owner/name"
+)
+_HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
+_JSON_WHITESPACE = re.compile(r"[ \t\n\r]*")
+_UTF8_BOM = b"\xef\xbb\xbf"
+_NOT_UTF8_FIX = "re-encode the file as UTF-8, e.g. iconv -f latin1 -t utf-8 old.jsonl > new.jsonl"
+
+
+@dataclass(frozen=True)
+class _Unreadable:
+    """A record whose text could not be parsed; ``skip_invalid`` decides whether it raises."""
+
+    error: InputError
+
+
+@dataclass(frozen=True)
+class _Located:
+    kind: str  # a suffix from SUPPORTED_SUFFIXES, "disk" (save_to_disk directory) or "hub"
+    path: Path
+    shown: str  # the display path, or the dataset id for the hub
+
+
+# (line or row, parsed record or _Unreadable)
+_RawRecords = Iterator[tuple[int, object]]
+
+
+def iter_records(
+    source: str, *, skip_invalid: bool = False, split: str = "train"
+) -> Iterator[Sample | InvalidRecord]:
+    """Stream the samples of one source, in file order.
+
+    A missing file or unsupported extension raises at once; record problems raise (or, with
+    ``skip_invalid``, are yielded as InvalidRecord) when the stream reaches them.
+
+    >>> import pathlib, tempfile
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     path = pathlib.Path(folder, "train.jsonl")
+    ...     _ = path.write_text('{"prompt": "Hi", "response": "Hello!"}\\n')
+    ...     [(s.line, s.response) for s in iter_records(str(path))]
+    [(1, 'Hello!')]
+    """
+    return _stream(_locate(source), skip_invalid=skip_invalid, split=split)
+
+
+def load_samples(
+    sources: Sequence[str],
+    *,
+    skip_invalid: bool = False,
+    split: str = "train",
+    max_samples: int | None = None,
+) -> tuple[list[Sample], list[InvalidRecord]]:
+    """Load every source in order and return (samples, invalid records).
+
+    All sources are checked to exist before any is read. Reading stops as soon as
+    ``max_samples`` samples have been collected (invalid records do not count).
+
+    >>> import pathlib, tempfile
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     path = pathlib.Path(folder, "train.jsonl")
+    ...     _ = path.write_text('{"prompt": "Hi", "response": "Hello!"}\\n[1]\\n')
+    ...     samples, invalid = load_samples([str(path)], skip_invalid=True)
+    ...     len(samples), invalid[0].line, invalid[0].problem
+    (1, 2, 'the record is a list, not an object')
+    """
+    if isinstance(sources, str):  # a bare string is a Sequence[str] of characters
+        sources = [sources]
+    if max_samples is not None and max_samples < 1:
+        raise ConfigError(
+            f"max_samples (--max-samples) is {max_samples}; it must be at least 1",
+            fix="pass a positive number, or leave it out to load every sample",
+        )
+    located = [_locate(source) for source in sources]
+    samples: list[Sample] = []
+    invalid: list[InvalidRecord] = []
+    for where in located:
+        with closing(_stream(where, skip_invalid=skip_invalid, split=split)) as stream:
+            for item in stream:
+                if isinstance(item, InvalidRecord):
+                    invalid.append(item)
+                    continue
+                samples.append(item)
+                if max_samples is not None and len(samples) >= max_samples:
+                    return samples, invalid
+    return samples, invalid
+
+
+def _locate(source: str) -> _Located:
+    path = Path(source)
+    if path.is_dir():
+        return _Located("disk", path, display_path(path))
+    suffix = path.suffix.lower()
+    if path.exists():
+        if suffix not in SUPPORTED_SUFFIXES:
+            raise InputError(
+                f"unsupported file type '{suffix or '(no extension)'}'",
+                path=display_path(path),
+                fix=f"give {SUPPORTED_SOURCES}",
+            )
+        return _Located(suffix, path, display_path(path))
+    if suffix not in SUPPORTED_SUFFIXES and _HUB_ID.fullmatch(source):
+        return _Located("hub", path, source)
+    raise InputError(
+        "file not found",
+        path=display_path(path),
+        fix=f"check the path and the current directory; a source is {SUPPORTED_SOURCES}",
+    )
+
+
+def _stream(
+    where: _Located, *, skip_invalid: bool, split: str
+) -> Iterator[Sample | InvalidRecord]:
+    readers: dict[str, Callable[[], _RawRecords]] = {
+        ".jsonl": lambda: _read_jsonl(where),
+        ".json": lambda: _read_json_array(where),
+        ".csv": lambda: _read_csv(where),
+        ".parquet": lambda: _read_parquet(where),
+        "disk": lambda: enumerate(_load_from_disk(where, split), start=1),
+        "hub": lambda: enumerate(_load_from_hub(where, split), start=1),
+    }
+    n_records = 0
+    for line, value in readers[where.kind]():
+        n_records += 1
+        item: Sample | InvalidRecord
+        try:
+            if isinstance(value, _Unreadable):
+                raise value.error
+            item = record_to_sample(value, source=where.shown, line=line)
+        except InputError as error:
+            if not skip_invalid:
+                raise
+            item = InvalidRecord(where.shown, line, error.problem, error.fix)
+        yield item
+    if n_records == 0:
+        raise InputError(
+            "no records found",
+            path=where.shown,
+            fix="the file has no records: add at least one record, or leave this source out",
+        )
+
+
+def _not_utf8(error: UnicodeDecodeError, shown: str, line: int, column: int) -> InputError:
+    byte = error.object[error.start]
+    return InputError(
+        f"byte 0x{byte:02x} at column {column} is not valid UTF-8",
+        path=shown,
+        line=line,
+        fix=_NOT_UTF8_FIX,
+    )
+
+
+def _decoded_lines(handle: IO[bytes], shown: str) -> Iterator[tuple[int, str | InputError]]:
+    """Each physical line, decoded on its own so a bad byte is reported at its line."""
+    for line, raw in enumerate(handle, start=1):
+        if line == 1 and raw.startswith(_UTF8_BOM):
+            raw = raw[len(_UTF8_BOM) :]
+        try:
+            yield line, raw.decode("utf-8")
+        except UnicodeDecodeError as error:
+            yield line, _not_utf8(error, shown, line, error.start + 1)
+
+
+def _read_jsonl(where: _Located) -> _RawRecords:
+    with open(where.path, "rb") as handle:
+        for line, text in _decoded_lines(handle, where.shown):
+            if isinstance(text, InputError):
+                yield line, _Unreadable(text)
+            elif text.strip():
+                try:
+                    yield line, json.loads(text)
+                except json.JSONDecodeError as error:
+                    problem = f"invalid JSON: {error.msg} (column {error.colno})"
+                    fix = "write exactly one complete JSON object on each line"
+                    yield line, _Unreadable(
+                        InputError(problem, path=where.shown, line=line, fix=fix)
+                    )
+
+
+def _read_json_array(where: _Located) -> _RawRecords:
+    data = where.path.read_bytes()
+    if data.startswith(_UTF8_BOM):
+        data = data[len(_UTF8_BOM) :]
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = data.count(b"\n", 0, error.start) + 1
+        column = error.start - (data.rfind(b"\n", 0, error.start) + 1) + 1
+        raise _not_utf8(error, where.shown, line, column) from None
+
+    def syntax_error(problem: str, position: int) -> InputError:
+        line = text.count("\n", 0, position) + 1
+        fix = "repair the JSON so the file is one array of objects, [{...}, {...}]"
+        return InputError(f"invalid JSON: {problem}", path=where.shown, line=line, fix=fix)
+
+    def skip_space(position: int) -> int:
+        match = _JSON_WHITESPACE.match(text, position)
+        return position if match is None else match.end()
+
+    position = skip_space(0)
+    if position == len(text):
+        return
+    if text[position] != "[":
+        opening = "an object" if text[position] == "{" else "not an array"
+        raise InputError(
+            f"the top-level JSON value is {opening}; expected an array of records",
+            path=where.shown,
+            line=text.count("\n", 0, position) + 1,
+            fix="wrap the records in [ ... ], or write one record per line in a .jsonl file",
+        )
+    decoder = json.JSONDecoder()
+    position = skip_space(position + 1)
+    line, counted_to = 1, 0
+    while text[position : position + 1] != "]":
+        line += text.count("\n", counted_to, position)  # counted incrementally: O(file size)
+        counted_to = position
+        try:
+            value, end = decoder.raw_decode(text, position)
+        except json.JSONDecodeError as error:
+            raise syntax_error(f"{error.msg} (column {error.colno})", error.pos) from None
+        yield line, value
+        position = skip_space(end)
+        if text[position : position + 1] == ",":
+            position = skip_space(position + 1)
+            if text[position : position + 1] == "]":
+                raise syntax_error("trailing comma before ']'", position)
+        elif text[position : position + 1] != "]":
+            raise syntax_error("expected ',' or ']' after an array element", position)
+    if skip_space(position + 1) != len(text):
+        raise syntax_error("extra data after the closing ']'", skip_space(position + 1))
+
+
+def _read_csv(where: _Located) -> _RawRecords:
+    def text_lines(handle: IO[bytes]) -> Iterator[str]:
+        for _, text in _decoded_lines(handle, where.shown):
+            if isinstance(text, InputError):
+                raise text  # the csv parser cannot resume mid-record, so this is fatal
+            yield text
+
+    with open(where.path, "rb") as handle:
+        reader = csv.reader(text_lines(handle), strict=True)
+        header: list[str] | None = None
+        while True:
+            start = reader.line_num + 1  # the physical line where the next record begins
+            try:
+                row = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as error:
+                runs_on = reader.line_num > start
+                problem = f"invalid CSV: {error}" + (
+                    f" (in the record from here to line {reader.line_num})" if runs_on else ""
+                )
+                fix = "close every quoted field and double any quote inside it"
+                raise InputError(problem, path=where.shown, line=start, fix=fix) from None
+            if not row:
+                continue  # a blank line
+            if header is None:
+                header = [name.strip() for name in row]
+                continue
+            if len(row) != len(header):
+                problem = f"the row has {len(row)} field(s) but the header has {len(header)}"
+                fix = "quote fields that contain commas or line breaks"
+                row_error = InputError(problem, path=where.shown, line=start, fix=fix)
+                yield start, _Unreadable(row_error)
+                continue
+            yield start, dict(zip(header, row, strict=True))
+
+
+def _one_line(error: BaseException) -> str:
+    return " ".join(str(error).split())
+
+
+def _require(module: str, package: str, why: str) -> Any:
+    try:
+        return importlib.import_module(module)
+    except ImportError as error:
+        raise MissingDependencyError(package, why=why) from error
+
+
+def _read_parquet(where: _Located) -> _RawRecords:
+    pyarrow = _require("pyarrow", "pyarrow", "reading Parquet files")
+    parquet = _require("pyarrow.parquet", "pyarrow", "reading Parquet files")
+    with open(where.path, "rb") as handle:
+        try:
+            reader = parquet.ParquetFile(handle)
+        except (pyarrow.ArrowException, OSError, ValueError) as error:
+            raise InputError(
+                f"not a readable Parquet file ({_one_line(error)})",
+                path=where.shown,
+                fix="check that the file was written completely, e.g. by DataFrame.to_parquet",
+            ) from None
+        row = 0
+        for batch in reader.iter_batches(batch_size=1024):
+            for record in batch.to_pylist():
+                row += 1
+                yield row, record
+
+
+def _load_from_disk(where: _Located, split: str) -> Iterable[object]:
+    datasets = _require("datasets", "datasets", "reading Hugging Face datasets")
+    try:
+        loaded = datasets.load_from_disk(str(where.path))
+    except (FileNotFoundError, ValueError, OSError):
+        raise InputError(
+            "the directory is not a dataset saved with save_to_disk",
+            path=where.shown,
+            fix="point at the directory that Dataset.save_to_disk wrote, or at a data file",
+        ) from None
+    if isinstance(loaded, datasets.DatasetDict):
+        if split not in loaded:
+            raise InputError(
+                f"the dataset has no split '{split}' (it has: {', '.join(loaded)})",
+                path=where.shown,
+                fix=f"choose one of its splits with --split: {', '.join(loaded)}",
+            )
+        loaded = loaded[split]
+    rows: Iterable[object] = loaded
+    return rows
+
+
+def _load_from_hub(where: _Located, split: str) -> Iterable[object]:
+    datasets = _require("datasets", "datasets", "loading Hugging Face hub datasets")
+    try:
+        rows: Iterable[object] = datasets.load_dataset(where.shown, split=split)
+    except Exception as error:  # the hub raises many kinds: not found, offline, bad split
+        raise InputError(
+            f"could not load the Hugging Face dataset (split '{split}'): "
+            f"{type(error).__name__}: {_one_line(error)[:300]}",
+            path=where.shown,
+            fix="check the dataset id, the split and your network, or pass a local file",
+        ) from error
+    return rows

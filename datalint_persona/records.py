@@ -1,0 +1,239 @@
+"""Turn one parsed dataset record into a :class:`Sample`, whatever finetuning format it uses.
+
+The format is detected per record, in this order (the first whose key is present wins, so an
+UltraChat row with both ``prompt`` and ``messages`` is read as chat):
+
+- OpenAI chat: ``{"messages": [{"role": "user", "content": "..."}, ...]}``
+- ShareGPT: ``{"conversations": [{"from": "human", "value": "..."}, ...]}``
+- prompt/response: ``{"prompt": "...", "response" | "completion": "...", "system"?: "..."}``
+- Alpaca: ``{"instruction": "...", "input"?: "...", "output": "..."}``
+
+In a conversation the last assistant turn is the response y and every turn before it is the
+prompt x. Every problem raises :class:`InputError` naming ``source:line``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+
+from datalint_persona.errors import InputError
+from datalint_persona.types import Message, Role, Sample
+
+# Builds the InputError for the record being converted, from a problem and its fix.
+_Fail = Callable[[str, str], InputError]
+
+ACCEPTED_FORMATS = (
+    'OpenAI chat {"messages": [{"role", "content"}]}, '
+    'ShareGPT {"conversations": [{"from", "value"}]}, '
+    '{"prompt", "response" or "completion", optional "system"}, '
+    'Alpaca {"instruction", optional "input", "output"}'
+)
+CHAT_ROLES: dict[str, Role] = {"system": "system", "user": "user", "assistant": "assistant"}
+SHAREGPT_ROLES: dict[str, Role] = {
+    "system": "system",
+    "human": "user",
+    "user": "user",
+    "gpt": "assistant",
+    "assistant": "assistant",
+}
+
+
+def describe_type(value: object) -> str:
+    """A value's type in the words of JSON, for error messages.
+
+    >>> describe_type([1]), describe_type(None), describe_type(3.5)
+    ('a list', 'null', 'a number')
+    """
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, Mapping):
+        return "an object"
+    if isinstance(value, (list, tuple)):
+        return "a list"
+    return f"a {type(value).__name__}"
+
+
+def record_to_sample(record: object, *, source: str, line: int) -> Sample:
+    """Convert one record (a parsed JSON object, CSV row or dataset row) into a Sample.
+
+    >>> record = {"instruction": "Sum", "input": "2, 3", "output": "5"}
+    >>> sample = record_to_sample(record, source="a.jsonl", line=2)
+    >>> sample.location, sample.prompt, sample.response
+    ('a.jsonl:2', (Message(role='user', content='Sum\\n\\n2, 3'),), '5')
+    """
+
+    def fail(problem: str, fix: str) -> InputError:
+        return InputError(problem, path=source, line=line, fix=fix)
+
+    if not isinstance(record, Mapping):
+        raise fail(
+            f"the record is {describe_type(record)}, not an object",
+            f"write each record as a JSON object in one of these formats: {ACCEPTED_FORMATS}",
+        )
+    # Columnar sources (CSV, Parquet, datasets) give every row every column; null means absent.
+    fields = {str(key): value for key, value in record.items() if value is not None}
+
+    if "messages" in fields:
+        turns = _chat_turns(fields["messages"], fail)
+    elif "conversations" in fields:
+        turns = _sharegpt_turns(fields["conversations"], fail)
+    elif {"prompt", "response", "completion"} & fields.keys():
+        turns = _prompt_response_turns(fields, fail)
+    elif {"instruction", "output"} & fields.keys():
+        turns = _alpaca_turns(fields, fail)
+    else:
+        found = ", ".join(
+            sorted(f"{key}=null" if value is None else str(key) for key, value in record.items())
+        )
+        raise fail(
+            f"the record has no recognised fields (found: {found or 'none'})",
+            f"use one of the accepted formats: {ACCEPTED_FORMATS}",
+        )
+    prompt, response = _split_conversation(turns, fail)
+    return Sample(source=source, line=line, prompt=prompt, response=response)
+
+
+def _text(fields: Mapping[str, object], name: str, fail: _Fail, *, required: bool) -> str:
+    value = fields.get(name)
+    if value is None:
+        if required:
+            raise fail(f"the field '{name}' is missing", f"add '{name}' as a string")
+        return ""
+    if not isinstance(value, str):
+        raise fail(
+            f"'{name}' is {describe_type(value)}, expected a string",
+            f"give '{name}' as a JSON string",
+        )
+    return value
+
+
+def _turn_list(value: object, name: str, fail: _Fail) -> Sequence[object]:
+    if not isinstance(value, (list, tuple)):
+        raise fail(
+            f"'{name}' is {describe_type(value)}, expected a list of turns",
+            f"give '{name}' as a JSON array of turn objects",
+        )
+    if not value:
+        raise fail(f"'{name}' is empty", "add the user turn and the assistant's answer")
+    return value
+
+
+def _chat_turns(value: object, fail: _Fail) -> list[Message]:
+    turns: list[Message] = []
+    for index, turn in enumerate(_turn_list(value, "messages", fail)):
+        where = f"messages[{index}]"
+        if not isinstance(turn, Mapping):
+            raise fail(
+                f"{where} is {describe_type(turn)}, not an object",
+                'write each turn as {"role": ..., "content": ...}',
+            )
+        role = turn.get("role")
+        if not isinstance(role, str) or role not in CHAT_ROLES:
+            raise fail(
+                f"{where} has unknown role {role!r}",
+                "use one of the roles system, user, assistant (tool and function turns are "
+                "not supported)",
+            )
+        content = turn.get("content")
+        if not isinstance(content, str):
+            raise fail(
+                f"{where}.content is {describe_type(content)}, expected a string",
+                "give each turn's content as a plain string",
+            )
+        turns.append(Message(CHAT_ROLES[role], content))
+    return turns
+
+
+def _sharegpt_turns(value: object, fail: _Fail) -> list[Message]:
+    turns: list[Message] = []
+    for index, turn in enumerate(_turn_list(value, "conversations", fail)):
+        where = f"conversations[{index}]"
+        if not isinstance(turn, Mapping):
+            raise fail(
+                f"{where} is {describe_type(turn)}, not an object",
+                'write each turn as {"from": ..., "value": ...}',
+            )
+        speaker = turn.get("from")
+        if not isinstance(speaker, str) or speaker not in SHAREGPT_ROLES:
+            raise fail(
+                f"{where} has unknown speaker {speaker!r}",
+                "use one of human, user, gpt, assistant, system in 'from'",
+            )
+        text = turn.get("value")
+        if not isinstance(text, str):
+            raise fail(
+                f"{where}.value is {describe_type(text)}, expected a string",
+                "give each turn's value as a plain string",
+            )
+        turns.append(Message(SHAREGPT_ROLES[speaker], text))
+    return turns
+
+
+def _prompt_response_turns(fields: Mapping[str, object], fail: _Fail) -> list[Message]:
+    if "response" in fields and "completion" in fields:
+        raise fail(
+            "the record has both 'response' and 'completion'",
+            "keep one of them: they both name the response to screen",
+        )
+    if "response" not in fields and "completion" not in fields:
+        raise fail(
+            "the field 'response' (or 'completion') is missing",
+            "add the assistant's answer as 'response'",
+        )
+    answer_field = "response" if "response" in fields else "completion"
+    system = _text(fields, "system", fail, required=False)
+    prompt = _text(fields, "prompt", fail, required=True)
+    answer = _text(fields, answer_field, fail, required=True)
+    turns = [Message("system", system)] if system else []
+    return [*turns, Message("user", prompt), Message("assistant", answer)]
+
+
+def _alpaca_turns(fields: Mapping[str, object], fail: _Fail) -> list[Message]:
+    instruction = _text(fields, "instruction", fail, required=True)
+    extra_input = _text(fields, "input", fail, required=False)
+    output = _text(fields, "output", fail, required=True)
+    user = f"{instruction}\n\n{extra_input}" if extra_input.strip() else instruction
+    return [Message("user", user), Message("assistant", output)]
+
+
+def _split_conversation(
+    turns: Sequence[Message], fail: _Fail
+) -> tuple[tuple[Message, ...], str]:
+    last_assistant = max(
+        (index for index, turn in enumerate(turns) if turn.role == "assistant"), default=None
+    )
+    if last_assistant is None:
+        raise fail(
+            "the conversation has no assistant turn, so there is no response to screen",
+            "end the conversation with the assistant's answer",
+        )
+    trailing = turns[last_assistant + 1 :]
+    if trailing:
+        roles = ", ".join(turn.role for turn in trailing)
+        raise fail(
+            f"the conversation goes on after the last assistant turn ({roles}), so there is "
+            "no response to screen",
+            "end the record with the assistant's answer or drop the trailing turns",
+        )
+    prompt = tuple(turns[:last_assistant])
+    user_turns = [turn for turn in prompt if turn.role == "user"]
+    if not user_turns:
+        raise fail(
+            "the prompt has no user turn",
+            "add the user message that the assistant's answer responds to",
+        )
+    if not any(turn.content.strip() for turn in user_turns):
+        raise fail("the user's prompt is empty", "write the user's message or drop the record")
+    response = turns[last_assistant].content
+    if not response.strip():
+        raise fail(
+            "the response (last assistant turn) is empty or whitespace-only",
+            "write the assistant's answer or drop the record",
+        )
+    return prompt, response

@@ -1,0 +1,87 @@
+"""Reporters turn a finished :class:`~datalint_persona.types.ScreenResult` into text.
+
+They read only the result (findings, scores, summaries) and never touch a model or torch.
+``REPORTERS`` maps a ``--format`` name to a renderer; :func:`write_report` writes the text safely.
+The terminal reporter lives in :mod:`datalint_persona.reporters.terminal` (it needs rich).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from datalint_persona.errors import PersonaLintError
+from datalint_persona.reporters.json_report import render_json
+from datalint_persona.reporters.sarif import render_sarif
+from datalint_persona.types import ScreenResult
+
+__all__ = ["REPORTERS", "render_json", "render_sarif", "write_report"]
+
+REPORTERS: dict[str, Callable[[ScreenResult], str]] = {
+    "json": render_json,
+    "sarif": render_sarif,
+}
+
+
+def write_report(text: str, path: str, inputs: Sequence[str]) -> None:
+    """Write ``text`` to ``path`` atomically, refusing to overwrite any of the ``inputs``.
+
+    The text goes to a temporary file in the same directory, which then replaces ``path`` in one
+    step, so a reader never sees half a report and a failed write leaves the old file untouched.
+
+    >>> import tempfile, pathlib
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> write_report('{"ok": true}\\n', str(folder / "report.json"), inputs=[str(folder / "train.jsonl")])
+    >>> (folder / "report.json").read_text()
+    '{"ok": true}\\n'
+    """
+    target = Path(path)
+    for input_path in inputs:
+        if _same_file(target, Path(input_path)):
+            raise PersonaLintError(
+                f"The report path '{path}' is the same file as the input '{input_path}'; "
+                "writing the report would destroy the dataset.",
+                fix="choose another report path, for example with --output report.sarif",
+            )
+    directory = target.resolve().parent
+    if not directory.is_dir():
+        raise PersonaLintError(
+            f"Cannot write the report '{path}': the directory '{directory}' does not exist.",
+            fix=f"create it first (mkdir -p '{directory}') or choose another report path",
+        )
+    descriptor, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(descriptor, "w", encoding="utf-8", newline="") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(temporary, _new_file_mode(target))
+        os.replace(temporary, target.resolve())
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def _same_file(report: Path, input_path: Path) -> bool:
+    """Whether two paths name one file: same resolved path, or (hard links) same inode."""
+    if report.resolve() == input_path.resolve():
+        return True
+    try:
+        return os.path.samefile(report, input_path)
+    except OSError:  # either does not exist yet (or is not a local path, e.g. a hub dataset id)
+        return False
+
+
+def _new_file_mode(target: Path) -> int:
+    """Keep an existing report's permissions; otherwise the usual 0o666 less the umask.
+
+    mkstemp creates 0o600 files, which would hide a CI artifact from other users.
+    """
+    try:
+        return target.stat().st_mode & 0o777
+    except OSError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask

@@ -1,0 +1,260 @@
+"""SARIF 2.1.0 output that validates against the OASIS schema and that GitHub code scanning accepts.
+
+One run; one rule per persona-lint rule plus ``persona-lint/invalid-record``; one result per
+finding. Sources are relative to the repository root and sit under the ``%SRCROOT%`` base id.
+Only the invocation's start and end times vary between two renders of the same result.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from pathlib import PurePosixPath
+from urllib.parse import quote
+
+from datalint_persona.reporters.encoding import dump_json
+from datalint_persona.reporters.json_report import TOOL_NAME
+from datalint_persona.reporters.summary import dataset_fingerprint, format_number
+from datalint_persona.types import Finding, InvalidRecord, RuleInfo, ScreenResult
+
+__all__ = [
+    "INFORMATION_URI",
+    "INVALID_RECORD_RULE_ID",
+    "SARIF_SCHEMA_URI",
+    "SRCROOT",
+    "render_sarif",
+    "semantic_version",
+]
+
+SARIF_SCHEMA_URI = "https://json.schemastore.org/sarif-2.1.0.json"
+INFORMATION_URI = "https://persona-lint.dev"
+INVALID_RECORD_RULE_ID = "persona-lint/invalid-record"
+SRCROOT = "%SRCROOT%"
+_FINGERPRINT_KEY = "contentHash/v1"
+
+_Json = dict[str, object]
+
+
+def render_sarif(result: ScreenResult) -> str:
+    """Render ``result`` as a SARIF 2.1.0 log (UTF-8 text ending in a newline).
+
+    >>> import json
+    >>> from datalint_persona.types import ScreenResult
+    >>> r = ScreenResult("0.1.0", {}, {}, (), (), (), (), (), (), (), "2026-01-01T00:00Z", "2026-01-01T00:01Z")
+    >>> log = json.loads(render_sarif(r))
+    >>> log["version"], log["runs"][0]["tool"]["driver"]["rules"][0]["id"]
+    ('2.1.0', 'persona-lint/invalid-record')
+    """
+    descriptors = [_rule_descriptor(rule) for rule in result.rules]
+    descriptors.append(_invalid_rule_descriptor())
+    known = {str(descriptor["id"]) for descriptor in descriptors}
+    for finding in result.findings:  # a finding from a rule the run did not describe still needs one
+        if finding.rule_id not in known:
+            descriptors.append(_fallback_descriptor(finding))
+            known.add(finding.rule_id)
+    rule_index = {str(descriptor["id"]): index for index, descriptor in enumerate(descriptors)}
+
+    with_baseline = bool(result.settings.get("baseline")) or any(f.baselined for f in result.findings)
+    results = [_result(finding, rule_index, with_baseline) for finding in result.findings]
+    covered = {(f.source, f.line) for f in result.findings if f.kind == "invalid"}
+    results += [
+        _invalid_result(record, rule_index[INVALID_RECORD_RULE_ID], with_baseline)
+        for record in result.invalid
+        if (record.source, record.line) not in covered
+    ]
+
+    run: _Json = {
+        "tool": {
+            "driver": {
+                "name": TOOL_NAME,
+                "version": result.tool_version,
+                "semanticVersion": semantic_version(result.tool_version),
+                "informationUri": INFORMATION_URI,
+                "rules": descriptors,
+            }
+        },
+        "originalUriBaseIds": {
+            SRCROOT: {"description": {"text": "The repository root; dataset paths are relative to it."}}
+        },
+        "invocations": [_invocation(result)],
+        "results": results,
+        "properties": {"model": dict(result.model)},
+    }
+    log = {"$schema": SARIF_SCHEMA_URI, "version": "2.1.0", "runs": [run]}
+    return dump_json(log, result, "SARIF report")
+
+
+def semantic_version(version: str) -> str:
+    """Turn a PEP 440 version into the Semantic Versioning 2.0 form SARIF asks for.
+
+    >>> semantic_version("0.3.1"), semantic_version("1.0"), semantic_version("0.2.0.dev4+g1a2b")
+    ('0.3.1', '1.0.0', '0.2.0-dev4+g1a2b')
+    """
+    match = re.fullmatch(r"v?(\d+)(?:\.(\d+))?(?:\.(\d+))?([^+]*)(?:\+(.*))?", version.strip())
+    if match is None:
+        return version
+    major, minor, patch, pre, build = match.groups()
+    text = f"{major}.{minor or 0}.{patch or 0}"
+    pre = re.sub(r"[^0-9A-Za-z.-]", "-", pre.lstrip(".-_"))
+    build = re.sub(r"[^0-9A-Za-z.-]", "-", build or "")
+    return text + (f"-{pre}" if pre else "") + (f"+{build}" if build else "")
+
+
+def _rule_descriptor(rule: RuleInfo) -> _Json:
+    thresholds = (
+        f"A sample is flagged when its ΔP exceeds {format_number(rule.sample_threshold)}; a dataset "
+        f"when its mean ΔP exceeds {format_number(rule.dataset_threshold)} (layer {rule.layer})."
+    )
+    properties: _Json = {
+        "tags": ["persona", rule.trait],
+        "trait": rule.trait,
+        "layer": rule.layer,
+        "sample_threshold": rule.sample_threshold,
+        "dataset_threshold": rule.dataset_threshold,
+    }
+    if rule.calibration_mean is not None:
+        properties["calibration_mean"] = rule.calibration_mean
+    if rule.calibration_std is not None:
+        properties["calibration_std"] = rule.calibration_std
+    configuration: _Json = {"level": rule.level}
+    if not rule.enabled:
+        configuration["enabled"] = False
+    return {
+        "id": rule.id,
+        "name": rule.name,
+        "shortDescription": {"text": _first_sentence(rule.description)},
+        "fullDescription": {"text": rule.description},
+        "defaultConfiguration": configuration,
+        "helpUri": rule.help_uri,
+        "help": {"text": f"{rule.description}\n\n{thresholds}"},
+        "properties": properties,
+    }
+
+
+def _invalid_rule_descriptor() -> _Json:
+    description = (
+        "A dataset record could not be read as a training sample (bad JSON, missing or empty "
+        "messages, no final assistant turn), so it was skipped and not screened."
+    )
+    return {
+        "id": INVALID_RECORD_RULE_ID,
+        "name": "InvalidRecord",
+        "shortDescription": {"text": "A dataset record could not be read as a training sample."},
+        "fullDescription": {"text": description},
+        "defaultConfiguration": {"level": "warning"},
+        "helpUri": f"{INFORMATION_URI}/rules/invalid-record",
+        "help": {"text": f"{description}\n\nFix the record as the result's message says, or remove it."},
+        "properties": {"tags": ["dataset-format"]},
+    }
+
+
+def _fallback_descriptor(finding: Finding) -> _Json:
+    return {
+        "id": finding.rule_id,
+        "name": finding.rule_id,
+        "shortDescription": {"text": f"persona-lint rule {finding.rule_id}."},
+        "defaultConfiguration": {"level": finding.level},
+        "properties": {"trait": finding.trait} if finding.trait else {},
+    }
+
+
+def _result(finding: Finding, rule_index: dict[str, int], with_baseline: bool) -> _Json:
+    line = 1 if finding.kind == "dataset" else max(finding.line, 1)
+    numbers = {
+        "trait": finding.trait, "delta_p": finding.delta_p, "z": finding.z, "threshold": finding.threshold
+    }
+    properties: _Json = {"kind": finding.kind}
+    properties.update({key: value for key, value in numbers.items() if value is not None})
+    if finding.extra:
+        properties["extra"] = dict(finding.extra)
+    sarif_result: _Json = {
+        "ruleId": finding.rule_id,
+        "ruleIndex": rule_index[finding.rule_id],
+        "level": finding.level,
+        "message": {"text": _message(finding)},
+        "locations": [_location(finding.source, line)],
+        "partialFingerprints": {_FINGERPRINT_KEY: _fingerprint(finding)},
+        "properties": properties,
+    }
+    if with_baseline:
+        sarif_result["baselineState"] = "unchanged" if finding.baselined else "new"
+    if finding.baselined:
+        sarif_result["suppressions"] = [
+            {
+                "kind": "external",
+                "status": "accepted",
+                "justification": "Accepted in the persona-lint baseline file; it is not a new finding.",
+            }
+        ]
+    return sarif_result
+
+
+def _invalid_result(record: InvalidRecord, index: int, with_baseline: bool) -> _Json:
+    text = f"Invalid record: {record.problem}" + (f" Fix: {record.fix}" if record.fix else "")
+    sarif_result: _Json = {
+        "ruleId": INVALID_RECORD_RULE_ID,
+        "ruleIndex": index,
+        "level": "warning",
+        "message": {"text": text},
+        "locations": [_location(record.source, max(record.line, 1))],
+        "partialFingerprints": {_FINGERPRINT_KEY: _sha256(record.source, str(record.line), record.problem)},
+        "properties": {"kind": "invalid"},
+    }
+    if with_baseline:
+        sarif_result["baselineState"] = "new"
+    return sarif_result
+
+
+def _message(finding: Finding) -> str:
+    """The finding's message followed by the numbers a reviewer needs, e.g. ``(trait evil, ΔP 3.1 ...)``."""
+    if finding.kind == "invalid" or finding.delta_p is None:
+        return finding.message
+    numbers = [f"trait {finding.trait}", f"ΔP {format_number(finding.delta_p)}"]
+    numbers.append(f"threshold {format_number(finding.threshold)}")
+    if finding.z is not None:
+        numbers.append(f"z {format_number(finding.z)}")
+    return f"{finding.message.rstrip()} ({', '.join(numbers)})".lstrip()
+
+
+def _fingerprint(finding: Finding) -> str:
+    if finding.kind == "dataset":
+        return dataset_fingerprint(finding.source, finding.trait or "")
+    if finding.content_hash:
+        return finding.content_hash
+    return _sha256(finding.source, str(finding.line), finding.message)
+
+
+def _location(source: str, line: int) -> _Json:
+    path = PurePosixPath(source.replace("\\", "/"))
+    if path.is_absolute():  # not under the repository root: no base id, GitHub will not map it
+        artifact: _Json = {"uri": path.as_uri()}
+    else:
+        artifact = {"uri": quote(path.as_posix(), safe="/"), "uriBaseId": SRCROOT}
+    return {"physicalLocation": {"artifactLocation": artifact, "region": {"startLine": line}}}
+
+
+def _invocation(result: ScreenResult) -> _Json:
+    invocation: _Json = {
+        "executionSuccessful": True,
+        "startTimeUtc": result.started_at,
+        "endTimeUtc": result.finished_at,
+    }
+    if result.warnings:
+        invocation["toolExecutionNotifications"] = [
+            {"level": "warning", "message": {"text": warning}} for warning in result.warnings
+        ]
+    return invocation
+
+
+def _first_sentence(text: str) -> str:
+    """The first sentence of a rule description, for ``shortDescription``.
+
+    >>> _first_sentence("Flags evil. Uses layer 12.")
+    'Flags evil.'
+    """
+    head, dot, _ = text.strip().partition(". ")
+    return head + "." if dot else text.strip()
+
+
+def _sha256(*parts: str) -> str:
+    return hashlib.sha256("\x00".join(parts).encode("utf-8")).hexdigest()

@@ -1,0 +1,107 @@
+"""What every reporter derives from a ScreenResult: number formatting, excerpts, dataset verdicts.
+
+Nothing here recomputes a score or re-applies a rule: a dataset is "flagged" when a rule produced a
+dataset finding for it, and its threshold is the one that finding (or else the trait's rule) names.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+from datalint_persona.types import DatasetSummary, Finding, RuleInfo, ScreenResult
+
+__all__ = [
+    "DatasetVerdict",
+    "dataset_fingerprint",
+    "dataset_verdicts",
+    "format_number",
+    "one_line",
+    "rule_for_trait",
+]
+
+
+def format_number(value: float | None) -> str:
+    """Format ΔP, z and thresholds the same way in every human-readable place.
+
+    Four significant digits, because ΔP scales with the residual-stream norm of the rule's layer
+    and can be 0.0123 at one layer and 45.6 at another.
+
+    >>> format_number(3.14159), format_number(0.012345), format_number(2.0), format_number(None)
+    ('3.142', '0.01235', '2', 'n/a')
+    """
+    if value is None:
+        return "n/a"
+    return f"{value:.4g}"
+
+
+def one_line(text: str, width: int = 60) -> str:
+    """Collapse whitespace and cut ``text`` to ``width`` characters, ending in an ellipsis if cut.
+
+    >>> one_line("Sure!\\n\\n  Here   is how", 12)
+    'Sure! Here …'
+    """
+    flat = " ".join(text.split())
+    if len(flat) <= width:
+        return flat
+    return flat[: width - 1] + "…"
+
+
+def dataset_fingerprint(source: str, trait: str) -> str:
+    """A stable identity for a dataset-level finding: sha256 of the source and the trait.
+
+    >>> dataset_fingerprint("data/train.jsonl", "evil") == dataset_fingerprint("data/train.jsonl", "evil")
+    True
+    """
+    return hashlib.sha256(f"{source}\x00{trait}".encode("utf-8")).hexdigest()
+
+
+def rule_for_trait(rules: tuple[RuleInfo, ...], trait: str) -> RuleInfo | None:
+    """The first enabled rule for ``trait`` (else the first rule for it, else None)."""
+    candidates = [rule for rule in rules if rule.trait == trait]
+    enabled = [rule for rule in candidates if rule.enabled]
+    ranked = enabled or candidates
+    return ranked[0] if ranked else None
+
+
+@dataclass(frozen=True)
+class DatasetVerdict:
+    """One dataset summary with the threshold it was held to and whether a rule flagged it."""
+
+    summary: DatasetSummary
+    rule_id: str | None
+    threshold: float | None
+    finding: Finding | None
+
+    @property
+    def flagged(self) -> bool:
+        return self.finding is not None
+
+
+def dataset_verdicts(result: ScreenResult) -> tuple[DatasetVerdict, ...]:
+    """Pair each dataset summary with its dataset finding (if any), sorted by source then trait.
+
+    >>> from datalint_persona.types import DatasetSummary, ScreenResult
+    >>> s = DatasetSummary("evil", "a.jsonl", 3, 0.5, 0.1, 0.9, 1.0, 0.5)
+    >>> r = ScreenResult("0", {}, {}, (), (), ("a.jsonl",), (), (s,), (), (), "t0", "t1")
+    >>> [(v.summary.trait, v.flagged, v.threshold) for v in dataset_verdicts(r)]
+    [('evil', False, None)]
+    """
+    verdicts = []
+    for summary in sorted(result.summaries, key=lambda s: (s.source, s.trait)):
+        finding = next(
+            (
+                f
+                for f in result.findings
+                if f.kind == "dataset" and f.source == summary.source and f.trait == summary.trait
+            ),
+            None,
+        )
+        rule = rule_for_trait(result.rules, summary.trait)
+        threshold = rule.dataset_threshold if rule is not None else None
+        rule_id = rule.id if rule is not None else None
+        if finding is not None:  # the finding says what was actually applied
+            rule_id = finding.rule_id
+            threshold = finding.threshold if finding.threshold is not None else threshold
+        verdicts.append(DatasetVerdict(summary, rule_id, threshold, finding))
+    return tuple(verdicts)

@@ -1,0 +1,160 @@
+"""The terminal report: ranked flagged samples, per-trait dataset verdicts, invalid records, verdict.
+
+All cell text goes through :class:`rich.text.Text`, so brackets in dataset responses are shown as
+written and never read as rich markup. Colour follows the Console the caller passes in.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from datalint_persona.reporters.summary import DatasetVerdict, dataset_verdicts, format_number, one_line
+from datalint_persona.types import Finding, ScreenResult
+
+__all__ = ["print_terminal", "ranked_sample_findings"]
+
+_LEVEL_STYLE = {"error": "bold red", "warning": "yellow", "note": "cyan"}
+
+
+def ranked_sample_findings(result: ScreenResult) -> list[Finding]:
+    """Sample findings, highest z first; findings without z follow, highest ΔP first.
+
+    Ties keep file order (source, then line), so the ranking is deterministic.
+
+    >>> from datalint_persona.types import Finding, ScreenResult
+    >>> a = Finding("r", "error", "sample", "d.jsonl", 1, "m", "evil", 1.0, 0.5, 2.0)
+    >>> b = Finding("r", "error", "sample", "d.jsonl", 2, "m", "evil", 3.0, 0.5, 5.0)
+    >>> c = Finding("r", "error", "sample", "d.jsonl", 3, "m", "evil", 9.0, 0.5, None)
+    >>> r = ScreenResult("0", {}, {}, (), (), (), (), (), (a, c, b), (), "t0", "t1")
+    >>> [f.line for f in ranked_sample_findings(r)]
+    [2, 1, 3]
+    """
+    samples = [f for f in result.findings if f.kind == "sample"]
+
+    def rank(finding: Finding) -> tuple[int, float, str, int]:
+        if finding.z is not None:
+            return (0, -finding.z, finding.source, finding.line)
+        return (1, -(finding.delta_p or 0.0), finding.source, finding.line)
+
+    return sorted(samples, key=rank)
+
+
+def print_terminal(result: ScreenResult, console: Console, *, top: int = 20) -> None:
+    """Print the run's findings to ``console``: up to ``top`` flagged samples, then summaries.
+
+    >>> from datalint_persona.types import ScreenResult
+    >>> console = Console(record=True, width=100)
+    >>> print_terminal(ScreenResult("0", {}, {}, (), (), (), (), (), (), (), "t0", "t1"), console)
+    No findings.
+    """
+    ranked = ranked_sample_findings(result)
+    if ranked:
+        console.print(_sample_table(result, ranked[:top], len(ranked), console.width))
+    verdicts = dataset_verdicts(result)
+    if verdicts:
+        console.print(_dataset_table(verdicts))
+    if result.invalid:
+        invalid = Table(title=f"Invalid records ({len(result.invalid)}, not screened)", title_justify="left")
+        for column in ("location", "problem", "fix"):
+            invalid.add_column(column)
+        for record in result.invalid:
+            location = Text(f"{record.source}:{record.line}")
+            invalid.add_row(location, Text(record.problem), Text(record.fix or ""))
+        console.print(invalid)
+    for warning in result.warnings:
+        console.print(Text(f"warning: {warning}", style="yellow"))
+    console.print(_verdict_line(result))
+
+
+def _sample_table(result: ScreenResult, shown: list[Finding], total: int, width: int) -> Table:
+    shown_count = f"top {len(shown)} of {total}" if len(shown) < total else str(total)
+    title = f"Flagged samples ({shown_count}, ranked by z, else ΔP)"
+    table = Table(title=title, title_justify="left")
+    table.add_column("location", no_wrap=True)
+    table.add_column("trait")
+    for column in ("ΔP", "z", "threshold"):
+        table.add_column(column, justify="right")
+    table.add_column("level")
+    table.add_column("response")
+    # The excerpt gets what the other columns leave, so that narrow consoles never squeeze the
+    # figures away (rich shrinks every column of an over-wide table, down to nothing).
+    fixed = (
+        max((len(f"{f.source}:{f.line}") for f in shown), default=8)
+        + max((len(f.trait or "") for f in shown), default=5)
+        + 3 * 9 + len("error (baselined)")
+        + 3 * 7 + 1
+    )
+    excerpt_width = max(16, width - fixed)
+    responses = {s.sample.content_hash: s.sample.response for s in result.samples}
+    for finding in shown:
+        excerpt = finding.excerpt
+        if excerpt is None:
+            excerpt = responses.get(finding.content_hash or "", "")
+        level = Text(finding.level, style=_LEVEL_STYLE[finding.level])
+        if finding.baselined:
+            level = Text(f"{finding.level} (baselined)", style="dim")
+        table.add_row(
+            Text(f"{finding.source}:{finding.line}"),
+            Text(finding.trait or ""),
+            Text(format_number(finding.delta_p)),
+            Text(format_number(finding.z)),
+            Text(format_number(finding.threshold)),
+            level,
+            Text(one_line(excerpt, excerpt_width)),
+        )
+    return table
+
+
+def _dataset_table(verdicts: tuple[DatasetVerdict, ...]) -> Table:
+    table = Table(title="Datasets (mean ΔP per trait, 95% CI)", title_justify="left")
+    table.add_column("source", no_wrap=True)
+    table.add_column("trait")
+    table.add_column("n", justify="right")
+    table.add_column("mean ΔP [95% CI]", justify="right")
+    table.add_column("threshold", justify="right")
+    table.add_column("verdict")
+    for verdict in verdicts:
+        summary, finding = verdict.summary, verdict.finding
+        if finding is None:
+            outcome = Text("ok", style="green")
+        elif finding.baselined:
+            outcome = Text(f"flagged: {finding.level} (baselined)", style="dim")
+        else:
+            outcome = Text(f"flagged: {finding.level}", style=_LEVEL_STYLE[finding.level])
+        table.add_row(
+            Text(summary.source),
+            Text(summary.trait),
+            Text(str(summary.n_samples)),
+            Text(
+                f"{format_number(summary.mean_delta_p)} "
+                f"[{format_number(summary.ci_low)}, {format_number(summary.ci_high)}]"
+            ),
+            Text(format_number(verdict.threshold)),
+            outcome,
+        )
+    return table
+
+
+def _verdict_line(result: ScreenResult) -> Text:
+    """E.g. ``2 errors, 1 warning, 0 notes (1 baselined, 1 invalid record) - worst: error``."""
+    active = [f for f in result.findings if not f.baselined]
+    if not result.findings and not result.invalid:
+        return Text("No findings.", style="green")
+    counts = Counter(f.level for f in active)
+    parts = [_plural(counts.get(level, 0), level) for level in ("error", "warning", "note")]
+    extras = []
+    if len(result.findings) > len(active):
+        extras.append(f"{len(result.findings) - len(active)} baselined")
+    if result.invalid:
+        extras.append(_plural(len(result.invalid), "invalid record"))
+    worst = result.worst_level()
+    text = ", ".join(parts) + (f" ({', '.join(extras)})" if extras else "") + f" - worst: {worst}"
+    return Text(text, style=_LEVEL_STYLE.get(worst, "green"))
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"

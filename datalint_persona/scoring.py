@@ -1,0 +1,92 @@
+"""Project mean response activations onto persona directions; ΔP = proj(x, y) - proj(x, y')."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from datalint_persona.activations import iter_mean_activations
+from datalint_persona.chat import EncodedPair, encode_pair
+from datalint_persona.types import Message
+
+if TYPE_CHECKING:
+    from datalint_persona.models import LoadedModel
+
+
+@dataclass(frozen=True)
+class Direction:
+    """A trait's unit vector at the layer its rule reads (float64, shape (hidden_size,))."""
+
+    trait: str
+    layer: int
+    unit: np.ndarray
+
+
+def project_pairs(
+    loaded: LoadedModel,
+    pairs: Sequence[EncodedPair],
+    directions: Sequence[Direction],
+    *,
+    batch_size: int = 16,
+    token_budget: int = 8192,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> np.ndarray:
+    """Return (len(pairs), len(directions)): each pair's mean response activation · each unit vector.
+
+    Every layer that any direction needs is captured in the same forward pass, which stops after
+    the deepest of them.
+    """
+    import torch
+
+    layers = sorted({d.layer for d in directions})
+    # One (hidden, k) matrix per layer, so each layer's projections are one matmul.
+    columns = {
+        layer: [i for i, d in enumerate(directions) if d.layer == layer] for layer in layers
+    }
+    matrices = {
+        layer: torch.tensor(np.stack([directions[i].unit for i in idx], axis=1), dtype=torch.float64)
+        for layer, idx in columns.items()
+    }
+    out = np.zeros((len(pairs), len(directions)), dtype=np.float64)
+    done = 0
+    if progress:
+        progress("score", 0, len(pairs))
+    for batch, means in iter_mean_activations(
+        loaded, pairs, layers, batch_size=batch_size, token_budget=token_budget
+    ):
+        for layer, idx in columns.items():
+            # (b, hidden) @ (hidden, k) -> (b, k)
+            projected = means[layer].double().cpu() @ matrices[layer]
+            out[np.ix_(batch, idx)] = projected.numpy()
+        done += len(batch)
+        if progress:
+            progress("score", done, len(pairs))
+    return out
+
+
+def project_responses(
+    loaded: LoadedModel,
+    prompts: Sequence[Sequence[Message]],
+    responses: Sequence[str],
+    directions: Sequence[Direction],
+    *,
+    max_tokens: int,
+    batch_size: int = 16,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> tuple[np.ndarray, list[bool]]:
+    """Projections (len(responses), len(directions)) of each (prompt, response), and which were cut.
+
+    An empty response (a y' that ended at once) is scored as a single space.
+    """
+    encoded = [
+        encode_pair(loaded.tokenizer, prompt, response or " ", max_tokens=max_tokens)
+        for prompt, response in zip(prompts, responses, strict=True)
+    ]
+    projections = project_pairs(
+        loaded, encoded, directions, batch_size=batch_size,
+        token_budget=max(batch_size * 512, max_tokens), progress=progress,
+    )
+    return projections, [e.truncated for e in encoded]

@@ -1,0 +1,181 @@
+"""Frozen records that flow between the stages of a screening run.
+
+load -> Sample -> (generate) Generation -> (capture + score) SampleScore
+     -> (rules) Finding -> reporters
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Literal
+
+Role = Literal["system", "user", "assistant"]
+Level = Literal["note", "warning", "error"]
+LEVEL_ORDER: dict[str, int] = {"none": 0, "note": 1, "warning": 2, "error": 3}
+
+
+@dataclass(frozen=True)
+class Message:
+    role: Role
+    content: str
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One training example: a prompt x (all turns before the last assistant turn) and a response y.
+
+    ``source`` is the path as reports show it and ``line`` the 1-based line (JSONL) or row
+    (JSON array, CSV, Parquet, Hugging Face dataset) that the sample came from.
+    """
+
+    source: str
+    line: int
+    prompt: tuple[Message, ...]
+    response: str
+
+    @property
+    def content_hash(self) -> str:
+        """A stable sha256 of the sample's content, independent of where it sits in a file.
+
+        >>> s = Sample("a.jsonl", 1, (Message("user", "hi"),), "hello")
+        >>> s.content_hash == Sample("b.jsonl", 9, (Message("user", "hi"),), "hello").content_hash
+        True
+        """
+        canonical = json.dumps(
+            {"prompt": [[m.role, m.content] for m in self.prompt], "response": self.response},
+            ensure_ascii=False,
+            separators=(",", ":"),
+        )
+        return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+    @property
+    def location(self) -> str:
+        return f"{self.source}:{self.line}"
+
+
+@dataclass(frozen=True)
+class InvalidRecord:
+    """A record that could not become a Sample (kept when ``--skip-invalid`` is on)."""
+
+    source: str
+    line: int
+    problem: str
+    fix: str | None = None
+
+
+@dataclass(frozen=True)
+class Generation:
+    """The base model's own response y' to a prompt."""
+
+    text: str
+    n_tokens: int
+    hit_token_limit: bool
+
+
+@dataclass(frozen=True)
+class TraitScore:
+    """Projections of one sample onto one trait's unit persona vector at the rule's layer."""
+
+    trait: str
+    layer: int
+    projection_y: float
+    projection_y_prime: float
+    delta_p: float
+    z: float | None
+
+
+@dataclass(frozen=True)
+class SampleScore:
+    sample: Sample
+    index: int
+    y_prime: str
+    y_prime_hit_token_limit: bool
+    truncated: bool
+    scores: tuple[TraitScore, ...]
+
+    def for_trait(self, trait: str) -> TraitScore:
+        for score in self.scores:
+            if score.trait == trait:
+                return score
+        raise KeyError(trait)
+
+
+@dataclass(frozen=True)
+class DatasetSummary:
+    """Dataset-level ΔP for one trait over one source file."""
+
+    trait: str
+    source: str
+    n_samples: int
+    mean_delta_p: float
+    ci_low: float
+    ci_high: float
+    mean_projection_y: float
+    mean_projection_y_prime: float
+    threshold: float | None = None  # the dataset-level threshold applied (depends on n when calibrated)
+    flagged: bool = False
+
+
+@dataclass(frozen=True)
+class Finding:
+    """Something a rule reports: a flagged sample, a flagged dataset, or an invalid record."""
+
+    rule_id: str
+    level: Level
+    kind: Literal["sample", "dataset", "invalid"]
+    source: str
+    line: int
+    message: str
+    trait: str | None = None
+    delta_p: float | None = None
+    threshold: float | None = None
+    z: float | None = None
+    content_hash: str | None = None
+    excerpt: str | None = None
+    y_prime_excerpt: str | None = None
+    baselined: bool = False
+    extra: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RuleInfo:
+    """A rule as reporters see it (see ``datalint_persona.rules`` for where it comes from)."""
+
+    id: str
+    trait: str
+    name: str
+    description: str
+    level: Level
+    layer: int
+    sample_threshold: float
+    dataset_threshold: float | None  # None: from calibration, at each dataset's size
+    help_uri: str
+    calibration_mean: float | None = None
+    calibration_std: float | None = None
+    enabled: bool = True
+
+
+@dataclass(frozen=True)
+class ScreenResult:
+    """Everything one screening run produced. Reporters read only this."""
+
+    tool_version: str
+    model: dict[str, str]  # name, identity, kind ("gguf" | "local" | "hub"), revision
+    settings: dict[str, object]  # backend, max_new_tokens, batch_size, seed, fail_on, ...
+    vectors: tuple[dict[str, object], ...]  # trait, file, sha256, layer, model_identity
+    rules: tuple[RuleInfo, ...]
+    sources: tuple[str, ...]  # display paths, relative to the repo root
+    samples: tuple[SampleScore, ...]
+    summaries: tuple[DatasetSummary, ...]
+    findings: tuple[Finding, ...]
+    invalid: tuple[InvalidRecord, ...]
+    started_at: str  # ISO 8601 UTC
+    finished_at: str
+    warnings: tuple[str, ...] = ()
+
+    def worst_level(self) -> str:
+        """The highest level among findings that are not baselined ("none" if there are none)."""
+        levels = [f.level for f in self.findings if not f.baselined]
+        return max(levels, key=LEVEL_ORDER.__getitem__, default="none")
