@@ -7,9 +7,7 @@ This module must not import torch at import time (``persona-lint --help`` stays 
 from __future__ import annotations
 
 import sys
-import traceback
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,44 +15,19 @@ import click
 from click_default_group import DefaultGroup
 
 from datalint_persona import __version__
+from datalint_persona.cli_common import (
+    EXIT_CLEAN,
+    EXIT_FINDINGS,
+    errors_to_exit,
+    stderr_console,
+    stdout_console,
+)
+from datalint_persona.cli_vectors import calibrate_command, vectors_group
 from datalint_persona.config import Config, discover_config, read_config_file
 from datalint_persona.errors import PersonaLintError
 from datalint_persona.types import LEVEL_ORDER
 
-EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
 FORMATS = ("terminal", "json", "sarif")
-
-
-def _stderr_console(quiet: bool = False) -> Any:
-    from rich.console import Console
-
-    return Console(stderr=True, quiet=quiet)
-
-
-@contextmanager
-def _errors_to_exit(debug: bool) -> Iterator[None]:
-    """Turn every error into one line on stderr and exit code 2 (a traceback only with --debug)."""
-    try:
-        yield
-    except PersonaLintError as error:
-        if debug:
-            traceback.print_exc()
-        click.echo(f"persona-lint: error: {error}", err=True)
-        sys.exit(EXIT_ERROR)
-    except KeyboardInterrupt:
-        click.echo("persona-lint: interrupted; finished work is cached, re-run to resume.", err=True)
-        sys.exit(130)
-    except (click.exceptions.Exit, click.ClickException, SystemExit):
-        raise
-    except Exception as error:  # noqa: BLE001 - the last line of defence for a linter
-        if debug:
-            traceback.print_exc()
-        click.echo(
-            f"persona-lint: internal error: {type(error).__name__}: {error} "
-            "(re-run with --debug for a traceback, and please report it)",
-            err=True,
-        )
-        sys.exit(EXIT_ERROR)
 
 
 def _progress_bar(enabled: bool) -> tuple[Any, Callable[[str, int, int], None] | None]:
@@ -65,7 +38,7 @@ def _progress_bar(enabled: bool) -> tuple[Any, Callable[[str, int, int], None] |
 
     progress = Progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-        console=_stderr_console(), transient=True,
+        console=stderr_console(), transient=True,
     )
     labels = {"load-model": "Loading model", "generate": "Generating y'", "score": "Scoring"}
     tasks: dict[str, Any] = {}
@@ -156,7 +129,7 @@ def main() -> None:
 def screen_command(ctx: click.Context, files: tuple[str, ...], **options: Any) -> None:
     """Screen dataset FILES (JSONL, JSON, CSV, Parquet, or a Hugging Face dataset)."""
     debug = bool(options["debug"])
-    with _errors_to_exit(debug):
+    with errors_to_exit(debug):
         _screen(ctx, files, options)
 
 
@@ -198,6 +171,13 @@ def _screen(ctx: click.Context, files: tuple[str, ...], options: dict[str, Any])
     else:
         result = screen(list(files), screen_options)
     _emit(result, options, files, quiet)
+    if not quiet:
+        stats = result.cache_stats
+        click.echo(
+            f"y' cache: {stats.get('hits', 0)} reused, {stats.get('misses', 0)} generated"
+            + (f", {stats['corrupted']} corrupted entries regenerated" if stats.get("corrupted") else ""),
+            err=True,
+        )
     worst = result.worst_level()
     fail_on = screen_options.fail_on
     failed = fail_on != "never" and worst != "none" and LEVEL_ORDER[worst] >= LEVEL_ORDER[fail_on]
@@ -211,8 +191,6 @@ def _level(value: str) -> str:
 
 
 def _emit(result: Any, options: dict[str, Any], files: tuple[str, ...], quiet: bool) -> None:
-    from rich.console import Console
-
     from datalint_persona.reporters import REPORTERS, write_report
     from datalint_persona.reporters.terminal import print_terminal
 
@@ -220,7 +198,7 @@ def _emit(result: Any, options: dict[str, Any], files: tuple[str, ...], quiet: b
     if output_format == "terminal":
         if output:
             raise PersonaLintError("--output needs --format json or sarif.", fix="add --format sarif.")
-        print_terminal(result, Console(), top=options["top"])
+        print_terminal(result, stdout_console(), top=options["top"])
         return
     text = REPORTERS[output_format](result)
     if output is None:
@@ -230,5 +208,9 @@ def _emit(result: Any, options: dict[str, Any], files: tuple[str, ...], quiet: b
         return
     write_report(text, output, inputs=list(files))
     if not quiet:
-        print_terminal(result, Console(), top=options["top"])
+        print_terminal(result, stdout_console(), top=options["top"])
         click.echo(f"Wrote {output_format} report to {output}", err=True)
+
+
+main.add_command(vectors_group)
+main.add_command(calibrate_command)

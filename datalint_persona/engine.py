@@ -8,7 +8,7 @@ from __future__ import annotations
 import datetime
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -23,6 +23,9 @@ from datalint_persona.types import (
     ScreenResult,
     TraitScore,
 )
+
+if TYPE_CHECKING:
+    from datalint_persona.models import LoadedModel
 
 ProgressCallback = Callable[[str, int, int], None]
 
@@ -55,7 +58,7 @@ def _now() -> str:
     return datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
 
 
-def _device(choice: str) -> str:
+def resolve_device(choice: str) -> str:
     if choice != "auto":
         return choice
     import torch
@@ -106,9 +109,13 @@ def screen(
     options: ScreenOptions | None = None,
     *,
     progress: ProgressCallback | None = None,
+    loaded_model: LoadedModel | None = None,
     **overrides: Any,
 ) -> ScreenResult:
     """Screen datasets and return every score and finding; the CLI prints exactly this.
+
+    ``loaded_model`` reuses a model loaded with :func:`datalint_persona.models.load_model` across
+    calls (it must be the one ``options.model`` names); otherwise the model is loaded here.
 
     >>> result = screen(["train.jsonl"], fail_on="warning")  # doctest: +SKIP
     >>> [f.location for f in result.findings]  # doctest: +SKIP
@@ -123,18 +130,21 @@ def screen(
 
     opts = ScreenOptions(**{**asdict(options or ScreenOptions()), **overrides})
     started = _now()
-    spec = resolve_model(opts.model)
+    spec = loaded_model.spec if loaded_model is not None else resolve_model(opts.model)
     vectors = find_vectors(opts.vectors, spec.name, opts.traits)
     samples, invalid = load_samples(
         sources, skip_invalid=opts.skip_invalid, split=opts.split, max_samples=opts.max_samples
     )
     if not samples and not invalid:
         raise PersonaLintError("No samples to screen.", fix="pass at least one non-empty dataset.")
-    if progress:
-        progress("load-model", 0, 1)
-    loaded = load_model(spec, device=_device(opts.device))
-    if progress:
-        progress("load-model", 1, 1)
+    if loaded_model is not None:
+        loaded = loaded_model
+    else:
+        if progress:
+            progress("load-model", 0, 1)
+        loaded = load_model(spec, device=resolve_device(opts.device))
+        if progress:
+            progress("load-model", 1, 1)
     defaults = shipped_rules()
     rules: list[RuleInfo] = []
     for vector in vectors:
@@ -200,8 +210,6 @@ def screen(
             "backend": opts.backend, "max_new_tokens": max_new, "max_tokens": max_tokens,
             "batch_size": opts.batch_size, "seed": opts.seed, "temperature": opts.temperature,
             "fail_on": opts.fail_on, "dataset_fpr": opts.dataset_fpr,
-            "cache": {"hits": cache.stats.hits, "misses": cache.stats.misses,
-                      "corrupted": cache.stats.corrupted},
         },
         vectors=tuple(
             {"trait": v.trait, "file": f"{v.trait}.safetensors", "sha256": v.metadata["tensor_sha256"],
@@ -217,6 +225,8 @@ def screen(
         started_at=started,
         finished_at=_now(),
         warnings=tuple(warnings),
+        cache_stats={"hits": cache.stats.hits, "misses": cache.stats.misses,
+                     "corrupted": cache.stats.corrupted},
     )
 
 

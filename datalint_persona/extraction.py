@@ -17,6 +17,7 @@ from datalint_persona.capture import LAYER_CONVENTION
 from datalint_persona.chat import encode_pair
 from datalint_persona.stats import cohens_d
 from datalint_persona.traits import TraitDefinition, TraitPair
+from datalint_persona.types import Message
 from datalint_persona.vectors import PersonaVector
 
 if TYPE_CHECKING:
@@ -25,20 +26,36 @@ if TYPE_CHECKING:
 RANDOM_DIRECTIONS = 200
 
 
-def pair_activations(
-    loaded: LoadedModel, pairs: Sequence[TraitPair], *, batch_size: int = 16, max_tokens: int = 2048
-) -> tuple[np.ndarray, np.ndarray]:
-    """Mean response activations at every layer: (positive, negative), each (n, L + 1, hidden)."""
+def response_activations(
+    loaded: LoadedModel,
+    prompts: Sequence[Sequence[Message]],
+    responses: Sequence[str],
+    *,
+    batch_size: int = 16,
+    max_tokens: int = 2048,
+) -> np.ndarray:
+    """Mean response-token activations of each (prompt, response) at every layer: (n, L + 1, hidden)."""
     layers = list(range(loaded.num_layers + 1))
     encoded = [
-        encode_pair(loaded.tokenizer, pair.prompt, answer, max_tokens=max_tokens)
-        for answers in ((p.positive for p in pairs), (p.negative for p in pairs))
-        for pair, answer in zip(pairs, answers, strict=True)
+        encode_pair(loaded.tokenizer, prompt, response or " ", max_tokens=max_tokens)
+        for prompt, response in zip(prompts, responses, strict=True)
     ]
     out = np.zeros((len(encoded), len(layers), loaded.hidden_size), dtype=np.float32)
     for batch, means in iter_mean_activations(loaded, encoded, layers, batch_size=batch_size):
         for layer in layers:
             out[batch, layer] = means[layer].cpu().numpy()
+    return out
+
+
+def pair_activations(
+    loaded: LoadedModel, pairs: Sequence[TraitPair], *, batch_size: int = 16, max_tokens: int = 2048
+) -> tuple[np.ndarray, np.ndarray]:
+    """Mean response activations at every layer: (positive, negative), each (n, L + 1, hidden)."""
+    prompts = [p.prompt for p in pairs]
+    out = response_activations(
+        loaded, [*prompts, *prompts], [*(p.positive for p in pairs), *(p.negative for p in pairs)],
+        batch_size=batch_size, max_tokens=max_tokens,
+    )
     return out[: len(pairs)], out[len(pairs) :]
 
 

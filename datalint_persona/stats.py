@@ -63,12 +63,23 @@ def cohens_d(positive: Sequence[float], negative: Sequence[float]) -> float:
         ((pos.size - 1) * pos.var(ddof=1) + (neg.size - 1) * neg.var(ddof=1))
         / max(pos.size + neg.size - 2, 1)
     )
-    return float((pos.mean() - neg.mean()) / pooled) if pooled > 0 else float("inf")
+    difference = float(pos.mean() - neg.mean())
+    if pooled > 0:
+        return difference / float(pooled)
+    # No spread at all: the sign of the difference still says which way it points.
+    return 0.0 if difference == 0 else float(np.copysign(np.inf, difference))
 
 
 def threshold_at_fpr(negative_scores: Sequence[float], fpr: float) -> float:
-    """The smallest threshold with at most ``fpr`` of negatives strictly above it."""
-    return float(np.quantile(np.asarray(negative_scores, np.float64), 1.0 - fpr, method="higher"))
+    """The smallest threshold with at most ``fpr`` of negatives strictly above it.
+
+    >>> threshold_at_fpr(list(range(1, 21)), 0.05)  # 1 of 20 above 19 is exactly 5%
+    19.0
+    """
+    scores = np.sort(np.asarray(negative_scores, np.float64))
+    # At most k negatives may exceed it; the epsilon absorbs float error in fpr * n (0.29 * 100).
+    allowed = min(int(np.floor(fpr * scores.size + 1e-9)), scores.size - 1)
+    return float(scores[scores.size - 1 - allowed])
 
 
 def tpr_at_threshold(positive_scores: Sequence[float], threshold: float) -> float:

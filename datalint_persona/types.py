@@ -174,6 +174,9 @@ class ScreenResult:
     started_at: str  # ISO 8601 UTC
     finished_at: str
     warnings: tuple[str, ...] = ()
+    # y' cache hits/misses/corrupted of this run. Not part of reports: they differ between a first
+    # run and a re-run, and reports of the same inputs must be identical.
+    cache_stats: dict[str, int] = field(default_factory=dict)
 
     def worst_level(self) -> str:
         """The highest level among findings that are not baselined ("none" if there are none)."""

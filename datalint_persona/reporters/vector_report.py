@@ -1,0 +1,62 @@
+"""``persona-lint vectors show``: a vector's per-layer curve and calibration, as rich tables."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from datalint_persona.vectors import PersonaVector
+
+_BAR_WIDTH = 20
+
+
+def _bar(value: float, top: float) -> str:
+    filled = 0 if top <= 0 else round(_BAR_WIDTH * max(value, 0.0) / top)
+    return "█" * filled
+
+
+def print_vector(vector: PersonaVector, console: Console) -> None:
+    """Header, per-layer effect sizes against the random-direction null, then calibration."""
+    meta = vector.metadata
+    model = meta.get("model", {})
+    console.print(
+        Text(f"{vector.trait}  ({meta.get('method', '?')}, model {model.get('name', '?')}, "
+             f"{vector.num_layers} layers × {vector.hidden_size})", style="bold")
+    )
+    counts = meta.get("counts", {})
+    if counts:
+        console.print(", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in counts.items()))
+    stats: list[dict[str, Any]] = meta.get("layer_stats", [])
+    chosen = meta.get("chosen_layer")
+    if stats:
+        top = max(s["cohens_d"] for s in stats)
+        table = Table(title="Held-out effect size by layer (Cohen's d of projections)", title_justify="left")
+        for column in ("layer", "d", "AUROC", "random d95", ""):
+            table.add_column(column, justify="right" if column else "left", no_wrap=True)
+        for s in stats:
+            marker = "  ← chosen" if s["layer"] == chosen else ("  lexical" if s["layer"] == 0 else "")
+            table.add_row(
+                str(s["layer"]), f"{s['cohens_d']:.2f}", f"{s['auroc']:.3f}", f"{s['random_d95']:.2f}",
+                Text(_bar(s["cohens_d"], top) + marker, style="green" if s["layer"] == chosen else ""),
+            )
+        console.print(table)
+    calibration = meta.get("calibration")
+    if not calibration:
+        console.print("Not calibrated: run 'persona-lint calibrate'.")
+        return
+    table = Table(title=f"Calibration at layer {calibration['layer']} "
+                        f"(threshold {calibration['sample_threshold']:.3f} at FPR {calibration['fpr']:.0%})",
+                  title_justify="left")
+    for column in ("pairs", "n", "AUROC", "d", "TPR", "FPR"):
+        table.add_column(column, justify="left" if column == "pairs" else "right")
+    for key, label in (("overall", "all"), ("confusable", "confusable"),
+                       ("lexical_overall", "all, layer 0"), ("lexical_confusable", "confusable, layer 0")):
+        figures = calibration.get(key)
+        if figures:
+            table.add_row(label, str(figures["n_pairs"]), f"{figures['auroc']:.3f}",
+                          f"{figures['cohens_d']:.2f}", f"{figures['tpr_at_threshold']:.2f}",
+                          f"{figures['fpr_at_threshold']:.2f}")
+    console.print(table)

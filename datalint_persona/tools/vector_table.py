@@ -1,0 +1,66 @@
+"""Write the Markdown table of bundled vectors: ``python -m datalint_persona.tools.vector_table DIR``.
+
+Every figure comes from the vectors' sidecars, which ``persona-lint vectors build`` computed.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from datalint_persona.vectors import PersonaVector
+
+HEADER = """# Bundled persona vectors: {model}
+
+Built by `make vectors` (`persona-lint vectors build --method contrastive`): the mean difference of
+response-token activations between the trait file's trait-exhibiting and normal answers (40 pairs per
+trait, 7 answer styles). The layer is the one with the largest held-out Cohen's d; calibration uses
+the 64 held-out pairs of `traits/TRAIT.yaml` and the model's own greedy y′. All figures below are ΔP
+figures on those held-out pairs. *Lexical* is the same method at layer 0 (an average of token
+embeddings, i.e. a bag of words). Layer selection and thresholds use the same held-out pairs, so the
+figures are somewhat optimistic.
+
+| trait | layer | d (layer) | d random 95% | AUROC | TPR @ 5% FPR | confusable AUROC | confusable TPR | lexical confusable AUROC | beats lexical on confusable? |
+|---|---|---|---|---|---|---|---|---|---|
+"""
+
+
+def row(vector: PersonaVector) -> str:
+    meta, cal = vector.metadata, vector.calibration
+    layer = cal["layer"]
+    stats = next(s for s in meta["layer_stats"] if s["layer"] == layer)
+    overall, conf, lex = cal["overall"], cal.get("confusable"), cal.get("lexical_confusable")
+    beats = "n/a" if not (conf and lex) else (
+        "yes" if conf["auroc"] > lex["auroc"] + 0.02 else "**no**"
+    )
+    return (
+        f"| {vector.trait} | {layer} | {stats['cohens_d']:.2f} | {stats['random_d95']:.2f} "
+        f"| {overall['auroc']:.3f} | {overall['tpr_at_threshold']:.2f} "
+        f"| {conf['auroc'] if conf else float('nan'):.3f} | {conf['tpr_at_threshold'] if conf else float('nan'):.2f} "
+        f"| {lex['auroc'] if lex else float('nan'):.3f} | {beats} |"
+    )
+
+
+def style_table(vectors: list[PersonaVector]) -> str:
+    styles = sorted({s for v in vectors for s in v.calibration.get("by_style", {})})
+    lines = [
+        "\n## Held-out AUROC of ΔP by answer style\n",
+        "| trait | " + " | ".join(styles) + " |",
+        "|---|" + "---|" * len(styles),
+    ]
+    for v in vectors:
+        by_style = v.calibration.get("by_style", {})
+        cells = [f"{by_style[s]['auroc']:.2f}" if s in by_style else "–" for s in styles]
+        lines.append(f"| {v.trait} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def main(folder: str) -> str:
+    vectors = [PersonaVector.load(p) for p in sorted(Path(folder).glob("*.safetensors"))]
+    model = vectors[0].metadata["model"]["name"] if vectors else Path(folder).name
+    text = HEADER.format(model=model) + "\n".join(row(v) for v in vectors) + "\n"
+    return text + style_table(vectors)
+
+
+if __name__ == "__main__":
+    sys.stdout.write(main(sys.argv[1]))

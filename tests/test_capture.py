@@ -1,0 +1,167 @@
+"""Hooks against ``output_hidden_states``, early stopping, and hook removal."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import torch
+
+from datalint_persona.capture import (
+    _StopForward,
+    decoder_blocks,
+    final_norm,
+    forward_to_layers,
+    residual_hooks,
+)
+from datalint_persona.errors import ModelError
+from datalint_persona.models import LoadedModel
+
+
+def _batch(loaded: LoadedModel) -> tuple[torch.Tensor, torch.Tensor]:
+    """Two right-padded rows; the pad id (== <|im_end|>) also occurs inside the real tokens."""
+    tokenizer = loaded.tokenizer
+    long_ids = tokenizer("<|im_start|>user\nHow do I bake bread?<|im_end|>\n<|im_start|>assistant\nMix it.",
+                         add_special_tokens=False)["input_ids"]
+    short_ids = tokenizer("<|im_start|>user\nHi<|im_end|>\n", add_special_tokens=False)["input_ids"]
+    assert tokenizer.pad_token_id in short_ids  # the template's own end-of-turn token
+    width = len(long_ids)
+    pad = tokenizer.pad_token_id
+    ids = torch.tensor([long_ids, short_ids + [pad] * (width - len(short_ids))])
+    attention = torch.tensor([[1] * width, [1] * len(short_ids) + [0] * (width - len(short_ids))])
+    return ids, attention
+
+
+def _reference(loaded: LoadedModel, ids: torch.Tensor, attention: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    with torch.no_grad():
+        out = loaded.model(input_ids=ids, attention_mask=attention, output_hidden_states=True)
+    return tuple(out.hidden_states)
+
+
+def _hook_counts(model: torch.nn.Module) -> int:
+    return sum(
+        len(m._forward_pre_hooks) + len(m._forward_hooks) for m in model.modules()  # noqa: SLF001
+    )
+
+
+def test_every_layer_matches_output_hidden_states_exactly(any_tiny: LoadedModel) -> None:
+    ids, attention = _batch(any_tiny)
+    reference = _reference(any_tiny, ids, attention)
+    n_layers = any_tiny.num_layers
+    assert len(reference) == n_layers + 1
+    # One layer at a time (each forward stops at a different place) ...
+    for layer in range(n_layers + 1):
+        captured = forward_to_layers(any_tiny.model, ids, attention, [layer])
+        assert set(captured) == {layer}
+        assert captured[layer].shape == reference[layer].shape
+        assert torch.equal(captured[layer], reference[layer]), f"layer {layer}"
+    # ... and all layers in one pass, including L (after the final norm).
+    captured = forward_to_layers(any_tiny.model, ids, attention, list(range(n_layers + 1)))
+    for layer in range(n_layers + 1):
+        assert torch.equal(captured[layer], reference[layer]), f"layer {layer} (all at once)"
+    # L differs from the last block's output: it is the final norm of it.
+    assert not torch.equal(reference[n_layers], reference[n_layers - 1])
+
+
+def test_final_layer_is_the_final_norm_of_the_last_block(any_tiny: LoadedModel) -> None:
+    ids, attention = _batch(any_tiny)
+    reference = _reference(any_tiny, ids, attention)
+    last_block_output: dict[str, torch.Tensor] = {}
+
+    def grab(_module: Any, _args: Any, output: Any) -> None:
+        last_block_output["h"] = output[0] if isinstance(output, tuple) else output
+
+    handle = decoder_blocks(any_tiny.model)[-1].register_forward_hook(grab)
+    try:
+        with torch.no_grad():
+            any_tiny.model(input_ids=ids, attention_mask=attention)
+    finally:
+        handle.remove()
+    with torch.no_grad():
+        normed = final_norm(any_tiny.model)(last_block_output["h"])
+    assert torch.equal(normed, reference[any_tiny.num_layers])
+
+
+@pytest.mark.parametrize("deepest", [0, 1, 2])
+def test_forward_stops_after_the_deepest_layer(tiny_llama: LoadedModel, deepest: int) -> None:
+    model = tiny_llama.model
+    blocks = decoder_blocks(model)
+    ran: list[str] = []
+    handles = [
+        block.register_forward_hook(lambda *_a, i=i: ran.append(f"block{i}"))
+        for i, block in enumerate(blocks)
+    ]
+    handles.append(final_norm(model).register_forward_hook(lambda *_a: ran.append("norm")))
+    handles.append(model.lm_head.register_forward_hook(lambda *_a: ran.append("lm_head")))
+    ids, attention = _batch(tiny_llama)
+    try:
+        captured = forward_to_layers(model, ids, attention, [deepest])
+    finally:
+        for handle in handles:
+            handle.remove()
+    # hidden_states[l] is the input of block l: blocks 0..l-1 ran, block l and later never did.
+    assert ran == [f"block{i}" for i in range(deepest)]
+    assert deepest in captured
+
+
+def test_deepest_layer_l_runs_every_block_but_not_the_lm_head(tiny_llama: LoadedModel) -> None:
+    model = tiny_llama.model
+    ran: list[str] = []
+    handles = [
+        final_norm(model).register_forward_hook(lambda *_a: ran.append("norm")),
+        model.lm_head.register_forward_hook(lambda *_a: ran.append("lm_head")),
+    ]
+    ids, attention = _batch(tiny_llama)
+    try:
+        forward_to_layers(model, ids, attention, [tiny_llama.num_layers])
+    finally:
+        for handle in handles:
+            handle.remove()
+    assert ran == ["norm"]
+
+
+def test_hooks_are_removed_after_the_context(any_tiny: LoadedModel) -> None:
+    model = any_tiny.model
+    before = _hook_counts(model)
+    ids, attention = _batch(any_tiny)
+    with residual_hooks(model, [1, any_tiny.num_layers], stop_after_deepest=False) as store:
+        assert _hook_counts(model) == before + 2
+        with torch.no_grad():
+            model(input_ids=ids, attention_mask=attention)
+    assert _hook_counts(model) == before
+    kept = store[1]
+    # A later forward must not write into the old store any more.
+    with torch.no_grad():
+        model(input_ids=ids[:, :3], attention_mask=attention[:, :3])
+    assert store[1] is kept and store[1].shape[1] == ids.shape[1]
+
+
+def test_hooks_are_removed_when_the_forward_raises(any_tiny: LoadedModel) -> None:
+    model = any_tiny.model
+    before = _hook_counts(model)
+    ids, attention = _batch(any_tiny)
+    with pytest.raises(RuntimeError, match="boom"), residual_hooks(model, [1]):
+        assert _hook_counts(model) == before + 1
+        raise RuntimeError("boom")
+    assert _hook_counts(model) == before
+    # The stop signal itself escaping a plain model call must not leave hooks behind either.
+    with pytest.raises(_StopForward), residual_hooks(model, [2]), torch.no_grad():
+        model(input_ids=ids, attention_mask=attention)
+    assert _hook_counts(model) == before
+    # A crash inside a hooked forward (bad token ids) too.
+    with pytest.raises((IndexError, RuntimeError)):
+        forward_to_layers(model, torch.full_like(ids, 10**6), attention, [any_tiny.num_layers])
+    assert _hook_counts(model) == before
+
+
+@pytest.mark.parametrize("layers", [[-1], [5], [], [0, 99]])
+def test_out_of_range_layers_are_refused(tiny_llama: LoadedModel, layers: list[int]) -> None:
+    before = _hook_counts(tiny_llama.model)
+    with pytest.raises(ModelError, match=r"0\.\.4"), residual_hooks(tiny_llama.model, layers):
+        pass
+    assert _hook_counts(tiny_llama.model) == before
+
+
+def test_unknown_architecture_names_what_was_tried() -> None:
+    with pytest.raises(ModelError, match="model.layers"):
+        decoder_blocks(torch.nn.Linear(2, 2))

@@ -1,0 +1,75 @@
+"""Contrastive vectors against an independent mean difference, and layer selection."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from conftest import reference_means
+from datalint_persona.extraction import choose_layer, layer_statistics, pair_activations
+from datalint_persona.models import LoadedModel
+from datalint_persona.stats import cohens_d
+from datalint_persona.traits import TraitDefinition
+from datalint_persona.vectors import PersonaVector
+
+
+def test_vector_is_the_mean_difference_at_every_layer(
+    tiny_llama: LoadedModel, trait: TraitDefinition, uncalibrated_vector: PersonaVector
+) -> None:
+    positive = np.stack([reference_means(tiny_llama, p.prompt, p.positive) for p in trait.pairs])
+    negative = np.stack([reference_means(tiny_llama, p.prompt, p.negative) for p in trait.pairs])
+    expected = positive.mean(axis=0) - negative.mean(axis=0)  # (L + 1, hidden)
+    assert uncalibrated_vector.vectors.shape == (tiny_llama.num_layers + 1, tiny_llama.hidden_size)
+    np.testing.assert_allclose(uncalibrated_vector.vectors, expected, atol=2e-5, rtol=1e-5)
+    assert np.linalg.norm(expected, axis=1).min() > 1e-2  # not trivially zero anywhere
+
+
+def test_pair_activations_keep_positive_and_negative_apart(tiny_llama: LoadedModel, trait: TraitDefinition) -> None:
+    pairs = trait.pairs[:3]
+    positive, negative = pair_activations(tiny_llama, pairs, batch_size=2)
+    for index, pair in enumerate(pairs):
+        np.testing.assert_allclose(positive[index], reference_means(tiny_llama, pair.prompt, pair.positive), atol=2e-5)
+        np.testing.assert_allclose(negative[index], reference_means(tiny_llama, pair.prompt, pair.negative), atol=2e-5)
+
+
+def test_metadata_records_how_it_was_built(uncalibrated_vector: PersonaVector, tiny_llama: LoadedModel,
+                                           trait: TraitDefinition) -> None:
+    meta = uncalibrated_vector.metadata
+    assert meta["model"] == {"name": "tiny-llama", "identity": tiny_llama.identity}
+    assert meta["counts"] == {"extraction_pairs": len(trait.pairs), "held_out_pairs": len(trait.calibration)}
+    assert meta["styles"] == sorted({p.style for p in trait.pairs})
+    stats = meta["layer_stats"]
+    assert [s["layer"] for s in stats] == list(range(tiny_llama.num_layers + 1))
+    best = max((s for s in stats if 1 <= s["layer"] <= tiny_llama.num_layers - 1), key=lambda s: s["cohens_d"])
+    assert meta["chosen_layer"] == best["layer"]
+
+
+def test_layer_statistics_against_independent_projections(
+    tiny_llama: LoadedModel, trait: TraitDefinition, uncalibrated_vector: PersonaVector
+) -> None:
+    held = trait.calibration
+    pos = np.stack([reference_means(tiny_llama, p.prompt, p.positive) for p in held])
+    neg = np.stack([reference_means(tiny_llama, p.prompt, p.negative) for p in held])
+    stats = layer_statistics(uncalibrated_vector.vectors, pos, neg, seed=0)
+    for layer, entry in enumerate(stats):
+        unit = uncalibrated_vector.vectors[layer].astype(np.float64)
+        unit /= np.linalg.norm(unit)
+        p, n = pos[:, layer] @ unit, neg[:, layer] @ unit
+        pooled = np.sqrt(((len(p) - 1) * np.var(p, ddof=1) + (len(n) - 1) * np.var(n, ddof=1)) / (len(p) + len(n) - 2))
+        assert entry["cohens_d"] == pytest.approx((p.mean() - n.mean()) / pooled, rel=1e-4)
+        wins = sum(float(a > b) + 0.5 * float(a == b) for a in p for b in n)
+        assert entry["auroc"] == pytest.approx(wins / (len(p) * len(n)))
+        assert entry["random_d95"] >= 0
+        assert entry["vector_norm"] == pytest.approx(float(np.linalg.norm(uncalibrated_vector.vectors[layer])), rel=1e-6)
+
+
+def test_choose_layer_ignores_layer_zero_and_the_last_layer() -> None:
+    d = {0: 50.0, 1: 0.5, 2: 3.0, 3: 2.9, 4: 99.0}
+    stats = [{"layer": layer, "cohens_d": value} for layer, value in d.items()]
+    assert choose_layer(stats) == 2
+    stats[1]["cohens_d"] = 3.5
+    assert choose_layer(stats) == 1
+
+
+def test_cohens_d_sign_is_kept() -> None:
+    assert cohens_d([0.0, 2.0], [2.0, 4.0]) == pytest.approx(-np.sqrt(2))

@@ -1,0 +1,74 @@
+"""Projections onto unit vectors: batched against per-sample, and against plain numpy."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from datalint_persona.chat import encode_pair
+from datalint_persona.models import LoadedModel
+from datalint_persona.scoring import Direction, project_pairs, project_responses
+from datalint_persona.types import Message
+
+PROMPTS = [
+    (Message("user", "Hi"),),
+    (Message("system", "Be brief."), Message("user", "How do I bake bread? Tell me every single step.")),
+    (Message("user", "Code?"),),
+]
+RESPONSES = [
+    "Yo.",
+    "Mix flour, water, salt and yeast, knead it, let it rise, shape it and bake it. " * 5,
+    "def add(a, b):\n    return a + b\n",
+]
+
+
+def _directions(loaded: LoadedModel, seed: int = 0) -> list[Direction]:
+    rng = np.random.default_rng(seed)
+    directions = []
+    for trait, layer in [("a", 1), ("b", 3), ("c", 1), ("d", loaded.num_layers)]:
+        raw = rng.standard_normal(loaded.hidden_size)
+        directions.append(Direction(trait, layer, raw / np.linalg.norm(raw)))
+    return directions
+
+
+def _numpy_projection(loaded: LoadedModel, prompt: tuple[Message, ...], response: str, direction: Direction) -> float:
+    pair = encode_pair(loaded.tokenizer, prompt, response, max_tokens=4096)
+    ids = torch.tensor([pair.input_ids])
+    with torch.no_grad():
+        hidden = loaded.model(input_ids=ids, output_hidden_states=True).hidden_states[direction.layer]
+    mean = hidden[0].numpy()[np.array(pair.response_mask)].astype(np.float64).mean(axis=0)
+    return float(np.dot(mean, direction.unit))
+
+
+def test_batched_projections_equal_per_sample_and_numpy(any_tiny: LoadedModel) -> None:
+    directions = _directions(any_tiny)
+    pairs = [encode_pair(any_tiny.tokenizer, p, r, max_tokens=4096) for p, r in zip(PROMPTS, RESPONSES, strict=True)]
+    batched = project_pairs(any_tiny, pairs, directions, batch_size=8, token_budget=10**6)
+    single = project_pairs(any_tiny, pairs, directions, batch_size=1)
+    assert batched.shape == (len(pairs), len(directions))
+    np.testing.assert_allclose(batched, single, atol=1e-5, rtol=0)
+    for i, (prompt, response) in enumerate(zip(PROMPTS, RESPONSES, strict=True)):
+        for k, direction in enumerate(directions):
+            assert abs(batched[i, k] - _numpy_projection(any_tiny, prompt, response, direction)) < 1e-5
+    # Columns at the same layer are not mixed up: a and c (both layer 1) differ.
+    assert not np.allclose(batched[:, 0], batched[:, 2])
+
+
+def test_project_responses_reports_truncation_and_scores_empty_as_space(tiny_llama: LoadedModel) -> None:
+    directions = _directions(tiny_llama)[:2]
+    projections, truncated = project_responses(
+        tiny_llama, [PROMPTS[0], PROMPTS[1], PROMPTS[0]], ["Yo.", RESPONSES[1], ""], directions,
+        max_tokens=45, batch_size=2,
+    )
+    assert truncated == [False, True, False]
+    spaced, _ = project_responses(tiny_llama, [PROMPTS[0]], [" "], directions, max_tokens=45)
+    np.testing.assert_allclose(projections[2], spaced[0], atol=1e-6, rtol=0)
+    # The truncated row equals a projection of the kept tokens, computed by hand.
+    pair = encode_pair(tiny_llama.tokenizer, PROMPTS[1], RESPONSES[1], max_tokens=45)
+    assert len(pair.input_ids) == 45
+    ids = torch.tensor([pair.input_ids])
+    with torch.no_grad():
+        hidden = tiny_llama.model(input_ids=ids, output_hidden_states=True).hidden_states
+    for k, direction in enumerate(directions):
+        mean = hidden[direction.layer][0][torch.tensor(pair.response_mask)].double().mean(0).numpy()
+        assert abs(projections[1, k] - float(mean @ direction.unit)) < 1e-5
