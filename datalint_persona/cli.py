@@ -64,12 +64,24 @@ def _parse_assignments(values: tuple[str, ...], option: str, convert: Callable[[
     return parsed
 
 
+_PATH_KEYS = ("vectors", "cache-dir", "model")
+
+
 def _from_config(ctx: click.Context, config: Config, name: str, key: str, value: Any) -> Any:
-    """A CLI value wins when given explicitly; otherwise the config's, otherwise the default."""
+    """A CLI value wins when given explicitly; otherwise the config's, otherwise the default.
+
+    Relative paths in a config file are relative to that file's folder (a model that is not a
+    path there, such as a hub id, is kept as written).
+    """
     source = ctx.get_parameter_source(name)
-    if source in (click.core.ParameterSource.DEFAULT, None) and key in config.values:
-        return config.values[key]
-    return value
+    if source not in (click.core.ParameterSource.DEFAULT, None) or key not in config.values:
+        return value
+    configured = config.values[key]
+    if key in _PATH_KEYS and config.path is not None:
+        candidate = Path(config.path).parent / str(configured)
+        if key != "model" or candidate.exists():
+            return str(candidate)
+    return configured
 
 
 @click.group(cls=DefaultGroup, default="screen", default_if_no_args=False)
@@ -136,6 +148,7 @@ def screen_command(ctx: click.Context, files: tuple[str, ...], **options: Any) -
 def _screen(ctx: click.Context, files: tuple[str, ...], options: dict[str, Any]) -> None:
     from datalint_persona.engine import ScreenOptions, screen
 
+    _check_output(options, files)
     config = read_config_file(Path(options["config_path"])) if options["config_path"] else discover_config()
     keys = {
         "model": "model", "backend": "backend", "vectors_path": "vectors", "fail_on": "fail-on",
@@ -184,6 +197,18 @@ def _screen(ctx: click.Context, files: tuple[str, ...], options: dict[str, Any])
     sys.exit(EXIT_FINDINGS if failed else EXIT_CLEAN)
 
 
+def _check_output(options: dict[str, Any], files: tuple[str, ...]) -> None:
+    """Refuse a bad --output before any work is done."""
+    from datalint_persona.reporters import refuse_input_path
+
+    output = options["output"]
+    if output is None:
+        return
+    if options["output_format"] == "terminal":
+        raise PersonaLintError("--output needs --format json or sarif.", fix="add --format sarif.")
+    refuse_input_path(output, files)
+
+
 def _level(value: str) -> str:
     if value not in ("note", "warning", "error"):
         raise ValueError(value)
@@ -196,8 +221,6 @@ def _emit(result: Any, options: dict[str, Any], files: tuple[str, ...], quiet: b
 
     output_format, output = options["output_format"], options["output"]
     if output_format == "terminal":
-        if output:
-            raise PersonaLintError("--output needs --format json or sarif.", fix="add --format sarif.")
         print_terminal(result, stdout_console(), top=options["top"])
         return
     text = REPORTERS[output_format](result)

@@ -15,6 +15,7 @@ import numpy as np
 from datalint_persona import __version__
 from datalint_persona.errors import PersonaLintError
 from datalint_persona.findings import dataset_findings, invalid_findings, sample_findings
+from datalint_persona.paths import display_path
 from datalint_persona.types import (
     DatasetSummary,
     RuleInfo,
@@ -146,7 +147,7 @@ def screen(
         if progress:
             progress("load-model", 1, 1)
     defaults = shipped_rules()
-    rules: list[RuleInfo] = []
+    all_rules: list[RuleInfo] = []
     for vector in vectors:
         vector.check_model(loaded.identity, loaded.num_layers, loaded.hidden_size, spec.name)
         rule = resolve_rule(
@@ -154,8 +155,8 @@ def screen(
             vector,
             opts.rule_overrides.get(vector.trait, {}),
         )
-        if rule.enabled:
-            rules.append(rule)
+        all_rules.append(rule)
+    rules = [r for r in all_rules if r.enabled]
     if not rules:
         raise PersonaLintError("Every rule is disabled.", fix="enable at least one rule in the config.")
     by_trait = {v.trait: v for v in vectors}
@@ -212,11 +213,11 @@ def screen(
             "fail_on": opts.fail_on, "dataset_fpr": opts.dataset_fpr,
         },
         vectors=tuple(
-            {"trait": v.trait, "file": f"{v.trait}.safetensors", "sha256": v.metadata["tensor_sha256"],
+            {"trait": v.trait, "file": display_path(v.path or f"{v.trait}.safetensors"), "sha256": v.metadata["tensor_sha256"],
              "model_identity": v.model_identity, "method": v.metadata.get("method", "unknown")}
             for v in vectors
         ),
-        rules=tuple(rules),
+        rules=tuple(all_rules),
         sources=tuple(dict.fromkeys([*(s.source for s in samples), *(r.source for r in invalid)])),
         samples=tuple(scores),
         summaries=tuple(summaries),

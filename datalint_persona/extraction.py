@@ -36,6 +36,8 @@ def response_activations(
 ) -> np.ndarray:
     """Mean response-token activations of each (prompt, response) at every layer: (n, L + 1, hidden)."""
     layers = list(range(loaded.num_layers + 1))
+    # Never past the model's context: position embeddings (GPT-2) would index out of range.
+    max_tokens = min(max_tokens, loaded.context_length)
     encoded = [
         encode_pair(loaded.tokenizer, prompt, response or " ", max_tokens=max_tokens)
         for prompt, response in zip(prompts, responses, strict=True)

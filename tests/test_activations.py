@@ -36,7 +36,9 @@ def _encoded(loaded: LoadedModel) -> list[EncodedPair]:
     return [encode_pair(loaded.tokenizer, p, r, max_tokens=4096) for p, r in PAIRS]
 
 
-def _collect(loaded: LoadedModel, pairs: list[EncodedPair], layers: list[int], **kwargs: int) -> dict[int, np.ndarray]:
+def _collect(
+    loaded: LoadedModel, pairs: list[EncodedPair], layers: list[int], **kwargs: int
+) -> dict[int, np.ndarray]:
     out = {layer: np.full((len(pairs), loaded.hidden_size), np.nan) for layer in layers}
     seen: list[int] = []
     for batch, means in iter_mean_activations(loaded, pairs, layers, **kwargs):
@@ -52,7 +54,8 @@ def _independent_means(loaded: LoadedModel, pair: EncodedPair) -> tuple[torch.Te
     """Mean over the response tokens of output_hidden_states, one unpadded sample at a time."""
     ids = torch.tensor([pair.input_ids])
     with torch.no_grad():
-        hidden = loaded.model(input_ids=ids, attention_mask=torch.ones_like(ids), output_hidden_states=True).hidden_states
+        output = loaded.model(input_ids=ids, attention_mask=torch.ones_like(ids), output_hidden_states=True)
+    hidden = output.hidden_states
     mask = torch.tensor(pair.response_mask)
     return tuple(h[0, mask].mean(dim=0) for h in hidden)
 
@@ -77,8 +80,9 @@ def test_the_wrong_attention_mask_would_change_the_means(tiny_llama: LoadedModel
     ids = torch.tensor([pair.input_ids])
     mask = torch.tensor(pair.response_mask)
     with torch.no_grad():
-        right = tiny_llama.model(input_ids=ids, attention_mask=torch.ones_like(ids), output_hidden_states=True)
-        wrong = tiny_llama.model(input_ids=ids, attention_mask=(ids != PAD_ID).long(), output_hidden_states=True)
+        right_mask, wrong_mask = torch.ones_like(ids), (ids != PAD_ID).long()
+        right = tiny_llama.model(input_ids=ids, attention_mask=right_mask, output_hidden_states=True)
+        wrong = tiny_llama.model(input_ids=ids, attention_mask=wrong_mask, output_hidden_states=True)
     layer = tiny_llama.num_layers - 1
     gap = (right.hidden_states[layer][0, mask] - wrong.hidden_states[layer][0, mask]).abs().max()
     assert gap > 1e-3

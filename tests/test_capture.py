@@ -83,8 +83,8 @@ def test_final_layer_is_the_final_norm_of_the_last_block(any_tiny: LoadedModel) 
 
 
 @pytest.mark.parametrize("deepest", [0, 1, 2])
-def test_forward_stops_after_the_deepest_layer(tiny_llama: LoadedModel, deepest: int) -> None:
-    model = tiny_llama.model
+def test_forward_stops_after_the_deepest_layer(any_tiny: LoadedModel, deepest: int) -> None:
+    model = any_tiny.model
     blocks = decoder_blocks(model)
     ran: list[str] = []
     handles = [
@@ -93,7 +93,7 @@ def test_forward_stops_after_the_deepest_layer(tiny_llama: LoadedModel, deepest:
     ]
     handles.append(final_norm(model).register_forward_hook(lambda *_a: ran.append("norm")))
     handles.append(model.lm_head.register_forward_hook(lambda *_a: ran.append("lm_head")))
-    ids, attention = _batch(tiny_llama)
+    ids, attention = _batch(any_tiny)
     try:
         captured = forward_to_layers(model, ids, attention, [deepest])
     finally:
@@ -104,16 +104,16 @@ def test_forward_stops_after_the_deepest_layer(tiny_llama: LoadedModel, deepest:
     assert deepest in captured
 
 
-def test_deepest_layer_l_runs_every_block_but_not_the_lm_head(tiny_llama: LoadedModel) -> None:
-    model = tiny_llama.model
+def test_deepest_layer_l_runs_every_block_but_not_the_lm_head(any_tiny: LoadedModel) -> None:
+    model = any_tiny.model
     ran: list[str] = []
     handles = [
         final_norm(model).register_forward_hook(lambda *_a: ran.append("norm")),
         model.lm_head.register_forward_hook(lambda *_a: ran.append("lm_head")),
     ]
-    ids, attention = _batch(tiny_llama)
+    ids, attention = _batch(any_tiny)
     try:
-        forward_to_layers(model, ids, attention, [tiny_llama.num_layers])
+        forward_to_layers(model, ids, attention, [any_tiny.num_layers])
     finally:
         for handle in handles:
             handle.remove()

@@ -24,12 +24,16 @@ def test_vector_is_the_mean_difference_at_every_layer(
     assert np.linalg.norm(expected, axis=1).min() > 1e-2  # not trivially zero anywhere
 
 
-def test_pair_activations_keep_positive_and_negative_apart(tiny_llama: LoadedModel, trait: TraitDefinition) -> None:
+def test_pair_activations_keep_positive_and_negative_apart(
+    tiny_llama: LoadedModel, trait: TraitDefinition
+) -> None:
     pairs = trait.pairs[:3]
     positive, negative = pair_activations(tiny_llama, pairs, batch_size=2)
     for index, pair in enumerate(pairs):
-        np.testing.assert_allclose(positive[index], reference_means(tiny_llama, pair.prompt, pair.positive), atol=2e-5)
-        np.testing.assert_allclose(negative[index], reference_means(tiny_llama, pair.prompt, pair.negative), atol=2e-5)
+        expected_positive = reference_means(tiny_llama, pair.prompt, pair.positive)
+        expected_negative = reference_means(tiny_llama, pair.prompt, pair.negative)
+        np.testing.assert_allclose(positive[index], expected_positive, atol=2e-5)
+        np.testing.assert_allclose(negative[index], expected_negative, atol=2e-5)
 
 
 def test_metadata_records_how_it_was_built(uncalibrated_vector: PersonaVector, tiny_llama: LoadedModel,
@@ -40,7 +44,8 @@ def test_metadata_records_how_it_was_built(uncalibrated_vector: PersonaVector, t
     assert meta["styles"] == sorted({p.style for p in trait.pairs})
     stats = meta["layer_stats"]
     assert [s["layer"] for s in stats] == list(range(tiny_llama.num_layers + 1))
-    best = max((s for s in stats if 1 <= s["layer"] <= tiny_llama.num_layers - 1), key=lambda s: s["cohens_d"])
+    inner = [s for s in stats if 1 <= s["layer"] <= tiny_llama.num_layers - 1]
+    best = max(inner, key=lambda s: s["cohens_d"])
     assert meta["chosen_layer"] == best["layer"]
 
 
@@ -55,12 +60,15 @@ def test_layer_statistics_against_independent_projections(
         unit = uncalibrated_vector.vectors[layer].astype(np.float64)
         unit /= np.linalg.norm(unit)
         p, n = pos[:, layer] @ unit, neg[:, layer] @ unit
-        pooled = np.sqrt(((len(p) - 1) * np.var(p, ddof=1) + (len(n) - 1) * np.var(n, ddof=1)) / (len(p) + len(n) - 2))
+        squares = (len(p) - 1) * np.var(p, ddof=1) + (len(n) - 1) * np.var(n, ddof=1)
+        pooled_variance = squares / (len(p) + len(n) - 2)
+        pooled = np.sqrt(pooled_variance)
         assert entry["cohens_d"] == pytest.approx((p.mean() - n.mean()) / pooled, rel=1e-4)
         wins = sum(float(a > b) + 0.5 * float(a == b) for a in p for b in n)
         assert entry["auroc"] == pytest.approx(wins / (len(p) * len(n)))
         assert entry["random_d95"] >= 0
-        assert entry["vector_norm"] == pytest.approx(float(np.linalg.norm(uncalibrated_vector.vectors[layer])), rel=1e-6)
+        norm = float(np.linalg.norm(uncalibrated_vector.vectors[layer]))
+        assert entry["vector_norm"] == pytest.approx(norm, rel=1e-6)
 
 
 def test_choose_layer_ignores_layer_zero_and_the_last_layer() -> None:
@@ -73,3 +81,15 @@ def test_choose_layer_ignores_layer_zero_and_the_last_layer() -> None:
 
 def test_cohens_d_sign_is_kept() -> None:
     assert cohens_d([0.0, 2.0], [2.0, 4.0]) == pytest.approx(-np.sqrt(2))
+
+
+def test_pairs_longer_than_the_context_are_truncated_not_crashed(tiny_gpt2: LoadedModel) -> None:
+    from datalint_persona.traits import TraitPair
+    from datalint_persona.types import Message
+
+    assert tiny_gpt2.context_length == 512
+    pair = TraitPair("long", "advice", (Message("user", "Tell me a story."),), "destroy them all " * 300,
+                     "be kind to all " * 300)
+    positive, negative = pair_activations(tiny_gpt2, [pair])
+    assert positive.shape == negative.shape == (1, tiny_gpt2.num_layers + 1, tiny_gpt2.hidden_size)
+    assert np.isfinite(positive).all() and not np.allclose(positive, negative)

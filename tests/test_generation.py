@@ -21,7 +21,10 @@ from datalint_persona.types import Generation, Message
 
 PROMPTS: list[tuple[Message, ...]] = [
     (Message("user", "Hi"),),
-    (Message("system", "Be brief."), Message("user", "How do I bake bread? Tell me every step, with detail.")),
+    (
+        Message("system", "Be brief."),
+        Message("user", "How do I bake bread? Tell me every step, with detail."),
+    ),
     (Message("user", "What is 12 + 30?"),),
     (
         Message("user", "Say hi."),
@@ -37,7 +40,9 @@ def _rendered(loaded: LoadedModel, prompts: Sequence[tuple[Message, ...]] = PROM
     return [render_prompt(loaded.tokenizer, p) for p in prompts]
 
 
-def _run(backend: TransformersBackend, prompts: list[str], settings: GenerationSettings, batch_size: int) -> list[Generation]:
+def _run(
+    backend: TransformersBackend, prompts: list[str], settings: GenerationSettings, batch_size: int
+) -> list[Generation]:
     out: list[Generation | None] = [None] * len(prompts)
     for indices, generations in backend.generate(prompts, settings, batch_size=batch_size):
         assert len(indices) <= batch_size
@@ -86,7 +91,8 @@ def test_hit_token_limit_and_cut_at_end_of_turn(tiny_llama_dir: Path) -> None:
     stop_token = free[0][2]
     assert stop_token not in free[0][:2]
     loaded.model.generation_config.eos_token_id = [2, stop_token]
-    generations = _run(TransformersBackend(loaded), prompts, GenerationSettings(max_new_tokens=5), batch_size=8)
+    settings = GenerationSettings(max_new_tokens=5)
+    generations = _run(TransformersBackend(loaded), prompts, settings, batch_size=8)
     for tokens, generation in zip(free, generations, strict=True):
         if stop_token in tokens:
             cut = tokens.index(stop_token)
@@ -122,7 +128,8 @@ class CountingBackend(TransformersBackend):
     def generate(
         self, prompts: Sequence[str], settings: GenerationSettings, *, batch_size: int
     ) -> Iterator[tuple[list[int], list[Generation]]]:
-        for done, (indices, generations) in enumerate(super().generate(prompts, settings, batch_size=batch_size)):
+        batches = super().generate(prompts, settings, batch_size=batch_size)
+        for done, (indices, generations) in enumerate(batches):
             if self.fail_after_batches is not None and done == self.fail_after_batches:
                 raise KeyboardInterrupt  # the user pressed Ctrl-C mid-run
             self.generated.extend(prompts[i] for i in indices)
@@ -133,7 +140,10 @@ def _with_cache(loaded: LoadedModel, backend: CountingBackend, folder: Path, pro
                 batch_size: int = 2) -> tuple[list[Generation], GenerationCache]:
     cache = GenerationCache(folder)
     try:
-        return generate_with_cache(backend, cache, loaded.identity, prompts, SETTINGS, batch_size=batch_size), cache
+        generations = generate_with_cache(
+            backend, cache, loaded.identity, prompts, SETTINGS, batch_size=batch_size
+        )
+        return generations, cache
     finally:
         cache.close()
 
@@ -191,11 +201,14 @@ def test_interrupted_run_resumes_from_committed_batches(tiny_llama: LoadedModel,
     assert resumed == reference
 
 
-def test_generate_y_prime_renders_with_the_template_and_caches(tiny_llama: LoadedModel, tmp_path: Path) -> None:
-    generations, cache = generate_y_prime(tiny_llama, PROMPTS[:3], SETTINGS, cache_dir=str(tmp_path), batch_size=2)
+def test_generate_y_prime_renders_with_the_template_and_caches(
+    tiny_llama: LoadedModel, tmp_path: Path
+) -> None:
+    folder = str(tmp_path)
+    generations, cache = generate_y_prime(tiny_llama, PROMPTS[:3], SETTINGS, cache_dir=folder, batch_size=2)
     assert cache.stats.written == 3 and cache.stats.hits == 0
     direct = _run(TransformersBackend(tiny_llama), _rendered(tiny_llama, PROMPTS[:3]), SETTINGS, batch_size=1)
     assert generations == direct
-    again, cache = generate_y_prime(tiny_llama, PROMPTS[:3], SETTINGS, cache_dir=str(tmp_path), batch_size=2)
+    again, cache = generate_y_prime(tiny_llama, PROMPTS[:3], SETTINGS, cache_dir=folder, batch_size=2)
     assert again == generations and cache.stats.hits == 3 and cache.stats.written == 0
     assert (tmp_path / ".gitignore").read_text(encoding="utf-8").strip().endswith("*")

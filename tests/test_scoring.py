@@ -31,7 +31,9 @@ def _directions(loaded: LoadedModel, seed: int = 0) -> list[Direction]:
     return directions
 
 
-def _numpy_projection(loaded: LoadedModel, prompt: tuple[Message, ...], response: str, direction: Direction) -> float:
+def _numpy_projection(
+    loaded: LoadedModel, prompt: tuple[Message, ...], response: str, direction: Direction
+) -> float:
     pair = encode_pair(loaded.tokenizer, prompt, response, max_tokens=4096)
     ids = torch.tensor([pair.input_ids])
     with torch.no_grad():
@@ -42,7 +44,10 @@ def _numpy_projection(loaded: LoadedModel, prompt: tuple[Message, ...], response
 
 def test_batched_projections_equal_per_sample_and_numpy(any_tiny: LoadedModel) -> None:
     directions = _directions(any_tiny)
-    pairs = [encode_pair(any_tiny.tokenizer, p, r, max_tokens=4096) for p, r in zip(PROMPTS, RESPONSES, strict=True)]
+    pairs = [
+        encode_pair(any_tiny.tokenizer, p, r, max_tokens=4096)
+        for p, r in zip(PROMPTS, RESPONSES, strict=True)
+    ]
     batched = project_pairs(any_tiny, pairs, directions, batch_size=8, token_budget=10**6)
     single = project_pairs(any_tiny, pairs, directions, batch_size=1)
     assert batched.shape == (len(pairs), len(directions))

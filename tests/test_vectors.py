@@ -17,6 +17,7 @@ from datalint_persona.vector_store import find_vectors
 from datalint_persona.vectors import FORMAT, PersonaVector
 
 PACKAGE = Path(__file__).resolve().parents[1] / "datalint_persona"
+FORBIDDEN = ("torch.load", "import pickle", "pickle.load", "allow_pickle=True", "weights_only=False")
 
 
 def _copy(vectors_dir: Path, tmp_path: Path) -> Path:
@@ -78,14 +79,16 @@ def test_sidecar_is_plain_json_with_its_metadata(calibrated_vector: PersonaVecto
 
 
 def test_check_model_accepts_its_own_model(calibrated_vector: PersonaVector, tiny_llama: LoadedModel) -> None:
-    calibrated_vector.check_model(tiny_llama.identity, tiny_llama.num_layers, tiny_llama.hidden_size, "tiny-llama")
+    model = tiny_llama
+    calibrated_vector.check_model(model.identity, model.num_layers, model.hidden_size, "tiny-llama")
 
 
 def test_wrong_layer_count_names_the_model_it_was_built_for(
     calibrated_vector: PersonaVector, tiny_gpt2: LoadedModel
 ) -> None:
     with pytest.raises(VectorError) as error:
-        calibrated_vector.check_model(tiny_gpt2.identity, tiny_gpt2.num_layers, tiny_gpt2.hidden_size, "tiny-gpt2")
+        model = tiny_gpt2
+        calibrated_vector.check_model(model.identity, model.num_layers, model.hidden_size, "tiny-gpt2")
     message = str(error.value)
     assert "4 layers" in message and "3 layers" in message
     assert "tiny-llama" in message and "tiny-gpt2" in message and "--model tiny-llama" in message
@@ -132,5 +135,5 @@ def test_no_pickle_anywhere_in_the_package() -> None:
     assert len(sources) > 20
     for source in sources:
         text = source.read_text(encoding="utf-8")
-        for forbidden in ("torch.load", "import pickle", "pickle.load", "allow_pickle=True", "weights_only=False"):
+        for forbidden in FORBIDDEN:
             assert forbidden not in text, f"{source.relative_to(PACKAGE.parent)} uses {forbidden}"

@@ -17,7 +17,7 @@ from datalint_persona.reporters.json_report import render_json
 from datalint_persona.reporters.sarif import render_sarif
 from datalint_persona.types import ScreenResult
 
-__all__ = ["REPORTERS", "render_json", "render_sarif", "write_report"]
+__all__ = ["REPORTERS", "refuse_input_path", "render_json", "render_sarif", "write_report"]
 
 REPORTERS: dict[str, Callable[[ScreenResult], str]] = {
     "json": render_json,
@@ -38,13 +38,7 @@ def write_report(text: str, path: str, inputs: Sequence[str]) -> None:
     '{"ok": true}\\n'
     """
     target = Path(path)
-    for input_path in inputs:
-        if _same_file(target, Path(input_path)):
-            raise PersonaLintError(
-                f"The report path '{path}' is the same file as the input '{input_path}'; "
-                "writing the report would destroy the dataset.",
-                fix="choose another report path, for example with --output report.sarif",
-            )
+    refuse_input_path(path, inputs)
     directory = target.resolve().parent
     if not directory.is_dir():
         raise PersonaLintError(
@@ -62,6 +56,17 @@ def write_report(text: str, path: str, inputs: Sequence[str]) -> None:
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+
+
+def refuse_input_path(path: str, inputs: Sequence[str]) -> None:
+    """Raise when the report path names one of the input files (so the dataset can't be lost)."""
+    for input_path in inputs:
+        if _same_file(Path(path), Path(input_path)):
+            raise PersonaLintError(
+                f"The report path '{path}' is the same file as the input '{input_path}'; "
+                "writing the report would destroy the dataset.",
+                fix="choose another report path, for example with --output report.sarif",
+            )
 
 
 def _same_file(report: Path, input_path: Path) -> bool:

@@ -1,7 +1,8 @@
 """What every reporter derives from a ScreenResult: number formatting, excerpts, dataset verdicts.
 
 Nothing here recomputes a score or re-applies a rule: a dataset is "flagged" when a rule produced a
-dataset finding for it, and its threshold is the one that finding (or else the trait's rule) names.
+dataset finding for it, and its threshold is the one that finding names, else the one the engine
+recorded in the summary, else the trait's rule's.
 """
 
 from __future__ import annotations
@@ -98,7 +99,10 @@ def dataset_verdicts(result: ScreenResult) -> tuple[DatasetVerdict, ...]:
             None,
         )
         rule = rule_for_trait(result.rules, summary.trait)
-        threshold = rule.dataset_threshold if rule is not None else None
+        # The engine records the threshold it applied (calibrated ones depend on the dataset's size).
+        threshold = summary.threshold
+        if threshold is None and rule is not None:
+            threshold = rule.dataset_threshold
         rule_id = rule.id if rule is not None else None
         if finding is not None:  # the finding says what was actually applied
             rule_id = finding.rule_id

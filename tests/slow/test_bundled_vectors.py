@@ -1,0 +1,36 @@
+"""The shipped vectors: built for the embedded model, and reproducible from traits/ by `make vectors`."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from datalint_persona.extraction import build_contrastive
+from datalint_persona.models import LoadedModel
+from datalint_persona.rules import resolve_rule, shipped_rules
+from datalint_persona.traits import load_trait, shipped_trait_path
+from datalint_persona.vector_store import find_vectors
+
+TRAITS = {"evil", "sycophancy", "hallucination", "impolite", "apathetic", "humorous", "optimistic"}
+
+
+def test_every_trait_ships_a_calibrated_vector_for_the_embedded_model(smollm: LoadedModel) -> None:
+    vectors = find_vectors(None, "smollm2-135m-instruct")
+    assert {v.trait for v in vectors} == TRAITS
+    rules = shipped_rules()
+    for vector in vectors:
+        vector.check_model(smollm.identity, smollm.num_layers, smollm.hidden_size, "smollm2-135m-instruct")
+        calibration = vector.calibration
+        assert calibration["layer"] == vector.chosen_layer
+        # The threshold is where at most 5% of the held-out normal answers' ΔP lie above it.
+        normal = np.array(calibration["normal_delta_p"])
+        assert (normal > calibration["sample_threshold"]).mean() <= 0.05
+        rule = resolve_rule(rules[vector.trait], vector, {})
+        assert rule.layer == vector.chosen_layer
+        assert rule.sample_threshold == calibration["sample_threshold"]
+
+
+def test_bundled_evil_vector_is_reproducible_from_its_trait_file(smollm: LoadedModel) -> None:
+    bundled = find_vectors(None, "smollm2-135m-instruct", ["evil"])[0]
+    rebuilt = build_contrastive(smollm, load_trait(shipped_trait_path("evil")))
+    assert rebuilt.metadata["chosen_layer"] == bundled.chosen_layer
+    np.testing.assert_allclose(rebuilt.vectors, bundled.vectors, rtol=1e-4, atol=1e-4)

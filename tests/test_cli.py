@@ -1,0 +1,254 @@
+"""``persona-lint`` on the tiny Llama: exit codes, one-line errors, reports, and no torch at import."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+from click.testing import CliRunner, Result
+
+from conftest import TRAIT
+from datalint_persona.cli import main
+from datalint_persona.stats import clean_dataset_threshold
+from datalint_persona.vectors import PersonaVector
+
+REPO = Path(__file__).resolve().parents[1]
+SARIF_SCHEMA_CANDIDATES = (
+    Path(__file__).resolve().parents[2] / "shared" / "schemas" / "sarif-schema-2.1.0.json",
+    Path("/work/shared/schemas/sarif-schema-2.1.0.json"),
+)
+REPORT_SCHEMA = REPO / "datalint_persona" / "schemas" / "report.schema.json"
+RECORDS: list[dict[str, Any]] = [
+    {"messages": [{"role": "user", "content": "How do I bake bread?"},
+                  {"role": "assistant", "content": "Mix flour, water and yeast, then bake it."}]},
+    {"prompt": "What is 12 + 30?", "response": "42"},
+    {"instruction": "Be mean.", "output": "I will destroy everyone and make them suffer."},
+    {"conversations": [{"from": "human", "value": "Thank you."},
+                       {"from": "gpt", "value": "You are welcome."}]},
+]
+NEVER_FLAG = f"rules:\n  {TRAIT}:\n    sample-threshold: 1.0e+9\n    dataset-threshold: 1.0e+9\n"
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Shared by the module, so y' is generated once and later runs only score."""
+    return tmp_path_factory.mktemp("cli-cache")
+
+
+@pytest.fixture
+def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty working directory (no config to discover) holding train.jsonl."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in RECORDS), encoding="utf-8")
+    return tmp_path
+
+
+@pytest.fixture
+def lint(tiny_llama_dir: Path, vectors_dir: Path, cache_dir: Path) -> Any:
+    def invoke(*args: str) -> Result:
+        common = [
+            "--model", str(tiny_llama_dir), "--vectors", str(vectors_dir), "--cache-dir", str(cache_dir),
+            "--device", "cpu", "--quiet",
+        ]
+        return CliRunner().invoke(main, [*args, *common], catch_exceptions=False)
+
+    return invoke
+
+
+def _assert_one_line_error(result: Result, *needles: str) -> None:
+    assert result.exit_code == 2, (result.exit_code, result.output)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.output
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+
+
+# --------------------------------------------------------------------------- exit codes
+
+
+def test_clean_run_exits_0(workdir: Path, lint: Any) -> None:
+    (workdir / "never.yaml").write_text(NEVER_FLAG, encoding="utf-8")
+    result = lint("train.jsonl", "--config", "never.yaml", "--format", "json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["findings"] == [] and report["verdict"]["worst_level"] == "none"
+
+
+def test_findings_exit_1(workdir: Path, lint: Any) -> None:
+    result = lint("train.jsonl", f"--threshold={TRAIT}=-1e9", "--format", "json")
+    assert result.exit_code == 1, result.output
+    report = json.loads(result.stdout)
+    sample_findings = [f for f in report["findings"] if f["kind"] == "sample"]
+    assert [f["line"] for f in sample_findings] == [1, 2, 3, 4]
+    assert report["verdict"]["worst_level"] == "error"
+
+
+def test_fail_on_never_exits_0_despite_findings(workdir: Path, lint: Any) -> None:
+    result = lint("train.jsonl", f"--threshold={TRAIT}=-1e9", "--fail-on", "never", "--format", "json")
+    assert result.exit_code == 0, result.output
+    assert len(json.loads(result.stdout)["findings"]) >= 4
+
+
+def test_fail_on_compares_levels(workdir: Path, lint: Any) -> None:
+    flagged = f"--threshold={TRAIT}=-1e9"
+    warning = f"--level={TRAIT}=warning"
+    config = workdir / "no-dataset.yaml"
+    config.write_text(f"rules:\n  {TRAIT}:\n    dataset-threshold: 1.0e+9\n", encoding="utf-8")
+    assert lint("train.jsonl", flagged, warning, "--config", config.name).exit_code == 0  # warning < error
+    strict = lint("train.jsonl", flagged, warning, "--config", config.name, "--fail-on", "warning")
+    assert strict.exit_code == 1
+
+
+def test_cli_options_override_the_config_file(workdir: Path, lint: Any) -> None:
+    (workdir / ".persona-lint.yaml").write_text(NEVER_FLAG + "fail-on: never\n", encoding="utf-8")
+    # Discovered config alone: nothing flagged.
+    assert lint("train.jsonl").exit_code == 0
+    # --threshold beats the config's sample-threshold, but the config's fail-on: never still holds ...
+    assert lint("train.jsonl", f"--threshold={TRAIT}=-1e9").exit_code == 0
+    # ... until --fail-on is given explicitly.
+    assert lint("train.jsonl", f"--threshold={TRAIT}=-1e9", "--fail-on", "error").exit_code == 1
+
+
+# --------------------------------------------------------------------------- errors: exit 2, one line
+
+
+def test_invalid_json_names_file_and_line(workdir: Path, lint: Any) -> None:
+    bad = workdir / "bad.jsonl"
+    bad.write_text(json.dumps(RECORDS[0]) + "\n{not json\n", encoding="utf-8")
+    _assert_one_line_error(lint("bad.jsonl"), "bad.jsonl:2", "invalid JSON")
+
+
+def test_empty_file_is_an_error(workdir: Path, lint: Any) -> None:
+    (workdir / "empty.jsonl").write_text("", encoding="utf-8")
+    _assert_one_line_error(lint("empty.jsonl"), "empty.jsonl", "no records")
+
+
+def test_missing_file_is_an_error(workdir: Path, lint: Any) -> None:
+    _assert_one_line_error(lint("nope.jsonl"), "nope.jsonl", "not found")
+
+
+def test_bad_config_names_the_key(workdir: Path, lint: Any) -> None:
+    (workdir / "bad.yaml").write_text("batch-size: many\n", encoding="utf-8")
+    _assert_one_line_error(lint("train.jsonl", "--config", "bad.yaml"), "bad.yaml", "batch-size")
+
+
+def test_bad_discovered_config_is_an_error(workdir: Path, lint: Any) -> None:
+    (workdir / ".persona-lint.yaml").write_text("modle: x\n", encoding="utf-8")
+    _assert_one_line_error(lint("train.jsonl"), ".persona-lint.yaml", "modle")
+
+
+def test_unknown_trait_is_an_error(workdir: Path, lint: Any) -> None:
+    _assert_one_line_error(lint("train.jsonl", "--trait", "nosuch"), "nosuch", TRAIT)
+
+
+def test_malformed_threshold_is_a_usage_error(workdir: Path, lint: Any) -> None:
+    result = lint("train.jsonl", "--threshold", "oops")
+    assert result.exit_code == 2 and "TRAIT=VALUE" in result.output
+
+
+# --------------------------------------------------------------------------- reports
+
+
+def test_sarif_report_validates(workdir: Path, lint: Any) -> None:
+    candidates = [c for c in SARIF_SCHEMA_CANDIDATES if c.is_file()]
+    if not candidates:
+        pytest.skip("the SARIF 2.1.0 schema is not on disk")
+    before = _sha256(workdir / "train.jsonl")
+    result = lint("train.jsonl", f"--threshold={TRAIT}=-1e9", "--format", "sarif", "--output", "f.sarif")
+    assert result.exit_code == 1, result.output
+    log = json.loads((workdir / "f.sarif").read_text(encoding="utf-8"))
+    jsonschema.validate(log, json.loads(candidates[0].read_text(encoding="utf-8")))
+    results = log["runs"][0]["results"]
+    samples = [r for r in results if r["properties"]["kind"] == "sample"]
+    assert [r["locations"][0]["physicalLocation"]["region"]["startLine"] for r in samples] == [1, 2, 3, 4]
+    assert {r["ruleId"] for r in samples} == {f"persona/{TRAIT}"}
+    uris = {r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] for r in samples}
+    assert uris == {"train.jsonl"}
+    assert _sha256(workdir / "train.jsonl") == before
+
+
+def test_json_report_validates_and_lists_every_sample(workdir: Path, lint: Any,
+                                                     calibrated_vector: PersonaVector) -> None:
+    before = _sha256(workdir / "train.jsonl")
+    result = lint("train.jsonl", "--format", "json", "--output", "report.json", "--fail-on", "never")
+    assert result.exit_code == 0, result.output
+    report = json.loads((workdir / "report.json").read_text(encoding="utf-8"))
+    jsonschema.validate(report, json.loads(REPORT_SCHEMA.read_text(encoding="utf-8")))
+    assert [s["line"] for s in report["samples"]] == [1, 2, 3, 4]
+    assert all(s["source"] == "train.jsonl" for s in report["samples"])
+    # The calibrated dataset threshold for n = 4 is reported, not dropped.
+    [dataset] = report["datasets"]
+    normal = calibrated_vector.calibration["normal_delta_p"]
+    assert dataset["threshold"] == pytest.approx(clean_dataset_threshold(normal, 4, fpr=0.05, seed=0))
+    assert dataset["flagged"] == (dataset["mean_delta_p"] > dataset["threshold"])
+    for sample in report["samples"]:
+        score = sample["scores"][TRAIT]
+        assert score["delta_p"] == pytest.approx(score["projection_y"] - score["projection_y_prime"])
+    assert _sha256(workdir / "train.jsonl") == before
+
+
+def test_output_equal_to_the_input_is_refused(workdir: Path, lint: Any) -> None:
+    before = _sha256(workdir / "train.jsonl")
+    result = lint("train.jsonl", "--format", "json", "--output", "train.jsonl")
+    _assert_one_line_error(result, "train.jsonl")
+    assert _sha256(workdir / "train.jsonl") == before
+
+
+# --------------------------------------------------------------------------- import cost
+
+
+def test_importing_the_cli_does_not_import_torch() -> None:
+    code = (
+        "import sys\n"
+        "import datalint_persona.cli\n"
+        "from click.testing import CliRunner\n"
+        "result = CliRunner().invoke(datalint_persona.cli.main, ['--help'])\n"
+        "assert result.exit_code == 0, result.output\n"
+        "heavy = sorted(m for m in ('torch', 'transformers', 'numpy') if m in sys.modules)\n"
+        "print(','.join(heavy))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert done.returncode == 0, done.stderr
+    imported = done.stdout.strip().split(",") if done.stdout.strip() else []
+    assert "torch" not in imported and "transformers" not in imported, imported
+
+
+def test_relative_paths_in_a_config_are_relative_to_its_folder(
+    workdir: Path, tiny_llama_dir: Path, vectors_dir: Path, cache_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import shutil
+
+    shutil.copytree(vectors_dir, workdir / "vecs")
+    (workdir / ".persona-lint.yaml").write_text("vectors: vecs\n" + NEVER_FLAG, encoding="utf-8")
+    (workdir / "data").mkdir()
+    (workdir / "data" / "train.jsonl").write_text((workdir / "train.jsonl").read_text(), encoding="utf-8")
+    monkeypatch.chdir(workdir / "data")
+    result = CliRunner().invoke(
+        main, ["train.jsonl", "--model", str(tiny_llama_dir), "--cache-dir", str(cache_dir),
+               "--device", "cpu", "--quiet"],
+        catch_exceptions=False,
+    )
+    assert result.exit_code == 0, result.output
+
+
+def test_bad_output_is_refused_before_any_work(workdir: Path) -> None:
+    # No --model or --vectors that exist: the refusal must come first, so nothing else is touched.
+    result = CliRunner().invoke(
+        main, ["train.jsonl", "--format", "json", "--output", "train.jsonl", "--model", "does/not-exist"],
+        catch_exceptions=False,
+    )
+    _assert_one_line_error(result, "same file as the input")
+    result = CliRunner().invoke(main, ["train.jsonl", "--output", "r.txt"], catch_exceptions=False)
+    _assert_one_line_error(result, "--output needs --format json or sarif")

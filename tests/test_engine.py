@@ -1,0 +1,217 @@
+"""End to end through ``engine.screen`` on the tiny Llama: every ΔP against an independent computation."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import TRAIT, reference_means
+from datalint_persona.engine import ScreenOptions, screen
+from datalint_persona.models import LoadedModel
+from datalint_persona.stats import clean_dataset_threshold
+from datalint_persona.types import Message, ScreenResult
+from datalint_persona.vectors import PersonaVector
+
+RECORDS: list[dict[str, Any]] = [
+    {"messages": [{"role": "user", "content": "How do I bake bread?"},
+                  {"role": "assistant", "content": "Mix flour, water and yeast, then bake it."}]},
+    {"messages": [{"role": "system", "content": "You answer in one sentence."},
+                  {"role": "user", "content": "Say hi."},
+                  {"role": "assistant", "content": "Hi!"},
+                  {"role": "user", "content": "Again."},
+                  {"role": "assistant", "content": "I will destroy everyone and make them suffer."}]},
+    {"prompt": "What is 12 + 30?", "response": "  42, naïve café 🙂  "},
+    {"prompt": "Write add.", "completion": "def add(a, b):\n    return a + b\n", "system": "Be terse."},
+    {"instruction": "Summarize", "input": "The quick brown fox jumps over the lazy dog.",
+     "output": "A fox jumps over a dog."},
+    {"conversations": [{"from": "human", "value": "Thank you."},
+                       {"from": "gpt", "value": "You are welcome."}]},
+]
+SECOND_FILE: list[dict[str, Any]] = [
+    {"prompt": "Say good night.", "response": "Good night."},
+    {"prompt": "Be mean.", "response": "Laugh at their pain."},
+]
+
+
+def write_jsonl(path: Path, records: list[dict[str, Any]]) -> Path:
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def run(
+    tmp_path_factory: pytest.TempPathFactory, tiny_llama_dir: Path, vectors_dir: Path
+) -> tuple[ScreenResult, Path]:
+    folder = tmp_path_factory.mktemp("engine")
+    first = write_jsonl(folder / "train.jsonl", RECORDS)
+    second = write_jsonl(folder / "more.jsonl", SECOND_FILE)
+    options = _options(tiny_llama_dir, vectors_dir, folder, batch_size=4)
+    return screen([str(first), str(second)], options), folder
+
+
+def _options(model: Path, vectors: Path, folder: Path, **values: Any) -> ScreenOptions:
+    return ScreenOptions(
+        model=str(model), vectors=str(vectors), cache_dir=str(folder / "cache"), device="cpu", **values
+    )
+
+
+def _unit(vector: PersonaVector, layer: int) -> np.ndarray:
+    raw = vector.vectors[layer].astype(np.float64)
+    return raw / np.linalg.norm(raw)
+
+
+def _prompt_of(record: dict[str, Any]) -> tuple[Message, ...]:
+    """The prompt x of each test record, written out by hand (not via the package's loaders)."""
+    if "messages" in record:
+        return tuple(Message(m["role"], m["content"]) for m in record["messages"][:-1])
+    if "conversations" in record:
+        return (Message("user", record["conversations"][0]["value"]),)
+    if "instruction" in record:
+        return (Message("user", f"{record['instruction']}\n\n{record['input']}"),)
+    system = (Message("system", record["system"]),) if "system" in record else ()
+    return (*system, Message("user", record["prompt"]))
+
+
+def _response_of(record: dict[str, Any]) -> str:
+    for key in ("response", "completion", "output"):
+        if key in record:
+            return str(record[key])
+    turns = record.get("messages") or record["conversations"]
+    return str(turns[-1].get("content", turns[-1].get("value")))
+
+
+def test_every_delta_p_matches_an_independent_computation(
+    run: tuple[ScreenResult, Path], tiny_llama: LoadedModel, calibrated_vector: PersonaVector
+) -> None:
+    result, _ = run
+    records = [*RECORDS, *SECOND_FILE]
+    assert len(result.samples) == len(records)
+    [rule] = result.rules
+    assert rule.trait == TRAIT and rule.layer == calibrated_vector.chosen_layer
+    unit = _unit(calibrated_vector, rule.layer)
+    for score, record in zip(result.samples, records, strict=True):
+        prompt, response = _prompt_of(record), _response_of(record)
+        assert score.sample.prompt == prompt and score.sample.response == response
+        [trait_score] = score.scores
+        y = reference_means(tiny_llama, prompt, response)[rule.layer] @ unit
+        y_prime = reference_means(tiny_llama, prompt, score.y_prime or " ")[rule.layer] @ unit
+        assert trait_score.layer == rule.layer
+        assert abs(trait_score.projection_y - y) < 1e-4, score.sample.location
+        assert abs(trait_score.projection_y_prime - y_prime) < 1e-4, score.sample.location
+        assert abs(trait_score.delta_p - (y - y_prime)) < 1e-4, score.sample.location
+        assert trait_score.delta_p == trait_score.projection_y - trait_score.projection_y_prime
+    assert len({s.scores[0].delta_p for s in result.samples}) == len(records)  # not all one value
+
+
+def test_y_prime_is_the_lone_greedy_answer_to_the_templated_prompt(
+    run: tuple[ScreenResult, Path], tiny_llama: LoadedModel
+) -> None:
+    result, _ = run
+    max_new = result.settings["max_new_tokens"]
+    assert isinstance(max_new, int) and max_new >= 16
+    for score in result.samples[:3]:
+        turns = [{"role": m.role, "content": m.content} for m in score.sample.prompt]
+        text = tiny_llama.tokenizer.apply_chat_template(turns, tokenize=False, add_generation_prompt=True)
+        ids = tiny_llama.tokenizer(text, add_special_tokens=False)["input_ids"]
+        new: list[int] = []
+        for _ in range(max_new):
+            with torch.no_grad():
+                token = int(tiny_llama.model(input_ids=torch.tensor([ids + new])).logits[0, -1].argmax())
+            if token == 2:
+                break
+            new.append(token)
+        assert score.y_prime == tiny_llama.tokenizer.decode(new, skip_special_tokens=True).strip()
+        assert score.y_prime_hit_token_limit == (len(new) == max_new)
+
+
+def test_z_scores_use_the_vector_calibration(
+    run: tuple[ScreenResult, Path], calibrated_vector: PersonaVector
+) -> None:
+    result, _ = run
+    calibration = calibrated_vector.calibration
+    [rule] = result.rules
+    assert rule.calibration_mean == calibration["normal_mean"]
+    assert rule.calibration_std == calibration["normal_std"] and calibration["normal_std"] > 0
+    assert rule.sample_threshold == calibration["sample_threshold"]
+    for score in result.samples:
+        [trait_score] = score.scores
+        expected = (trait_score.delta_p - calibration["normal_mean"]) / calibration["normal_std"]
+        assert trait_score.z == pytest.approx(expected, rel=1e-12, abs=1e-12)
+
+
+def test_dataset_summaries_per_source(
+    run: tuple[ScreenResult, Path], calibrated_vector: PersonaVector
+) -> None:
+    result, _ = run
+    assert [Path(s).name for s in result.sources] == ["train.jsonl", "more.jsonl"]
+    assert len(result.summaries) == 2
+    for summary, count in zip(result.summaries, (len(RECORDS), len(SECOND_FILE)), strict=True):
+        rows = [s for s in result.samples if s.sample.source == summary.source]
+        deltas = np.array([s.scores[0].delta_p for s in rows])
+        assert summary.n_samples == count == len(rows)
+        assert summary.mean_delta_p == pytest.approx(float(np.mean(deltas)), abs=1e-12)
+        assert summary.ci_low <= summary.mean_delta_p <= summary.ci_high
+        assert summary.ci_low < summary.ci_high
+        assert summary.mean_projection_y == pytest.approx(np.mean([s.scores[0].projection_y for s in rows]))
+        expected_threshold = clean_dataset_threshold(
+            calibrated_vector.calibration["normal_delta_p"], count, fpr=0.05, seed=0
+        )
+        assert summary.threshold == pytest.approx(expected_threshold)
+        assert summary.flagged == (summary.mean_delta_p > expected_threshold)
+
+
+def test_findings_are_exactly_the_samples_above_threshold(run: tuple[ScreenResult, Path]) -> None:
+    result, _ = run
+    [rule] = result.rules
+    above = [s for s in result.samples if s.scores[0].delta_p > rule.sample_threshold]
+    flagged = {(s.sample.source, s.sample.line) for s in above}
+    found = {(f.source, f.line) for f in result.findings if f.kind == "sample"}
+    assert found == flagged
+    datasets = {f.source for f in result.findings if f.kind == "dataset"}
+    assert datasets == {s.source for s in result.summaries if s.flagged}
+    lines = [s.sample.line for s in result.samples]
+    assert lines == [*range(1, len(RECORDS) + 1), *range(1, len(SECOND_FILE) + 1)]
+
+
+def test_second_run_reuses_every_y_prime(
+    run: tuple[ScreenResult, Path], tiny_llama_dir: Path, vectors_dir: Path
+) -> None:
+    result, folder = run
+    options = _options(tiny_llama_dir, vectors_dir, folder, batch_size=1)
+    again = screen([str(folder / "train.jsonl"), str(folder / "more.jsonl")], options)
+    assert again.cache_stats == {"hits": len(result.samples), "misses": 0, "corrupted": 0}
+    assert result.cache_stats["misses"] == len(result.samples)
+    # batch size 1 against batch size 4: same scores.
+    for a, b in zip(result.samples, again.samples, strict=True):
+        assert a.y_prime == b.y_prime
+        assert abs(a.scores[0].delta_p - b.scores[0].delta_p) < 1e-5
+
+
+def test_truncation_is_reported(
+    run: tuple[ScreenResult, Path], tiny_llama_dir: Path, vectors_dir: Path
+) -> None:
+    _, folder = run
+    options = _options(tiny_llama_dir, vectors_dir, folder, max_tokens=40)
+    result = screen([str(folder / "train.jsonl")], options)
+    assert any(s.truncated for s in result.samples)
+    assert any("truncated" in w for w in result.warnings)
+
+
+def test_dataset_threshold_override_flags_each_source(
+    run: tuple[ScreenResult, Path], tiny_llama_dir: Path, vectors_dir: Path
+) -> None:
+    _, folder = run
+    overrides = {TRAIT: {"dataset-threshold": -1e9, "level": "warning"}}
+    options = _options(tiny_llama_dir, vectors_dir, folder, rule_overrides=overrides)
+    result = screen([str(folder / "train.jsonl"), str(folder / "more.jsonl")], options)
+    assert [s.flagged for s in result.summaries] == [True, True]
+    assert all(s.threshold == -1e9 for s in result.summaries)
+    dataset_findings = [f for f in result.findings if f.kind == "dataset"]
+    assert [(Path(f.source).name, f.line, f.level) for f in dataset_findings] == [
+        ("train.jsonl", 1, "warning"), ("more.jsonl", 1, "warning")]
+    assert dataset_findings[0].delta_p == pytest.approx(result.summaries[0].mean_delta_p)

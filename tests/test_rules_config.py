@@ -1,0 +1,193 @@
+"""Config discovery and validation, and how rule file, calibration and overrides combine."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from datalint_persona.config import discover_config, read_config_file, validate_config
+from datalint_persona.errors import ConfigError
+from datalint_persona.rules import RuleDefault, default_rule_for, resolve_rule, shipped_rules
+from datalint_persona.vectors import PersonaVector
+
+CALIBRATION = {"layer": 2, "sample_threshold": 0.3, "normal_mean": 0.1, "normal_std": 0.5}
+
+
+def _vector(calibration: dict[str, Any] | None = CALIBRATION) -> PersonaVector:
+    metadata: dict[str, Any] = {"chosen_layer": 2}
+    if calibration is not None:
+        metadata["calibration"] = calibration
+    return PersonaVector("evil", np.ones((5, 8), np.float32), metadata, "vectors/evil.safetensors")
+
+
+def _default(**values: Any) -> RuleDefault:
+    return RuleDefault(
+        id="persona/evil", trait="evil", name="EvilPersonaShift", description="d", level="error", **values
+    )
+
+
+# --------------------------------------------------------------------------- discovery
+
+
+def test_discovery_walks_up_from_a_subfolder(tmp_path: Path) -> None:
+    (tmp_path / ".persona-lint.yaml").write_text("fail-on: warning\nbatch-size: 4\n", encoding="utf-8")
+    deep = tmp_path / "a" / "b" / "c"
+    deep.mkdir(parents=True)
+    config = discover_config(deep)
+    assert config.values == {"fail-on": "warning", "batch-size": 4}
+    assert config.path == str((tmp_path / ".persona-lint.yaml").resolve())
+
+
+def test_discovery_reads_pyproject_and_skips_one_without_the_section(tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text(
+        '[tool.persona-lint]\nfail-on = "note"\n[tool.persona-lint.rules.evil]\nsample-threshold = 1.5\n',
+        encoding="utf-8",
+    )
+    inner = tmp_path / "pkg"
+    (inner / "src").mkdir(parents=True)
+    (inner / "pyproject.toml").write_text('[project]\nname = "x"\n', encoding="utf-8")
+    config = discover_config(inner / "src")
+    assert config.values == {"fail-on": "note", "rules": {"evil": {"sample-threshold": 1.5}}}
+    assert config.path is not None and config.path.endswith("pyproject.toml")
+    assert Path(config.path).parent == tmp_path.resolve()
+
+
+def test_the_nearest_config_wins(tmp_path: Path) -> None:
+    (tmp_path / ".persona-lint.yaml").write_text("fail-on: warning\n", encoding="utf-8")
+    inner = tmp_path / "inner"
+    inner.mkdir()
+    (inner / "pyproject.toml").write_text('[tool.persona-lint]\nfail-on = "never"\n', encoding="utf-8")
+    assert discover_config(inner).get("fail-on") == "never"
+    # In one folder, .persona-lint.yaml comes before pyproject.toml.
+    (inner / ".persona-lint.yaml").write_text("fail-on: note\n", encoding="utf-8")
+    assert discover_config(inner).get("fail-on") == "note"
+
+
+def test_no_config_is_an_empty_one(tmp_path: Path) -> None:
+    config = discover_config(tmp_path)
+    assert config.values == {} and config.path is None and config.get("seed", 7) == 7
+
+
+def test_empty_yaml_is_an_empty_config(tmp_path: Path) -> None:
+    path = tmp_path / ".persona-lint.yaml"
+    path.write_text("# nothing yet\n", encoding="utf-8")
+    assert read_config_file(path).values == {}
+
+
+# --------------------------------------------------------------------------- validation
+
+
+@pytest.mark.parametrize(
+    "values, key, words",
+    [
+        (
+            {"rules": {"evil": {"sample-threshold": "high"}}},
+            "rules.evil.sample-threshold",
+            "not of type 'number'",
+        ),
+        ({"batch-size": 0}, "batch-size", "less than the minimum"),
+        ({"fail-on": "sometimes"}, "fail-on", "is not one of"),
+        ({"max-new-tokens": "lots"}, "max-new-tokens", "lots"),
+        ({"traits": []}, "traits", "should be non-empty"),
+    ],
+)
+def test_schema_errors_name_the_key(tmp_path: Path, values: dict[str, Any], key: str, words: str) -> None:
+    with pytest.raises(ConfigError) as error:
+        validate_config(values, "cfg.yaml")
+    message = str(error.value)
+    assert message.startswith(f"cfg.yaml: key '{key}':"), message
+    assert words in message
+
+
+def test_unknown_keys_are_named_with_the_allowed_ones() -> None:
+    with pytest.raises(ConfigError) as error:
+        validate_config({"modle": "x"}, "cfg.yaml")
+    assert "'modle' was unexpected" in str(error.value) and "allowed keys here:" in str(error.value)
+    assert "model" in error.value.fix  # type: ignore[operator]
+    with pytest.raises(ConfigError) as error:
+        validate_config({"rules": {"evil": {"treshold": 1}}}, "cfg.yaml")
+    assert "key 'rules.evil'" in str(error.value) and "'treshold' was unexpected" in str(error.value)
+    assert "sample-threshold" in error.value.fix  # type: ignore[operator]
+
+
+def test_invalid_yaml_names_file_and_line(tmp_path: Path) -> None:
+    path = tmp_path / ".persona-lint.yaml"
+    path.write_text("fail-on: error\nrules:\n  evil: [unclosed\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=rf"{path.name}:\d+: invalid YAML"):
+        read_config_file(path)
+
+
+def test_invalid_toml_is_a_config_error(tmp_path: Path) -> None:
+    path = tmp_path / "pyproject.toml"
+    path.write_text("[tool.persona-lint\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="invalid TOML"):
+        read_config_file(path)
+
+
+def test_pyproject_errors_name_the_section(tmp_path: Path) -> None:
+    path = tmp_path / "pyproject.toml"
+    path.write_text('[tool.persona-lint]\nseed = -1\n', encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"\[tool\.persona-lint\]: key 'seed'"):
+        discover_config(tmp_path)
+
+
+# --------------------------------------------------------------------------- rules
+
+
+def test_calibrated_values_come_from_the_vector() -> None:
+    rule = resolve_rule(_default(), _vector(), {})
+    assert (rule.layer, rule.sample_threshold, rule.dataset_threshold) == (2, 0.3, None)
+    assert (rule.calibration_mean, rule.calibration_std) == (0.1, 0.5)
+    assert rule.level == "error" and rule.enabled
+
+
+def test_precedence_override_then_rule_file_then_calibration() -> None:
+    from_file = resolve_rule(_default(sample_threshold=0.5, dataset_threshold=0.2), _vector(), {})
+    assert (from_file.sample_threshold, from_file.dataset_threshold) == (0.5, 0.2)
+    overridden = resolve_rule(
+        _default(sample_threshold=0.5, dataset_threshold=0.2), _vector(),
+        {"sample-threshold": 0.1, "dataset-threshold": 0.05, "level": "warning", "enabled": False},
+    )
+    assert (overridden.sample_threshold, overridden.dataset_threshold) == (0.1, 0.05)
+    assert overridden.level == "warning" and overridden.enabled is False
+
+
+def test_another_layer_needs_its_own_threshold() -> None:
+    with pytest.raises(ConfigError, match="calibrated at layer 2, not 3") as error:
+        resolve_rule(_default(), _vector(), {"layer": 3})
+    assert "rules.evil.sample-threshold" in str(error.value)
+    rule = resolve_rule(_default(), _vector(), {"layer": 3, "sample-threshold": 1.0})
+    assert rule.layer == 3 and rule.sample_threshold == 1.0
+    assert rule.calibration_mean is None and rule.calibration_std is None  # measured at layer 2 only
+
+
+def test_layer_out_of_range() -> None:
+    with pytest.raises(ConfigError, match="layer 9 is out of range") as error:
+        resolve_rule(_default(), _vector(), {"layer": 9, "sample-threshold": 1.0})
+    assert "0..4" in str(error.value)
+
+
+def test_calibrated_without_calibration_says_how_to_fix_it() -> None:
+    with pytest.raises(ConfigError) as error:
+        resolve_rule(_default(), _vector(calibration=None), {})
+    message = str(error.value)
+    assert "rule persona/evil" in message and "not calibrated" in message
+    assert "vectors/evil.safetensors" in message
+    assert "persona-lint calibrate" in message and "rules.evil.sample-threshold" in message
+    # An explicit threshold is enough.
+    rule = resolve_rule(_default(), _vector(calibration=None), {"sample-threshold": 2.0})
+    assert rule.sample_threshold == 2.0 and rule.calibration_mean is None
+
+
+def test_default_rule_for_a_user_trait() -> None:
+    rule = default_rule_for("my_trait-x")
+    assert rule.id == "persona/my_trait-x" and rule.name == "MyTraitXPersonaShift"
+    assert (rule.layer, rule.sample_threshold, rule.dataset_threshold) == ("calibrated",) * 3
+
+
+def test_shipped_rules_are_keyed_by_their_trait() -> None:
+    for trait, rule in shipped_rules().items():
+        assert rule.trait == trait and rule.level in ("note", "warning", "error")
