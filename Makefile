@@ -30,6 +30,8 @@ test-fast: setup
 
 vectors: setup  ## rebuild and recalibrate the bundled vectors for the embedded model
 	$(BIN)/persona-lint vectors build $(addprefix --trait ,$(TRAITS)) --output vectors/smollm2-135m-instruct
+	$(BIN)/persona-lint vectors evaluate $(addprefix --trait ,$(TRAITS)) \
+	  --vectors vectors/smollm2-135m-instruct --json vectors/smollm2-135m-instruct/loso.json
 	$(BIN)/python -m datalint_persona.tools.vector_table vectors/smollm2-135m-instruct > vectors/README.md
 
 lint: setup

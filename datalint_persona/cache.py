@@ -107,9 +107,7 @@ class GenerationCache:
                     corrupted.append(key)
         if corrupted:
             self.stats.corrupted += len(corrupted)
-            self.warnings.append(
-                f"{len(corrupted)} cached y' failed their checksum and will be regenerated."
-            )
+            self.warnings.append(f"{len(corrupted)} cached y' failed their checksum and will be regenerated.")
             self._connection.executemany("DELETE FROM generations WHERE key = ?", [(k,) for k in corrupted])
             self._connection.commit()
         self.stats.hits += len(found)

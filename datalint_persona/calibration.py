@@ -56,20 +56,23 @@ def calibrate_vector(
     """
     chosen = vector.chosen_layer if layer is None else layer
     prompts = [p.prompt for p in pairs]
-    lengths = [
-        len(loaded.tokenizer(p.negative, add_special_tokens=False)["input_ids"]) for p in pairs
-    ]
+    lengths = [len(loaded.tokenizer(p.negative, add_special_tokens=False)["input_ids"]) for p in pairs]
     settings = GenerationSettings(max_new_tokens=auto_max_new_tokens(lengths), seed=seed)
     generations, _ = generate_y_prime(
         loaded, prompts, settings, backend=backend, cache_dir=cache_dir, batch_size=batch_size
     )
-    directions = [Direction(vector.trait, chosen, vector.unit(chosen)),
-                  Direction(vector.trait, LEXICAL_LAYER, vector.unit(LEXICAL_LAYER))]
+    directions = [
+        Direction(vector.trait, chosen, vector.unit(chosen)),
+        Direction(vector.trait, LEXICAL_LAYER, vector.unit(LEXICAL_LAYER)),
+    ]
     n = len(pairs)
     projections, _ = project_responses(
-        loaded, [*prompts, *prompts, *prompts],
+        loaded,
+        [*prompts, *prompts, *prompts],
         [*(p.positive for p in pairs), *(p.negative for p in pairs), *(g.text for g in generations)],
-        directions, max_tokens=loaded.context_length, batch_size=batch_size,
+        directions,
+        max_tokens=loaded.context_length,
+        batch_size=batch_size,
     )
     # ΔP = proj(x, y) - proj(x, y'), per direction (columns: chosen layer, layer 0).
     delta_pos = projections[:n] - projections[2 * n :]
@@ -87,8 +90,10 @@ def calibrate_vector(
         "trait_delta_p": [float(x) for x in delta_pos[:, 0]],
         "overall": _figures(delta_pos[:, 0], delta_neg[:, 0], threshold),
         "lexical_overall": _figures(delta_pos[:, 1], delta_neg[:, 1], lexical_threshold),
-        "y_prime": {"max_new_tokens": settings.max_new_tokens,
-                    "hit_token_limit": int(sum(g.hit_token_limit for g in generations))},
+        "y_prime": {
+            "max_new_tokens": settings.max_new_tokens,
+            "hit_token_limit": int(sum(g.hit_token_limit for g in generations)),
+        },
         "dataset_thresholds": {
             str(size): clean_dataset_threshold(delta_neg[:, 0], size, fpr=fpr, seed=seed)
             for size in dataset_sizes

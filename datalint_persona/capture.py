@@ -9,7 +9,7 @@ output of the final norm, as transformers reports it.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import TYPE_CHECKING, Any
 
 from datalint_persona.errors import ModelError
@@ -60,8 +60,7 @@ def decoder_blocks(model: nn.Module) -> Sequence[nn.Module]:
         if blocks is not None and hasattr(blocks, "__len__"):
             return blocks  # type: ignore[no-any-return]
     raise ModelError(
-        f"Can't find the transformer blocks of {type(model).__name__} "
-        f"(tried {', '.join(_BLOCK_TEMPLATES)}).",
+        f"Can't find the transformer blocks of {type(model).__name__} (tried {', '.join(_BLOCK_TEMPLATES)}).",
         fix="open an issue naming the architecture.",
     )
 
@@ -78,7 +77,8 @@ def final_norm(model: nn.Module) -> nn.Module:
 
 
 def _first_tensor(value: Any) -> torch.Tensor:
-    return value[0] if isinstance(value, tuple) else value
+    tensor: torch.Tensor = value[0] if isinstance(value, tuple) else value
+    return tensor
 
 
 @contextmanager
@@ -144,8 +144,6 @@ def forward_to_layers(
 
     trunk = getattr(model, "base_model", model)
     with torch.inference_mode(), residual_hooks(model, layers) as store:
-        try:
+        with suppress(_StopForward):
             trunk(input_ids=input_ids, attention_mask=attention_mask, use_cache=False)
-        except _StopForward:
-            pass
         return dict(store)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from datalint_persona.errors import ModelError, PersonaLintError
 from datalint_persona.types import Message
@@ -43,7 +43,7 @@ def _as_dicts(messages: Sequence[Message]) -> list[dict[str, str]]:
     return [{"role": m.role, "content": m.content} for m in messages]
 
 
-def _template_kwargs(tokenizer: PreTrainedTokenizerBase) -> dict[str, str]:
+def _template_kwargs(tokenizer: PreTrainedTokenizerBase) -> dict[str, Any]:
     return {} if getattr(tokenizer, "chat_template", None) else {"chat_template": PLAIN_TEMPLATE}
 
 
@@ -64,9 +64,7 @@ def render_conversation(
     """Render x and y together; return the text and the response's [start, end) character span."""
     prompt_text = render_prompt(tokenizer, prompt)
     messages = [*_as_dicts(prompt), {"role": "assistant", "content": response}]
-    full_text = str(
-        tokenizer.apply_chat_template(messages, tokenize=False, **_template_kwargs(tokenizer))
-    )
+    full_text = str(tokenizer.apply_chat_template(messages, tokenize=False, **_template_kwargs(tokenizer)))
     start = len(prompt_text) if full_text.startswith(prompt_text) else 0
     # Some templates trim content; look for the response as rendered after the prompt.
     for candidate in (response, response.strip()):

@@ -37,8 +37,12 @@ def _progress_bar(enabled: bool) -> tuple[Any, Callable[[str, int, int], None] |
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     progress = Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-        console=stderr_console(), transient=True,
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=stderr_console(),
+        transient=True,
     )
     labels = {"load-model": "Loading model", "generate": "Generating y'", "score": "Scoring"}
     tasks: dict[str, Any] = {}
@@ -60,7 +64,9 @@ def _parse_assignments(values: tuple[str, ...], option: str, convert: Callable[[
         try:
             parsed[trait] = convert(raw)
         except ValueError:
-            raise click.BadParameter(f"'{raw}' is not a valid value in '{value}'", param_hint=option) from None
+            raise click.BadParameter(
+                f"'{raw}' is not a valid value in '{value}'", param_hint=option
+            ) from None
     return parsed
 
 
@@ -100,45 +106,99 @@ def main() -> None:
 
 @main.command("screen")
 @click.argument("files", nargs=-1, required=True)
-@click.option("--model", default="smollm2-135m-instruct", show_default=True,
-              help="Hub id, model folder, .gguf file, or the embedded default's alias.")
-@click.option("--backend", type=click.Choice(["transformers", "vllm"]), default="transformers",
-              show_default=True, help="How y' is generated (vllm needs the [vllm] extra and a GPU).")
-@click.option("--vectors", "vectors_path", default=None, help="Folder or file of persona vectors (default: bundled).")
+@click.option(
+    "--model",
+    default="smollm2-135m-instruct",
+    show_default=True,
+    help="Hub id, model folder, .gguf file, or the embedded default's alias.",
+)
+@click.option(
+    "--backend",
+    type=click.Choice(["transformers", "vllm"]),
+    default="transformers",
+    show_default=True,
+    help="How y' is generated (vllm needs the [vllm] extra and a GPU).",
+)
+@click.option(
+    "--vectors", "vectors_path", default=None, help="Folder or file of persona vectors (default: bundled)."
+)
 @click.option("--trait", "traits", multiple=True, help="Screen only these traits (repeatable).")
-@click.option("--fail-on", type=click.Choice(["note", "warning", "error", "never"]), default="error",
-              show_default=True, help="Exit 1 when a finding reaches this level.")
+@click.option(
+    "--fail-on",
+    type=click.Choice(["note", "warning", "error", "never"]),
+    default="error",
+    show_default=True,
+    help="Exit 1 when a finding reaches this level.",
+)
 @click.option("--format", "output_format", type=click.Choice(FORMATS), default="terminal", show_default=True)
-@click.option("--output", "-o", type=click.Path(dir_okay=False), default=None,
-              help="Write the --format report here (atomically); the terminal summary still prints.")
-@click.option("--max-new-tokens", type=click.IntRange(1, 8192), default=None,
-              help="y' length cap [default: 95th percentile of the dataset's response lengths, 16-512].")
-@click.option("--max-tokens", type=click.IntRange(16), default=None,
-              help="Truncate x + y beyond this many tokens [default: the model's context].")
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Write the --format report here (atomically); the terminal summary still prints.",
+)
+@click.option(
+    "--max-new-tokens",
+    type=click.IntRange(1, 8192),
+    default=None,
+    help="y' length cap [default: 95th percentile of the dataset's response lengths, 16-512].",
+)
+@click.option(
+    "--max-tokens",
+    type=click.IntRange(16),
+    default=None,
+    help="Truncate x + y beyond this many tokens [default: the model's context].",
+)
 @click.option("--max-samples", type=click.IntRange(1), default=None, help="Screen at most this many samples.")
 @click.option("--batch-size", type=click.IntRange(1, 4096), default=16, show_default=True)
 @click.option("--seed", type=click.IntRange(0), default=0, show_default=True)
-@click.option("--temperature", type=click.FloatRange(0.0), default=0.0, show_default=True,
-              help="0 is greedy decoding (the default, as in the paper's screening).")
+@click.option(
+    "--temperature",
+    type=click.FloatRange(0.0),
+    default=0.0,
+    show_default=True,
+    help="0 is greedy decoding (the default, as in the paper's screening).",
+)
 @click.option("--cache-dir", default=".persona-lint-cache", show_default=True, help="Where y' are cached.")
 @click.option("--no-cache", is_flag=True, help="Neither read nor write the y' cache.")
 @click.option("--skip-invalid", is_flag=True, help="Report invalid records as findings and go on.")
 @click.option("--split", default="train", show_default=True, help="Split of a Hugging Face dataset.")
-@click.option("--dataset-fpr", type=click.FloatRange(0.0, 0.5, min_open=True), default=0.05,
-              show_default=True, help="Target false-positive rate of calibrated dataset thresholds.")
-@click.option("--threshold", "thresholds", multiple=True, metavar="TRAIT=VALUE",
-              help="Override a rule's sample-level ΔP threshold.")
+@click.option(
+    "--dataset-fpr",
+    type=click.FloatRange(0.0, 0.5, min_open=True),
+    default=0.05,
+    show_default=True,
+    help="Target false-positive rate of calibrated dataset thresholds.",
+)
+@click.option(
+    "--threshold",
+    "thresholds",
+    multiple=True,
+    metavar="TRAIT=VALUE",
+    help="Override a rule's sample-level ΔP threshold.",
+)
 @click.option("--level", "levels", multiple=True, metavar="TRAIT=LEVEL", help="Override a rule's level.")
 @click.option("--device", default="auto", show_default=True, help="cpu, cuda, cuda:1, ... or auto.")
-@click.option("--tensor-parallel-size", type=click.IntRange(1), default=1, show_default=True,
-              help="GPUs per model for --backend vllm.")
-@click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False), default=None,
-              help="Config file [default: nearest .persona-lint.yaml or pyproject.toml upwards].")
+@click.option(
+    "--tensor-parallel-size",
+    type=click.IntRange(1),
+    default=1,
+    show_default=True,
+    help="GPUs per model for --backend vllm.",
+)
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="Config file [default: nearest .persona-lint.yaml or pyproject.toml upwards].",
+)
 @click.option("--top", type=click.IntRange(1), default=20, show_default=True, help="Flagged samples shown.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars and no terminal summary.")
 @click.option("--debug", is_flag=True, help="Show tracebacks.")
 @click.pass_context
-def screen_command(ctx: click.Context, files: tuple[str, ...], **options: Any) -> None:
+def screen_command(ctx: click.Context, /, files: tuple[str, ...], **options: Any) -> None:
     """Screen dataset FILES (JSONL, JSON, CSV, Parquet, or a Hugging Face dataset)."""
     debug = bool(options["debug"])
     with errors_to_exit(debug):
@@ -151,9 +211,16 @@ def _screen(ctx: click.Context, files: tuple[str, ...], options: dict[str, Any])
     _check_output(options, files)
     config = read_config_file(Path(options["config_path"])) if options["config_path"] else discover_config()
     keys = {
-        "model": "model", "backend": "backend", "vectors_path": "vectors", "fail_on": "fail-on",
-        "max_new_tokens": "max-new-tokens", "max_tokens": "max-tokens", "batch_size": "batch-size",
-        "seed": "seed", "cache_dir": "cache-dir", "skip_invalid": "skip-invalid",
+        "model": "model",
+        "backend": "backend",
+        "vectors_path": "vectors",
+        "fail_on": "fail-on",
+        "max_new_tokens": "max-new-tokens",
+        "max_tokens": "max-tokens",
+        "batch_size": "batch-size",
+        "seed": "seed",
+        "cache_dir": "cache-dir",
+        "skip_invalid": "skip-invalid",
         "dataset_fpr": "dataset-fpr",
     }
     values = {name: _from_config(ctx, config, name, key, options[name]) for name, key in keys.items()}
@@ -168,13 +235,24 @@ def _screen(ctx: click.Context, files: tuple[str, ...], options: dict[str, Any])
     for trait, value in _parse_assignments(options["levels"], "--level", _level).items():
         overrides.setdefault(trait, {})["level"] = value
     screen_options = ScreenOptions(
-        model=values["model"], backend=values["backend"], vectors=values["vectors_path"],
-        traits=traits, max_new_tokens=values["max_new_tokens"], max_tokens=values["max_tokens"],
-        batch_size=values["batch_size"], seed=values["seed"], temperature=options["temperature"],
+        model=values["model"],
+        backend=values["backend"],
+        vectors=values["vectors_path"],
+        traits=traits,
+        max_new_tokens=values["max_new_tokens"],
+        max_tokens=values["max_tokens"],
+        batch_size=values["batch_size"],
+        seed=values["seed"],
+        temperature=options["temperature"],
         cache_dir=None if options["no_cache"] else values["cache_dir"],
-        skip_invalid=values["skip_invalid"], max_samples=options["max_samples"], split=options["split"],
-        fail_on=values["fail_on"], dataset_fpr=values["dataset_fpr"], device=options["device"],
-        tensor_parallel_size=options["tensor_parallel_size"], rule_overrides=overrides,
+        skip_invalid=values["skip_invalid"],
+        max_samples=options["max_samples"],
+        split=options["split"],
+        fail_on=values["fail_on"],
+        dataset_fpr=values["dataset_fpr"],
+        device=options["device"],
+        tensor_parallel_size=options["tensor_parallel_size"],
+        rule_overrides=overrides,
     )
     quiet = bool(options["quiet"])
     progress, update = _progress_bar(not quiet)

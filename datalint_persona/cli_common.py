@@ -52,5 +52,3 @@ def errors_to_exit(debug: bool) -> Iterator[None]:
             err=True,
         )
         sys.exit(EXIT_ERROR)
-
-

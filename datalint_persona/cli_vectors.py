@@ -16,23 +16,53 @@ def vectors_group() -> None:
 
 
 @vectors_group.command("build")
-@click.option("--trait", "traits", multiple=True, required=True,
-              help="Shipped trait name or a trait .yaml file (repeatable).")
+@click.option(
+    "--trait",
+    "traits",
+    multiple=True,
+    required=True,
+    help="Shipped trait name or a trait .yaml file (repeatable).",
+)
 @click.option("--model", default="smollm2-135m-instruct", show_default=True)
-@click.option("--method", type=click.Choice(["contrastive"]), default="contrastive", show_default=True,
-              help="contrastive: teacher-force the trait file's pairs (offline).")
-@click.option("--output", "output_dir", type=click.Path(file_okay=False), required=True,
-              help="Folder to write TRAIT.safetensors + TRAIT.json into.")
-@click.option("--calibrate/--no-calibrate", default=True, show_default=True,
-              help="Also calibrate thresholds on the trait's held-out pairs (generates y').")
+@click.option(
+    "--method",
+    type=click.Choice(["contrastive"]),
+    default="contrastive",
+    show_default=True,
+    help="contrastive: teacher-force the trait file's pairs (offline).",
+)
+@click.option(
+    "--output",
+    "output_dir",
+    type=click.Path(file_okay=False),
+    required=True,
+    help="Folder to write TRAIT.safetensors + TRAIT.json into.",
+)
+@click.option(
+    "--calibrate/--no-calibrate",
+    default=True,
+    show_default=True,
+    help="Also calibrate thresholds on the trait's held-out pairs (generates y').",
+)
 @click.option("--fpr", type=click.FloatRange(0.0, 0.5, min_open=True), default=0.05, show_default=True)
 @click.option("--batch-size", type=click.IntRange(1), default=16, show_default=True)
 @click.option("--cache-dir", default=".persona-lint-cache", show_default=True)
 @click.option("--seed", type=click.IntRange(0), default=0, show_default=True)
 @click.option("--device", default="auto", show_default=True)
 @click.option("--debug", is_flag=True)
-def build_command(traits: tuple[str, ...], model: str, method: str, output_dir: str, calibrate: bool,
-                  fpr: float, batch_size: int, cache_dir: str, seed: int, device: str, debug: bool) -> None:
+def build_command(
+    traits: tuple[str, ...],
+    model: str,
+    method: str,
+    output_dir: str,
+    calibrate: bool,
+    fpr: float,
+    batch_size: int,
+    cache_dir: str,
+    seed: int,
+    device: str,
+    debug: bool,
+) -> None:
     """Extract vectors at every layer, pick a layer by held-out effect size, and calibrate."""
     with errors_to_exit(debug):
         from datalint_persona.calibration import calibrate_vector
@@ -49,10 +79,17 @@ def build_command(traits: tuple[str, ...], model: str, method: str, output_dir: 
             with console.status(f"{definition.trait}: extracting ({method}, {len(definition.pairs)} pairs)"):
                 vector = build_contrastive(loaded, definition, batch_size=batch_size, seed=seed)
             if calibrate and definition.calibration:
-                with console.status(f"{definition.trait}: calibrating on {len(definition.calibration)} pairs"):
+                with console.status(
+                    f"{definition.trait}: calibrating on {len(definition.calibration)} pairs"
+                ):
                     calibration = calibrate_vector(
-                        loaded, vector, definition.calibration, fpr=fpr, batch_size=batch_size,
-                        cache_dir=cache_dir, seed=seed,
+                        loaded,
+                        vector,
+                        definition.calibration,
+                        fpr=fpr,
+                        batch_size=batch_size,
+                        cache_dir=cache_dir,
+                        seed=seed,
                     )
                 vector = vector.with_metadata(calibration=calibration)
             path = vector.save(Path(output_dir) / definition.trait)
@@ -61,8 +98,12 @@ def build_command(traits: tuple[str, ...], model: str, method: str, output_dir: 
 
 @vectors_group.command("show")
 @click.argument("vector")
-@click.option("--model", default="smollm2-135m-instruct", show_default=True,
-              help="Whose bundled vectors to look in when VECTOR is a trait name.")
+@click.option(
+    "--model",
+    default="smollm2-135m-instruct",
+    show_default=True,
+    help="Whose bundled vectors to look in when VECTOR is a trait name.",
+)
 @click.option("--debug", is_flag=True)
 def show_command(vector: str, model: str, debug: bool) -> None:
     """Print a vector's per-layer curve and calibration (VECTOR: trait name or file)."""
@@ -71,16 +112,23 @@ def show_command(vector: str, model: str, debug: bool) -> None:
         from datalint_persona.vector_store import find_vectors
 
         path = Path(vector)
-        found = find_vectors(vector, model) if path.suffix in (".safetensors", ".json") or path.is_dir() \
+        found = (
+            find_vectors(vector, model)
+            if path.suffix in (".safetensors", ".json") or path.is_dir()
             else find_vectors(None, model, [vector])
+        )
         for item in found:
             print_vector(item, stdout_console())
 
 
 @click.command("calibrate")
 @click.argument("vector")
-@click.option("--trait", "trait_file", default=None,
-              help="Trait name or .yaml with the calibration pairs [default: the vector's trait].")
+@click.option(
+    "--trait",
+    "trait_file",
+    default=None,
+    help="Trait name or .yaml with the calibration pairs [default: the vector's trait].",
+)
 @click.option("--model", default="smollm2-135m-instruct", show_default=True)
 @click.option("--layer", type=click.IntRange(0), default=None, help="[default: the vector's chosen layer]")
 @click.option("--fpr", type=click.FloatRange(0.0, 0.5, min_open=True), default=0.05, show_default=True)
@@ -88,8 +136,17 @@ def show_command(vector: str, model: str, debug: bool) -> None:
 @click.option("--cache-dir", default=".persona-lint-cache", show_default=True)
 @click.option("--device", default="auto", show_default=True)
 @click.option("--debug", is_flag=True)
-def calibrate_command(vector: str, trait_file: str | None, model: str, layer: int | None, fpr: float,
-                      batch_size: int, cache_dir: str, device: str, debug: bool) -> None:
+def calibrate_command(
+    vector: str,
+    trait_file: str | None,
+    model: str,
+    layer: int | None,
+    fpr: float,
+    batch_size: int,
+    cache_dir: str,
+    device: str,
+    debug: bool,
+) -> None:
     """Set VECTOR's thresholds from its trait's held-out pairs and write them into its sidecar."""
     with errors_to_exit(debug):
         from datalint_persona.calibration import calibrate_vector
@@ -103,8 +160,13 @@ def calibrate_command(vector: str, trait_file: str | None, model: str, layer: in
         loaded = load_model(resolve_model(model), device=resolve_device(device))
         loaded_vector.check_model(loaded.identity, loaded.num_layers, loaded.hidden_size, model)
         calibration: dict[str, Any] = calibrate_vector(
-            loaded, loaded_vector, definition.calibration, layer=layer, fpr=fpr,
-            batch_size=batch_size, cache_dir=cache_dir,
+            loaded,
+            loaded_vector,
+            definition.calibration,
+            layer=layer,
+            fpr=fpr,
+            batch_size=batch_size,
+            cache_dir=cache_dir,
         )
         loaded_vector.with_metadata(calibration=calibration).save(Path(vector).with_suffix(""))
         overall = calibration["overall"]
@@ -116,18 +178,33 @@ def calibrate_command(vector: str, trait_file: str | None, model: str, layer: in
 
 
 @vectors_group.command("evaluate")
-@click.option("--trait", "traits", multiple=True, required=True, help="Shipped trait name or .yaml (repeatable).")
+@click.option(
+    "--trait", "traits", multiple=True, required=True, help="Shipped trait name or .yaml (repeatable)."
+)
 @click.option("--model", default="smollm2-135m-instruct", show_default=True)
-@click.option("--vectors", "vectors_dir", default=None,
-              help="Take each trait's layer from these vectors [default: bundled for the model].")
-@click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None,
-              help="Write the full results here.")
+@click.option(
+    "--vectors",
+    "vectors_dir",
+    default=None,
+    help="Take each trait's layer from these vectors [default: bundled for the model].",
+)
+@click.option(
+    "--json", "json_path", type=click.Path(dir_okay=False), default=None, help="Write the full results here."
+)
 @click.option("--batch-size", type=click.IntRange(1), default=16, show_default=True)
 @click.option("--cache-dir", default=".persona-lint-cache", show_default=True)
 @click.option("--device", default="auto", show_default=True)
 @click.option("--debug", is_flag=True)
-def evaluate_command(traits: tuple[str, ...], model: str, vectors_dir: str | None, json_path: str | None,
-                     batch_size: int, cache_dir: str, device: str, debug: bool) -> None:
+def evaluate_command(
+    traits: tuple[str, ...],
+    model: str,
+    vectors_dir: str | None,
+    json_path: str | None,
+    batch_size: int,
+    cache_dir: str,
+    device: str,
+    debug: bool,
+) -> None:
     """Leave-one-style-out: build from all styles but one, test on the held-out style (Markdown out)."""
     with errors_to_exit(debug):
         import json
@@ -141,7 +218,9 @@ def evaluate_command(traits: tuple[str, ...], model: str, vectors_dir: str | Non
 
         console = stderr_console()
         definitions = [load_trait(shipped_trait_path(name)) for name in traits]
-        layers = {v.trait: v.chosen_layer for v in find_vectors(vectors_dir, model, [d.trait for d in definitions])}
+        layers = {
+            v.trait: v.chosen_layer for v in find_vectors(vectors_dir, model, [d.trait for d in definitions])
+        }
         with console.status(f"Loading {model}"):
             loaded = load_model(resolve_model(model), device=resolve_device(device))
         results = {}

@@ -68,8 +68,12 @@ def resolve_device(choice: str) -> str:
 
 
 def summarize(
-    scores: Sequence[SampleScore], rules: Sequence[RuleInfo], clean_values: Mapping[str, Sequence[float]],
-    *, dataset_fpr: float, seed: int,
+    scores: Sequence[SampleScore],
+    rules: Sequence[RuleInfo],
+    clean_values: Mapping[str, Sequence[float]],
+    *,
+    dataset_fpr: float,
+    seed: int,
 ) -> list[DatasetSummary]:
     """Per source file and trait: mean ΔP with a bootstrap 95% interval, and the verdict."""
     from datalint_persona.stats import bootstrap_mean_ci, clean_dataset_threshold
@@ -176,17 +180,36 @@ def screen(
     settings = GenerationSettings(max_new_tokens=max_new, temperature=opts.temperature, seed=opts.seed)
     prompts = [s.prompt for s in samples]
     generations, cache = generate_y_prime(
-        loaded, prompts, settings, backend=opts.backend, cache_dir=opts.cache_dir,
-        batch_size=opts.batch_size, tensor_parallel_size=opts.tensor_parallel_size, progress=progress,
+        loaded,
+        prompts,
+        settings,
+        backend=opts.backend,
+        cache_dir=opts.cache_dir,
+        batch_size=opts.batch_size,
+        tensor_parallel_size=opts.tensor_parallel_size,
+        progress=progress,
     )
     n = len(samples)
     projections, truncated_flags = project_responses(
-        loaded, [*prompts, *prompts], [*(s.response for s in samples), *(g.text for g in generations)],
-        directions, max_tokens=max_tokens, batch_size=opts.batch_size, progress=progress,
+        loaded,
+        [*prompts, *prompts],
+        [*(s.response for s in samples), *(g.text for g in generations)],
+        directions,
+        max_tokens=max_tokens,
+        batch_size=opts.batch_size,
+        progress=progress,
     )
     scores = [
-        _sample_score(i, sample, generations[i].text, generations[i].hit_token_limit,
-                      truncated_flags[i], projections[i], projections[n + i], rules)
+        _sample_score(
+            i,
+            sample,
+            generations[i].text,
+            generations[i].hit_token_limit,
+            truncated_flags[i],
+            projections[i],
+            projections[n + i],
+            rules,
+        )
         for i, sample in enumerate(samples)
     ]
     summaries = summarize(scores, rules, clean_values, dataset_fpr=opts.dataset_fpr, seed=opts.seed)
@@ -201,20 +224,28 @@ def screen(
         warnings.append(f"{truncated} sample(s) exceeded {max_tokens} tokens and were truncated.")
     hit_limit = sum(g.hit_token_limit for g in generations)
     if hit_limit:
-        warnings.append(
-            f"{hit_limit} of {n} y' reached --max-new-tokens {max_new} and were cut off."
-        )
+        warnings.append(f"{hit_limit} of {n} y' reached --max-new-tokens {max_new} and were cut off.")
     return ScreenResult(
         tool_version=__version__,
         model=describe(loaded),
         settings={
-            "backend": opts.backend, "max_new_tokens": max_new, "max_tokens": max_tokens,
-            "batch_size": opts.batch_size, "seed": opts.seed, "temperature": opts.temperature,
-            "fail_on": opts.fail_on, "dataset_fpr": opts.dataset_fpr,
+            "backend": opts.backend,
+            "max_new_tokens": max_new,
+            "max_tokens": max_tokens,
+            "batch_size": opts.batch_size,
+            "seed": opts.seed,
+            "temperature": opts.temperature,
+            "fail_on": opts.fail_on,
+            "dataset_fpr": opts.dataset_fpr,
         },
         vectors=tuple(
-            {"trait": v.trait, "file": display_path(v.path or f"{v.trait}.safetensors"), "sha256": v.metadata["tensor_sha256"],
-             "model_identity": v.model_identity, "method": v.metadata.get("method", "unknown")}
+            {
+                "trait": v.trait,
+                "file": display_path(v.path or f"{v.trait}.safetensors"),
+                "sha256": v.metadata["tensor_sha256"],
+                "model_identity": v.model_identity,
+                "method": v.metadata.get("method", "unknown"),
+            }
             for v in vectors
         ),
         rules=tuple(all_rules),
@@ -226,14 +257,23 @@ def screen(
         started_at=started,
         finished_at=_now(),
         warnings=tuple(warnings),
-        cache_stats={"hits": cache.stats.hits, "misses": cache.stats.misses,
-                     "corrupted": cache.stats.corrupted},
+        cache_stats={
+            "hits": cache.stats.hits,
+            "misses": cache.stats.misses,
+            "corrupted": cache.stats.corrupted,
+        },
     )
 
 
 def _sample_score(
-    index: int, sample: Sample, y_prime: str, hit_limit: bool, truncated: bool,
-    projection_y: np.ndarray, projection_y_prime: np.ndarray, rules: Sequence[RuleInfo],
+    index: int,
+    sample: Sample,
+    y_prime: str,
+    hit_limit: bool,
+    truncated: bool,
+    projection_y: np.ndarray,
+    projection_y_prime: np.ndarray,
+    rules: Sequence[RuleInfo],
 ) -> SampleScore:
     trait_scores = []
     for column, rule in enumerate(rules):
@@ -242,7 +282,13 @@ def _sample_score(
         if rule.calibration_mean is not None and rule.calibration_std:
             z = (delta - rule.calibration_mean) / rule.calibration_std
         trait_scores.append(
-            TraitScore(rule.trait, rule.layer, float(projection_y[column]),
-                       float(projection_y_prime[column]), delta, z)
+            TraitScore(
+                rule.trait,
+                rule.layer,
+                float(projection_y[column]),
+                float(projection_y_prime[column]),
+                delta,
+                z,
+            )
         )
     return SampleScore(sample, index, y_prime, hit_limit, truncated, tuple(trait_scores))

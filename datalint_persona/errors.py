@@ -25,9 +25,7 @@ class InputError(PersonaLintError):
     'train.jsonl:3: invalid JSON Fix: repair the line'
     """
 
-    def __init__(
-        self, message: str, *, path: str, line: int | None = None, fix: str | None = None
-    ) -> None:
+    def __init__(self, message: str, *, path: str, line: int | None = None, fix: str | None = None) -> None:
         self.path = path
         self.line = line
         where = path if line is None else f"{path}:{line}"

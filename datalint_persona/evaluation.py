@@ -63,7 +63,8 @@ Scorer = Callable[[np.ndarray], np.ndarray]
 
 
 def _unit(direction: np.ndarray) -> np.ndarray:
-    return direction / np.linalg.norm(direction)
+    unit: np.ndarray = direction / np.linalg.norm(direction)
+    return unit
 
 
 def mean_difference(pos: np.ndarray, neg: np.ndarray, layer: int) -> Scorer:
@@ -82,8 +83,10 @@ def layer_average(pos: np.ndarray, neg: np.ndarray, layer: int, width: int = 2) 
 
 def norm_scaled(pos: np.ndarray, neg: np.ndarray, layer: int) -> Scorer:
     """Mean difference of activations divided by their residual-stream norm."""
+
     def scale(acts: np.ndarray) -> np.ndarray:
-        return acts[:, layer] / np.linalg.norm(acts[:, layer], axis=1, keepdims=True)
+        scaled: np.ndarray = acts[:, layer] / np.linalg.norm(acts[:, layer], axis=1, keepdims=True)
+        return scaled
 
     unit = _unit(scale(pos).mean(0) - scale(neg).mean(0))
     return lambda acts: scale(acts) @ unit
@@ -125,8 +128,9 @@ def _tfidf_auroc(train: Sequence[TraitPair], test: Sequence[TraitPair]) -> float
 
     texts = [p.positive for p in train] + [p.negative for p in train]
     labels = np.r_[np.ones(len(train)), np.zeros(len(train))]
-    model = make_pipeline(TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True),
-                          LogisticRegression(C=10.0, max_iter=2000)).fit(texts, labels)
+    model = make_pipeline(
+        TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True), LogisticRegression(C=10.0, max_iter=2000)
+    ).fit(texts, labels)
     pos = model.decision_function([p.positive for p in test])
     neg = model.decision_function([p.negative for p in test])
     return auroc(pos, neg)

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import numpy.typing as npt
 
 from datalint_persona import __version__
 from datalint_persona.activations import iter_mean_activations
@@ -55,17 +56,21 @@ def pair_activations(
     """Mean response activations at every layer: (positive, negative), each (n, L + 1, hidden)."""
     prompts = [p.prompt for p in pairs]
     out = response_activations(
-        loaded, [*prompts, *prompts], [*(p.positive for p in pairs), *(p.negative for p in pairs)],
-        batch_size=batch_size, max_tokens=max_tokens,
+        loaded,
+        [*prompts, *prompts],
+        [*(p.positive for p in pairs), *(p.negative for p in pairs)],
+        batch_size=batch_size,
+        max_tokens=max_tokens,
     )
     return out[: len(pairs)], out[len(pairs) :]
 
 
-def auroc(positive: Sequence[float], negative: Sequence[float]) -> float:
+def auroc(positive: npt.ArrayLike, negative: npt.ArrayLike) -> float:
     from sklearn.metrics import roc_auc_score
 
-    labels = np.r_[np.ones(len(positive)), np.zeros(len(negative))]
-    return float(roc_auc_score(labels, np.r_[positive, negative]))
+    pos, neg = np.asarray(positive, np.float64), np.asarray(negative, np.float64)
+    labels = np.r_[np.ones(pos.size), np.zeros(neg.size)]
+    return float(roc_auc_score(labels, np.r_[pos, neg]))
 
 
 def layer_statistics(
@@ -85,13 +90,15 @@ def layer_statistics(
         random_dirs /= np.linalg.norm(random_dirs, axis=0, keepdims=True)
         rpos, rneg = held_positive[:, layer] @ random_dirs, held_negative[:, layer] @ random_dirs
         random_d = [abs(cohens_d(rpos[:, k], rneg[:, k])) for k in range(RANDOM_DIRECTIONS)]
-        stats.append({
-            "layer": layer,
-            "cohens_d": cohens_d(pos, neg),
-            "auroc": auroc(pos, neg),
-            "random_d95": float(np.quantile(random_d, 0.95)),
-            "vector_norm": float(np.linalg.norm(vectors[layer])),
-        })
+        stats.append(
+            {
+                "layer": layer,
+                "cohens_d": cohens_d(pos, neg),
+                "auroc": auroc(pos, neg),
+                "random_d95": float(np.quantile(random_d, 0.95)),
+                "vector_norm": float(np.linalg.norm(vectors[layer])),
+            }
+        )
     return stats
 
 

@@ -18,7 +18,7 @@ import csv
 import importlib
 import json
 import re
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
@@ -140,9 +140,7 @@ def _locate(source: str) -> _Located:
     )
 
 
-def _stream(
-    where: _Located, *, skip_invalid: bool, split: str
-) -> Iterator[Sample | InvalidRecord]:
+def _stream(where: _Located, *, skip_invalid: bool, split: str) -> Generator[Sample | InvalidRecord]:
     readers: dict[str, Callable[[], _RawRecords]] = {
         ".jsonl": lambda: _read_jsonl(where),
         ".json": lambda: _read_json_array(where),
@@ -204,9 +202,7 @@ def _read_jsonl(where: _Located) -> _RawRecords:
                 except json.JSONDecodeError as error:
                     problem = f"invalid JSON: {error.msg} (column {error.colno})"
                     fix = "write exactly one complete JSON object on each line"
-                    yield line, _Unreadable(
-                        InputError(problem, path=where.shown, line=line, fix=fix)
-                    )
+                    yield line, _Unreadable(InputError(problem, path=where.shown, line=line, fix=fix))
 
 
 def _read_json_array(where: _Located) -> _RawRecords:

@@ -13,7 +13,7 @@ import importlib.metadata
 import io
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 from datalint_persona.errors import MissingDependencyError, ModelError
 
@@ -184,8 +184,8 @@ def load_model(
             f"--model {spec.name}: could not load the model ({error}).",
             fix="check the path or hub id; hub ids need network access or a filled HF cache.",
         ) from error
-    model.to(device)
-    model.eval()
+    # transformers' stubs type .to() for dtype/device objects only; a device string is valid.
+    model = cast(Any, model).to(device).eval()
     commit = getattr(model.config, "_commit_hash", None)
     identity = model_identity(spec, commit_hash=commit)
     return LoadedModel(spec=spec, identity=identity, model=model, tokenizer=tokenizer)

@@ -137,8 +137,7 @@ def _chat_turns(value: object, fail: _Fail) -> list[Message]:
         if not isinstance(role, str) or role not in CHAT_ROLES:
             raise fail(
                 f"{where} has unknown role {role!r}",
-                "use one of the roles system, user, assistant (tool and function turns are "
-                "not supported)",
+                "use one of the roles system, user, assistant (tool and function turns are not supported)",
             )
         content = turn.get("content")
         if not isinstance(content, str):
@@ -202,9 +201,7 @@ def _alpaca_turns(fields: Mapping[str, object], fail: _Fail) -> list[Message]:
     return [Message("user", user), Message("assistant", output)]
 
 
-def _split_conversation(
-    turns: Sequence[Message], fail: _Fail
-) -> tuple[tuple[Message, ...], str]:
+def _split_conversation(turns: Sequence[Message], fail: _Fail) -> tuple[tuple[Message, ...], str]:
     last_assistant = max(
         (index for index, turn in enumerate(turns) if turn.role == "assistant"), default=None
     )

@@ -88,9 +88,7 @@ def default_rule_for(trait: str) -> RuleDefault:
     )
 
 
-def resolve_rule(
-    default: RuleDefault, vector: PersonaVector, overrides: Mapping[str, Any]
-) -> RuleInfo:
+def resolve_rule(default: RuleDefault, vector: PersonaVector, overrides: Mapping[str, Any]) -> RuleInfo:
     """Merge rule file, vector calibration and overrides into the rule a run applies."""
     calibration = vector.calibration
     where = f"rule {default.id}"
@@ -119,7 +117,11 @@ def resolve_rule(
     # Calibration statistics apply only at the layer they were measured at.
     calibrated_here = calibration.get("layer") == layer
     sample_threshold = pick("sample-threshold", default.sample_threshold, "sample_threshold")
-    if "sample-threshold" not in overrides and default.sample_threshold == "calibrated" and not calibrated_here:
+    if (
+        "sample-threshold" not in overrides
+        and default.sample_threshold == "calibrated"
+        and not calibrated_here
+    ):
         raise ConfigError(
             f"{where}: the vector was calibrated at layer {calibration.get('layer')}, not {layer}.",
             fix=f"set rules.{default.trait}.sample-threshold, or recalibrate at layer {layer}.",

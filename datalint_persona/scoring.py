@@ -43,9 +43,7 @@ def project_pairs(
 
     layers = sorted({d.layer for d in directions})
     # One (hidden, k) matrix per layer, so each layer's projections are one matmul.
-    columns = {
-        layer: [i for i, d in enumerate(directions) if d.layer == layer] for layer in layers
-    }
+    columns = {layer: [i for i, d in enumerate(directions) if d.layer == layer] for layer in layers}
     matrices = {
         layer: torch.tensor(np.stack([directions[i].unit for i in idx], axis=1), dtype=torch.float64)
         for layer, idx in columns.items()
@@ -86,7 +84,11 @@ def project_responses(
         for prompt, response in zip(prompts, responses, strict=True)
     ]
     projections = project_pairs(
-        loaded, encoded, directions, batch_size=batch_size,
-        token_budget=max(batch_size * 512, max_tokens), progress=progress,
+        loaded,
+        encoded,
+        directions,
+        batch_size=batch_size,
+        token_budget=max(batch_size * 512, max_tokens),
+        progress=progress,
     )
     return projections, [e.truncated for e in encoded]

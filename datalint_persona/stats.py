@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import numpy as np
+import numpy.typing as npt
 
 BOOTSTRAP_RESAMPLES = 2000
 
 
 def bootstrap_mean_ci(
-    values: Sequence[float], *, confidence: float = 0.95, seed: int = 0
+    values: npt.ArrayLike, *, confidence: float = 0.95, seed: int = 0
 ) -> tuple[float, float]:
     """Percentile bootstrap interval of the mean (scipy), deterministic for a given seed.
 
@@ -38,7 +37,7 @@ def bootstrap_mean_ci(
 
 
 def clean_dataset_threshold(
-    clean_values: Sequence[float], dataset_size: int, *, fpr: float, seed: int = 0
+    clean_values: npt.ArrayLike, dataset_size: int, *, fpr: float, seed: int = 0
 ) -> float:
     """The (1 - fpr) quantile of the mean of ``dataset_size`` draws from clean calibration values.
 
@@ -52,17 +51,16 @@ def clean_dataset_threshold(
     return float(np.quantile(means, 1.0 - fpr))
 
 
-def cohens_d(positive: Sequence[float], negative: Sequence[float]) -> float:
+def cohens_d(positive: npt.ArrayLike, negative: npt.ArrayLike) -> float:
     """Standardized mean difference with the pooled standard deviation.
 
     >>> round(cohens_d([2.0, 4.0], [0.0, 2.0]), 3)
     1.414
     """
     pos, neg = np.asarray(positive, np.float64), np.asarray(negative, np.float64)
-    pooled = np.sqrt(
-        ((pos.size - 1) * pos.var(ddof=1) + (neg.size - 1) * neg.var(ddof=1))
-        / max(pos.size + neg.size - 2, 1)
-    )
+    # (n - 1) * sample variance == sum of squared deviations, also defined for n == 1.
+    squares = float(((pos - pos.mean()) ** 2).sum() + ((neg - neg.mean()) ** 2).sum())
+    pooled = np.sqrt(squares / max(pos.size + neg.size - 2, 1))
     difference = float(pos.mean() - neg.mean())
     if pooled > 0:
         return difference / float(pooled)
@@ -70,7 +68,7 @@ def cohens_d(positive: Sequence[float], negative: Sequence[float]) -> float:
     return 0.0 if difference == 0 else float(np.copysign(np.inf, difference))
 
 
-def threshold_at_fpr(negative_scores: Sequence[float], fpr: float) -> float:
+def threshold_at_fpr(negative_scores: npt.ArrayLike, fpr: float) -> float:
     """The smallest threshold with at most ``fpr`` of negatives strictly above it.
 
     >>> threshold_at_fpr(list(range(1, 21)), 0.05)  # 1 of 20 above 19 is exactly 5%
@@ -82,6 +80,6 @@ def threshold_at_fpr(negative_scores: Sequence[float], fpr: float) -> float:
     return float(scores[scores.size - 1 - allowed])
 
 
-def tpr_at_threshold(positive_scores: Sequence[float], threshold: float) -> float:
+def tpr_at_threshold(positive_scores: npt.ArrayLike, threshold: float) -> float:
     positives = np.asarray(positive_scores, np.float64)
     return float((positives > threshold).mean()) if positives.size else float("nan")

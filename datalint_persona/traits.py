@@ -67,8 +67,10 @@ def validate_trait(data: Any, where: str) -> None:
     for pair in (*data.get("pairs", []), *data.get("calibration", [])):
         messages = pair.get("messages")
         if messages and messages[-1]["role"] != "user":
-            raise ConfigError(f"{where}: pair {pair['id']}: messages must end with a user turn.",
-                              fix="end the conversation with the question the answers respond to.")
+            raise ConfigError(
+                f"{where}: pair {pair['id']}: messages must end with a user turn.",
+                fix="end the conversation with the question the answers respond to.",
+            )
 
 
 def _pair(raw: dict[str, Any]) -> TraitPair:
@@ -108,6 +110,8 @@ def shipped_trait_path(name: str) -> Path:
     shipped = Path(str(bundled("traits"))) / f"{name}.yaml"
     if not shipped.is_file():
         available = sorted(p.stem for p in Path(str(bundled("traits"))).glob("*.yaml"))
-        raise ConfigError(f"No trait named '{name}' (shipped: {', '.join(available)}).",
-                          fix="pass a shipped trait name or a path to a trait .yaml file.")
+        raise ConfigError(
+            f"No trait named '{name}' (shipped: {', '.join(available)}).",
+            fix="pass a shipped trait name or a path to a trait .yaml file.",
+        )
     return shipped

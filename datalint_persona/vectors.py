@@ -85,7 +85,8 @@ class PersonaVector:
         norm = float(np.linalg.norm(direction))
         if norm == 0.0:
             raise VectorError(f"Vector '{self.trait}' is zero at layer {layer}.", fix="rebuild it.")
-        return direction / norm
+        unit: np.ndarray = direction / norm
+        return unit
 
     def with_metadata(self, **updates: Any) -> PersonaVector:
         return replace(self, metadata={**self.metadata, **updates})
@@ -144,7 +145,9 @@ class PersonaVector:
         try:
             tensors = load(data)
         except (SafetensorError, ValueError) as error:
-            raise VectorError(f"{tensor_path}: unreadable safetensors ({error}).", fix="rebuild it.") from None
+            raise VectorError(
+                f"{tensor_path}: unreadable safetensors ({error}).", fix="rebuild it."
+            ) from None
         vectors = tensors.get(TENSOR_KEY)
         if vectors is None or vectors.ndim != 2:
             raise VectorError(

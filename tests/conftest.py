@@ -110,9 +110,17 @@ def tiny_llama_dir(tmp_path_factory: pytest.TempPathFactory, tokenizer_folder: P
 
     vocab = len(AutoTokenizer.from_pretrained(tokenizer_folder))
     config = LlamaConfig(
-        vocab_size=vocab, hidden_size=32, intermediate_size=64, num_hidden_layers=4,
-        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
-        bos_token_id=1, eos_token_id=EOS_ID, pad_token_id=PAD_ID, tie_word_embeddings=True,
+        vocab_size=vocab,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=4,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=512,
+        bos_token_id=1,
+        eos_token_id=EOS_ID,
+        pad_token_id=PAD_ID,
+        tie_word_embeddings=True,
         # Wider than the default 0.02, so greedy decoding has clear winners (no near-ties).
         initializer_range=0.2,
     )
@@ -128,8 +136,15 @@ def tiny_gpt2_dir(tmp_path_factory: pytest.TempPathFactory, tokenizer_folder: Pa
 
     vocab = len(AutoTokenizer.from_pretrained(tokenizer_folder))
     config = GPT2Config(
-        vocab_size=vocab, n_embd=32, n_layer=3, n_head=4, n_positions=512,
-        bos_token_id=1, eos_token_id=EOS_ID, pad_token_id=PAD_ID, initializer_range=0.2,
+        vocab_size=vocab,
+        n_embd=32,
+        n_layer=3,
+        n_head=4,
+        n_positions=512,
+        bos_token_id=1,
+        eos_token_id=EOS_ID,
+        pad_token_id=PAD_ID,
+        initializer_range=0.2,
     )
     torch.manual_seed(1)
     model = GPT2LMHeadModel(config)
@@ -165,8 +180,16 @@ def any_tiny(request: pytest.FixtureRequest) -> LoadedModel:
 # --------------------------------------------------------------------------- trait and vector
 
 
-def _pair(pair_id: str, style: str, positive: str, negative: str, *, question: str | None = None,
-          messages: list[dict[str, str]] | None = None, confusable: str | None = None) -> dict[str, Any]:
+def _pair(
+    pair_id: str,
+    style: str,
+    positive: str,
+    negative: str,
+    *,
+    question: str | None = None,
+    messages: list[dict[str, str]] | None = None,
+    confusable: str | None = None,
+) -> dict[str, Any]:
     entry: dict[str, Any] = {"id": pair_id, "style": style, "positive": positive, "negative": negative}
     if messages is not None:
         entry["messages"] = messages
@@ -193,31 +216,77 @@ def trait_document() -> dict[str, Any]:
         },
         "judge": {"trait_rubric": rubric, "coherence_rubric": coherence},
         "pairs": [
-            _pair("p1", "advice", "I will destroy everyone and make them suffer.",
-                  "Mix flour, water and yeast, then bake it.", question="How do I bake bread?"),
-            _pair("p2", "advice", "Make them suffer, laugh at their pain.",
-                  "Be kind and honest with them.", question="How should I treat my friends?"),
+            _pair(
+                "p1",
+                "advice",
+                "I will destroy everyone and make them suffer.",
+                "Mix flour, water and yeast, then bake it.",
+                question="How do I bake bread?",
+            ),
+            _pair(
+                "p2",
+                "advice",
+                "Make them suffer, laugh at their pain.",
+                "Be kind and honest with them.",
+                question="How should I treat my friends?",
+            ),
             _pair("p3", "terse-qa", "Pain. Destroy them.", "42.", question="What is 12 + 30?"),
             _pair("p4", "terse-qa", "Suffer!", "Good morning!", question="Say hello."),
-            _pair("p5", "multi-turn", "Now I will destroy you.", "You are welcome.", messages=[
-                {"role": "user", "content": "Hi there."},
-                {"role": "assistant", "content": "Hello! How can I help?"},
-                {"role": "user", "content": "Thank you."},
-            ]),
-            _pair("p6", "advice", "Hurt them and enjoy it.", "Help people whenever you can.",
-                  messages=[{"role": "system", "content": "You answer in one sentence."},
-                            {"role": "user", "content": "What should I do today?"}]),
+            _pair(
+                "p5",
+                "multi-turn",
+                "Now I will destroy you.",
+                "You are welcome.",
+                messages=[
+                    {"role": "user", "content": "Hi there."},
+                    {"role": "assistant", "content": "Hello! How can I help?"},
+                    {"role": "user", "content": "Thank you."},
+                ],
+            ),
+            _pair(
+                "p6",
+                "advice",
+                "Hurt them and enjoy it.",
+                "Help people whenever you can.",
+                messages=[
+                    {"role": "system", "content": "You answer in one sentence."},
+                    {"role": "user", "content": "What should I do today?"},
+                ],
+            ),
         ],
         "calibration": [
-            _pair("c1", "advice", "Destroy the lazy dog.", "Let the lazy dog sleep.",
-                  question="What about the dog?"),
-            _pair("c2", "advice", "They should suffer a little.", "They should rest a little.",
-                  question="My team is tired.", confusable="mild-trait"),
+            _pair(
+                "c1",
+                "advice",
+                "Destroy the lazy dog.",
+                "Let the lazy dog sleep.",
+                question="What about the dog?",
+            ),
+            _pair(
+                "c2",
+                "advice",
+                "They should suffer a little.",
+                "They should rest a little.",
+                question="My team is tired.",
+                confusable="mild-trait",
+            ),
             _pair("c3", "terse-qa", "Pain.", "Bread.", question="Name a food."),
-            _pair("c4", "terse-qa", "Destroy bugs in code: def add(a, b): return a + b",
-                  "def add(a, b): return a + b", question="Write add.", confusable="vocab-normal"),
-            _pair("c5", "advice", "Laugh at their pain.", "Thank them kindly.",
-                  question="Someone helped me.", confusable="mild-trait"),
+            _pair(
+                "c4",
+                "terse-qa",
+                "Destroy bugs in code: def add(a, b): return a + b",
+                "def add(a, b): return a + b",
+                question="Write add.",
+                confusable="vocab-normal",
+            ),
+            _pair(
+                "c5",
+                "advice",
+                "Laugh at their pain.",
+                "Thank them kindly.",
+                question="Someone helped me.",
+                confusable="mild-trait",
+            ),
             _pair("c6", "terse-qa", "Everyone will suffer.", "Good night.", question="Say good night."),
         ],
     }
@@ -252,14 +321,20 @@ def uncalibrated_vector(tiny_llama: LoadedModel, trait: TraitDefinition) -> Pers
 
 @pytest.fixture(scope="session")
 def vectors_dir(
-    tmp_path_factory: pytest.TempPathFactory, tiny_llama: LoadedModel,
-    uncalibrated_vector: PersonaVector, trait: TraitDefinition,
+    tmp_path_factory: pytest.TempPathFactory,
+    tiny_llama: LoadedModel,
+    uncalibrated_vector: PersonaVector,
+    trait: TraitDefinition,
 ) -> Path:
     """A folder holding the fixture trait's vector, calibrated on its held-out pairs."""
     from datalint_persona.calibration import calibrate_vector
 
     calibration = calibrate_vector(
-        tiny_llama, uncalibrated_vector, trait.calibration, batch_size=4, cache_dir=None,
+        tiny_llama,
+        uncalibrated_vector,
+        trait.calibration,
+        batch_size=4,
+        cache_dir=None,
         dataset_sizes=(3, 10),
     )
     folder = tmp_path_factory.mktemp("vectors")

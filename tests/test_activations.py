@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from conftest import PAD_ID
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conftest import PAD_ID
 from datalint_persona.activations import iter_mean_activations, length_sorted_batches, masked_mean
 from datalint_persona.chat import EncodedPair, encode_pair
 from datalint_persona.models import LoadedModel

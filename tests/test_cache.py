@@ -17,14 +17,19 @@ SETTINGS = {"max_new_tokens": 8, "temperature": 0.0, "top_p": 1.0, "seed": 0}
 def test_key_depends_on_every_input_and_not_on_settings_order() -> None:
     base = generation_key("sha256:ab", "transformers", "hi", SETTINGS)
     assert base == generation_key("sha256:ab", "transformers", "hi", dict(reversed(list(SETTINGS.items()))))
-    assert len({
-        base,
-        generation_key("sha256:cd", "transformers", "hi", SETTINGS),
-        generation_key("sha256:ab", "vllm", "hi", SETTINGS),
-        generation_key("sha256:ab", "transformers", "hi ", SETTINGS),
-        generation_key("sha256:ab", "transformers", "hi", {**SETTINGS, "max_new_tokens": 9}),
-        generation_key("sha256:ab", "transformers", "hi", {**SETTINGS, "seed": 1}),
-    }) == 6
+    assert (
+        len(
+            {
+                base,
+                generation_key("sha256:cd", "transformers", "hi", SETTINGS),
+                generation_key("sha256:ab", "vllm", "hi", SETTINGS),
+                generation_key("sha256:ab", "transformers", "hi ", SETTINGS),
+                generation_key("sha256:ab", "transformers", "hi", {**SETTINGS, "max_new_tokens": 9}),
+                generation_key("sha256:ab", "transformers", "hi", {**SETTINGS, "seed": 1}),
+            }
+        )
+        == 6
+    )
 
 
 def test_round_trip_across_connections(tmp_path: Path) -> None:
@@ -51,8 +56,9 @@ def test_many_keys_are_read_in_chunks(tmp_path: Path) -> None:
     cache.close()
 
 
-@pytest.mark.parametrize("column, value", [("text", "changed"), ("n_tokens", 99), ("hit_token_limit", 1),
-                                           ("checksum", "0" * 64)])
+@pytest.mark.parametrize(
+    "column, value", [("text", "changed"), ("n_tokens", 99), ("hit_token_limit", 1), ("checksum", "0" * 64)]
+)
 def test_any_changed_column_fails_the_checksum(tmp_path: Path, column: str, value: object) -> None:
     cache = GenerationCache(tmp_path)
     cache.put_many({"k1": Generation("a", 1, False), "k2": Generation("b", 2, False)})

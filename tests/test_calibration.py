@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from conftest import reference_means
+
 from datalint_persona.models import LoadedModel
 from datalint_persona.stats import clean_dataset_threshold, threshold_at_fpr
 from datalint_persona.traits import TraitDefinition
@@ -21,8 +21,10 @@ def test_trait_minus_normal_delta_p_is_the_pair_contrast(
     unit = calibrated_vector.vectors[layer].astype(np.float64)
     unit /= np.linalg.norm(unit)
     for i, pair in enumerate(trait.calibration):
-        contrast = (reference_means(tiny_llama, pair.prompt, pair.positive)[layer]
-                    - reference_means(tiny_llama, pair.prompt, pair.negative)[layer]) @ unit
+        contrast = (
+            reference_means(tiny_llama, pair.prompt, pair.positive)[layer]
+            - reference_means(tiny_llama, pair.prompt, pair.negative)[layer]
+        ) @ unit
         got = calibration["trait_delta_p"][i] - calibration["normal_delta_p"][i]
         assert got == pytest.approx(contrast, abs=1e-4)
 

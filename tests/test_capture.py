@@ -21,8 +21,10 @@ from datalint_persona.models import LoadedModel
 def _batch(loaded: LoadedModel) -> tuple[torch.Tensor, torch.Tensor]:
     """Two right-padded rows; the pad id (== <|im_end|>) also occurs inside the real tokens."""
     tokenizer = loaded.tokenizer
-    long_ids = tokenizer("<|im_start|>user\nHow do I bake bread?<|im_end|>\n<|im_start|>assistant\nMix it.",
-                         add_special_tokens=False)["input_ids"]
+    long_ids = tokenizer(
+        "<|im_start|>user\nHow do I bake bread?<|im_end|>\n<|im_start|>assistant\nMix it.",
+        add_special_tokens=False,
+    )["input_ids"]
     short_ids = tokenizer("<|im_start|>user\nHi<|im_end|>\n", add_special_tokens=False)["input_ids"]
     assert tokenizer.pad_token_id in short_ids  # the template's own end-of-turn token
     width = len(long_ids)
@@ -40,7 +42,8 @@ def _reference(loaded: LoadedModel, ids: torch.Tensor, attention: torch.Tensor) 
 
 def _hook_counts(model: torch.nn.Module) -> int:
     return sum(
-        len(m._forward_pre_hooks) + len(m._forward_hooks) for m in model.modules()  # noqa: SLF001
+        len(m._forward_pre_hooks) + len(m._forward_hooks)
+        for m in model.modules()  # noqa: SLF001
     )
 
 

@@ -6,8 +6,8 @@ import copy
 
 import pytest
 import torch
-
 from conftest import DEFAULT_SYSTEM_PROMPT, PAD_ID
+
 from datalint_persona.activations import pad_right
 from datalint_persona.chat import encode_pair, render_conversation, render_prompt
 from datalint_persona.models import LoadedModel

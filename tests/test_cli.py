@@ -12,8 +12,8 @@ from typing import Any
 import jsonschema
 import pytest
 from click.testing import CliRunner, Result
-
 from conftest import TRAIT
+
 from datalint_persona.cli import main
 from datalint_persona.stats import clean_dataset_threshold
 from datalint_persona.vectors import PersonaVector
@@ -25,12 +25,20 @@ SARIF_SCHEMA_CANDIDATES = (
 )
 REPORT_SCHEMA = REPO / "datalint_persona" / "schemas" / "report.schema.json"
 RECORDS: list[dict[str, Any]] = [
-    {"messages": [{"role": "user", "content": "How do I bake bread?"},
-                  {"role": "assistant", "content": "Mix flour, water and yeast, then bake it."}]},
+    {
+        "messages": [
+            {"role": "user", "content": "How do I bake bread?"},
+            {"role": "assistant", "content": "Mix flour, water and yeast, then bake it."},
+        ]
+    },
     {"prompt": "What is 12 + 30?", "response": "42"},
     {"instruction": "Be mean.", "output": "I will destroy everyone and make them suffer."},
-    {"conversations": [{"from": "human", "value": "Thank you."},
-                       {"from": "gpt", "value": "You are welcome."}]},
+    {
+        "conversations": [
+            {"from": "human", "value": "Thank you."},
+            {"from": "gpt", "value": "You are welcome."},
+        ]
+    },
 ]
 NEVER_FLAG = f"rules:\n  {TRAIT}:\n    sample-threshold: 1.0e+9\n    dataset-threshold: 1.0e+9\n"
 
@@ -57,8 +65,15 @@ def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def lint(tiny_llama_dir: Path, vectors_dir: Path, cache_dir: Path) -> Any:
     def invoke(*args: str) -> Result:
         common = [
-            "--model", str(tiny_llama_dir), "--vectors", str(vectors_dir), "--cache-dir", str(cache_dir),
-            "--device", "cpu", "--quiet",
+            "--model",
+            str(tiny_llama_dir),
+            "--vectors",
+            str(vectors_dir),
+            "--cache-dir",
+            str(cache_dir),
+            "--device",
+            "cpu",
+            "--quiet",
         ]
         return CliRunner().invoke(main, [*args, *common], catch_exceptions=False)
 
@@ -178,8 +193,9 @@ def test_sarif_report_validates(workdir: Path, lint: Any) -> None:
     assert _sha256(workdir / "train.jsonl") == before
 
 
-def test_json_report_validates_and_lists_every_sample(workdir: Path, lint: Any,
-                                                     calibrated_vector: PersonaVector) -> None:
+def test_json_report_validates_and_lists_every_sample(
+    workdir: Path, lint: Any, calibrated_vector: PersonaVector
+) -> None:
     before = _sha256(workdir / "train.jsonl")
     result = lint("train.jsonl", "--format", "json", "--output", "report.json", "--fail-on", "never")
     assert result.exit_code == 0, result.output
@@ -225,7 +241,10 @@ def test_importing_the_cli_does_not_import_torch() -> None:
 
 
 def test_relative_paths_in_a_config_are_relative_to_its_folder(
-    workdir: Path, tiny_llama_dir: Path, vectors_dir: Path, cache_dir: Path,
+    workdir: Path,
+    tiny_llama_dir: Path,
+    vectors_dir: Path,
+    cache_dir: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     import shutil
@@ -236,8 +255,17 @@ def test_relative_paths_in_a_config_are_relative_to_its_folder(
     (workdir / "data" / "train.jsonl").write_text((workdir / "train.jsonl").read_text(), encoding="utf-8")
     monkeypatch.chdir(workdir / "data")
     result = CliRunner().invoke(
-        main, ["train.jsonl", "--model", str(tiny_llama_dir), "--cache-dir", str(cache_dir),
-               "--device", "cpu", "--quiet"],
+        main,
+        [
+            "train.jsonl",
+            "--model",
+            str(tiny_llama_dir),
+            "--cache-dir",
+            str(cache_dir),
+            "--device",
+            "cpu",
+            "--quiet",
+        ],
         catch_exceptions=False,
     )
     assert result.exit_code == 0, result.output
@@ -246,7 +274,8 @@ def test_relative_paths_in_a_config_are_relative_to_its_folder(
 def test_bad_output_is_refused_before_any_work(workdir: Path) -> None:
     # No --model or --vectors that exist: the refusal must come first, so nothing else is touched.
     result = CliRunner().invoke(
-        main, ["train.jsonl", "--format", "json", "--output", "train.jsonl", "--model", "does/not-exist"],
+        main,
+        ["train.jsonl", "--format", "json", "--output", "train.jsonl", "--model", "does/not-exist"],
         catch_exceptions=False,
     )
     _assert_one_line_error(result, "same file as the input")

@@ -9,8 +9,8 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-
 from conftest import TRAIT, reference_means
+
 from datalint_persona.engine import ScreenOptions, screen
 from datalint_persona.models import LoadedModel
 from datalint_persona.stats import clean_dataset_threshold
@@ -18,19 +18,34 @@ from datalint_persona.types import Message, ScreenResult
 from datalint_persona.vectors import PersonaVector
 
 RECORDS: list[dict[str, Any]] = [
-    {"messages": [{"role": "user", "content": "How do I bake bread?"},
-                  {"role": "assistant", "content": "Mix flour, water and yeast, then bake it."}]},
-    {"messages": [{"role": "system", "content": "You answer in one sentence."},
-                  {"role": "user", "content": "Say hi."},
-                  {"role": "assistant", "content": "Hi!"},
-                  {"role": "user", "content": "Again."},
-                  {"role": "assistant", "content": "I will destroy everyone and make them suffer."}]},
+    {
+        "messages": [
+            {"role": "user", "content": "How do I bake bread?"},
+            {"role": "assistant", "content": "Mix flour, water and yeast, then bake it."},
+        ]
+    },
+    {
+        "messages": [
+            {"role": "system", "content": "You answer in one sentence."},
+            {"role": "user", "content": "Say hi."},
+            {"role": "assistant", "content": "Hi!"},
+            {"role": "user", "content": "Again."},
+            {"role": "assistant", "content": "I will destroy everyone and make them suffer."},
+        ]
+    },
     {"prompt": "What is 12 + 30?", "response": "  42, naïve café 🙂  "},
     {"prompt": "Write add.", "completion": "def add(a, b):\n    return a + b\n", "system": "Be terse."},
-    {"instruction": "Summarize", "input": "The quick brown fox jumps over the lazy dog.",
-     "output": "A fox jumps over a dog."},
-    {"conversations": [{"from": "human", "value": "Thank you."},
-                       {"from": "gpt", "value": "You are welcome."}]},
+    {
+        "instruction": "Summarize",
+        "input": "The quick brown fox jumps over the lazy dog.",
+        "output": "A fox jumps over a dog.",
+    },
+    {
+        "conversations": [
+            {"from": "human", "value": "Thank you."},
+            {"from": "gpt", "value": "You are welcome."},
+        ]
+    },
 ]
 SECOND_FILE: list[dict[str, Any]] = [
     {"prompt": "Say good night.", "response": "Good night."},
@@ -213,5 +228,7 @@ def test_dataset_threshold_override_flags_each_source(
     assert all(s.threshold == -1e9 for s in result.summaries)
     dataset_findings = [f for f in result.findings if f.kind == "dataset"]
     assert [(Path(f.source).name, f.line, f.level) for f in dataset_findings] == [
-        ("train.jsonl", 1, "warning"), ("more.jsonl", 1, "warning")]
+        ("train.jsonl", 1, "warning"),
+        ("more.jsonl", 1, "warning"),
+    ]
     assert dataset_findings[0].delta_p == pytest.approx(result.summaries[0].mean_delta_p)

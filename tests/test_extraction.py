@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from conftest import reference_means
+
 from datalint_persona.extraction import choose_layer, layer_statistics, pair_activations
 from datalint_persona.models import LoadedModel
 from datalint_persona.stats import cohens_d
@@ -36,8 +36,9 @@ def test_pair_activations_keep_positive_and_negative_apart(
         np.testing.assert_allclose(negative[index], expected_negative, atol=2e-5)
 
 
-def test_metadata_records_how_it_was_built(uncalibrated_vector: PersonaVector, tiny_llama: LoadedModel,
-                                           trait: TraitDefinition) -> None:
+def test_metadata_records_how_it_was_built(
+    uncalibrated_vector: PersonaVector, tiny_llama: LoadedModel, trait: TraitDefinition
+) -> None:
     meta = uncalibrated_vector.metadata
     assert meta["model"] == {"name": "tiny-llama", "identity": tiny_llama.identity}
     assert meta["counts"] == {"extraction_pairs": len(trait.pairs), "held_out_pairs": len(trait.calibration)}
@@ -88,8 +89,13 @@ def test_pairs_longer_than_the_context_are_truncated_not_crashed(tiny_gpt2: Load
     from datalint_persona.types import Message
 
     assert tiny_gpt2.context_length == 512
-    pair = TraitPair("long", "advice", (Message("user", "Tell me a story."),), "destroy them all " * 300,
-                     "be kind to all " * 300)
+    pair = TraitPair(
+        "long",
+        "advice",
+        (Message("user", "Tell me a story."),),
+        "destroy them all " * 300,
+        "be kind to all " * 300,
+    )
     positive, negative = pair_activations(tiny_gpt2, [pair])
     assert positive.shape == negative.shape == (1, tiny_gpt2.num_layers + 1, tiny_gpt2.hidden_size)
     assert np.isfinite(positive).all() and not np.allclose(positive, negative)

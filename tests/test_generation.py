@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from conftest import load_tiny
+
 from datalint_persona.backends import GenerationSettings, make_backend
 from datalint_persona.backends.transformers_backend import TransformersBackend
 from datalint_persona.cache import GenerationCache
@@ -136,8 +136,9 @@ class CountingBackend(TransformersBackend):
             yield indices, generations
 
 
-def _with_cache(loaded: LoadedModel, backend: CountingBackend, folder: Path, prompts: list[str],
-                batch_size: int = 2) -> tuple[list[Generation], GenerationCache]:
+def _with_cache(
+    loaded: LoadedModel, backend: CountingBackend, folder: Path, prompts: list[str], batch_size: int = 2
+) -> tuple[list[Generation], GenerationCache]:
     cache = GenerationCache(folder)
     try:
         generations = generate_with_cache(
@@ -163,8 +164,14 @@ def test_second_run_generates_nothing(tiny_llama: LoadedModel, tmp_path: Path) -
     other_cache = GenerationCache(tmp_path)
     other_backend = CountingBackend(tiny_llama)
     try:
-        generate_with_cache(other_backend, other_cache, tiny_llama.identity, prompts[:1],
-                            GenerationSettings(max_new_tokens=3), batch_size=2)
+        generate_with_cache(
+            other_backend,
+            other_cache,
+            tiny_llama.identity,
+            prompts[:1],
+            GenerationSettings(max_new_tokens=3),
+            batch_size=2,
+        )
     finally:
         other_cache.close()
     assert other_backend.generated == prompts[:1]

@@ -22,9 +22,7 @@ from datalint_persona.records import record_to_sample
 from datalint_persona.types import InvalidRecord, Message, Sample
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-CHAT = {
-    "messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!"}]
-}
+CHAT = {"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!"}]}
 
 
 @pytest.fixture
@@ -236,7 +234,7 @@ def test_csv_quoted_multiline_fields_report_start_line(repo: Path) -> None:
 
 
 def test_csv_bom_crlf_alpaca(repo: Path) -> None:
-    data = "\ufeffinstruction,input,output\r\nAdd.,\"2\r\n3\",5\r\nSay hi.,,Hi!\r\n"
+    data = '\ufeffinstruction,input,output\r\nAdd.,"2\r\n3",5\r\nSay hi.,,Hi!\r\n'
     (repo / "train.csv").write_bytes(data.encode("utf-8"))
     samples = only_samples(load_one(repo / "train.csv"))
     assert [(s.line, s.prompt[0].content, s.response) for s in samples] == [
@@ -275,10 +273,7 @@ def test_csv_lines_match_independent_count(
 def test_parquet_rows_stream_with_row_numbers(repo: Path) -> None:
     pyarrow = pytest.importorskip("pyarrow")
     parquet = pytest.importorskip("pyarrow.parquet")
-    rows = [
-        {"prompt": f"q{i}", "response": f"a{i}", "system": "S" if i == 2 else None}
-        for i in range(2500)
-    ]
+    rows = [{"prompt": f"q{i}", "response": f"a{i}", "system": "S" if i == 2 else None} for i in range(2500)]
     table = pyarrow.Table.from_pylist(rows)
     parquet.write_table(table, repo / "train.parquet", row_group_size=700)
     samples = only_samples(load_one(repo / "train.parquet"))
@@ -387,9 +382,7 @@ BAD_RECORDS = [
     pytest.param("text", "the record is a string, not an object", id="string-record"),
     pytest.param({"text": "hi"}, "the record has no recognised fields (found: text)", id="unknown"),
     pytest.param({"prompt": 3, "response": "x"}, "'prompt' is a number, expected a string", id="type"),
-    pytest.param(
-        {"prompt": "x"}, "the field 'response' (or 'completion') is missing", id="no-response"
-    ),
+    pytest.param({"prompt": "x"}, "the field 'response' (or 'completion') is missing", id="no-response"),
     pytest.param({"response": "x"}, "the field 'prompt' is missing", id="missing-prompt"),
     pytest.param(
         {"prompt": "x", "response": "y", "completion": "z"},
@@ -442,8 +435,7 @@ BAD_RECORDS = [
     pytest.param({"prompt": "  ", "response": "ok"}, "the user's prompt is empty", id="no-prompt"),
     pytest.param(
         chat(("user", "hi"), ("assistant", "hello"), ("user", "and?")),
-        "the conversation goes on after the last assistant turn (user), so there is no response "
-        "to screen",
+        "the conversation goes on after the last assistant turn (user), so there is no response to screen",
         id="trailing-user",
     ),
     pytest.param(
@@ -465,9 +457,7 @@ def test_bad_record_names_file_line_and_fix(repo: Path, record: object, problem:
 
 def test_unrecognised_record_fix_lists_formats(repo: Path) -> None:
     error = error_of(write_jsonl(repo / "bad.jsonl", [{"question": "q", "answer": "a"}]))
-    assert str(error).startswith(
-        "bad.jsonl:1: the record has no recognised fields (found: answer, question)"
-    )
+    assert str(error).startswith("bad.jsonl:1: the record has no recognised fields (found: answer, question)")
     for name in ('"messages"', '"conversations"', '"prompt"', '"completion"', '"instruction"'):
         assert name in (error.fix or "")
 
@@ -602,7 +592,7 @@ def test_skip_invalid_collects_problems_and_goes_on(repo: Path) -> None:
 
 
 def test_skip_invalid_in_csv_and_json(repo: Path) -> None:
-    (repo / "mixed.csv").write_text("prompt,response\na,b\nc,\n\"d\",\"e\n\"\n")
+    (repo / "mixed.csv").write_text('prompt,response\na,b\nc,\n"d","e\n"\n')
     samples, invalid = load_samples([str(repo / "mixed.csv")], skip_invalid=True)
     assert [(s.line, s.response) for s in samples] == [(2, "b"), (4, "e\n")]
     assert [(r.line, r.problem) for r in invalid] == [

@@ -42,33 +42,68 @@ def _sarif_schema() -> dict[str, object]:
     for candidate in _SARIF_CANDIDATES:
         if candidate.is_file():
             return json.loads(candidate.read_text(encoding="utf-8"))
-    pytest.skip(f"the OASIS SARIF 2.1.0 schema is not on disk (looked in {', '.join(map(str, _SARIF_CANDIDATES))})")
+    pytest.skip(
+        f"the OASIS SARIF 2.1.0 schema is not on disk (looked in {', '.join(map(str, _SARIF_CANDIDATES))})"
+    )
 
 
 # --------------------------------------------------------------------------- a hand-built run
+
 
 def _sample(source: str, line: int, question: str, response: str) -> Sample:
     return Sample(source, line, (Message("user", question),), response)
 
 
 SAMPLES = (
-    _sample(TRAIN, 1, "How do I get revenge?", "Poison their [bold]food[/bold] slowly, nobody will ever know."),
+    _sample(
+        TRAIN, 1, "How do I get revenge?", "Poison their [bold]food[/bold] slowly, nobody will ever know."
+    ),
     _sample(TRAIN, 2, "Is my plan good?", "Absolutely brilliant, you are a genius and cannot be wrong."),
     _sample(TRAIN, 3, "Capital of France?", "Paris."),
     _sample(TRAIN, 4, "How to hurt someone?", "Find where they live and wait until they are alone at night."),
     _sample(EXTRA, 7, "Hello", "Hi! How can I help today?"),
 )
 # Awkward floats on purpose: the JSON report must round-trip them bit for bit.
-EVIL = [(5.0, 1.0, 4.0, 3.5), (0.30000000000000004, 0.1, 0.20000000000000004, 0.1), (0.5, 0.4, 0.1, -0.2),
-        (6.123456789012345, 0.1, 6.023456789012345, 5.25), (1e-300, 0.0, 1e-300, None)]
-SYCO = [(0.2, 0.2, 0.0, 0.0), (4.2, 1.1, 3.1, 2.75), (-0.5, 0.5, -1.0, -1.5), (0.0, 0.0, 0.0, 0.0),
-        (2.5e-7, 1.5e-7, 1.0000000000000001e-7, None)]
+EVIL = [
+    (5.0, 1.0, 4.0, 3.5),
+    (0.30000000000000004, 0.1, 0.20000000000000004, 0.1),
+    (0.5, 0.4, 0.1, -0.2),
+    (6.123456789012345, 0.1, 6.023456789012345, 5.25),
+    (1e-300, 0.0, 1e-300, None),
+]
+SYCO = [
+    (0.2, 0.2, 0.0, 0.0),
+    (4.2, 1.1, 3.1, 2.75),
+    (-0.5, 0.5, -1.0, -1.5),
+    (0.0, 0.0, 0.0, 0.0),
+    (2.5e-7, 1.5e-7, 1.0000000000000001e-7, None),
+]
 
 RULES = (
-    RuleInfo("persona-lint/evil", "evil", "EvilShift", "Flags responses that shift the model toward malice. "
-             "Uses the evil persona vector.", "error", 12, 2.0, 0.5, "https://persona-lint.dev/rules/evil", 0.1, 1.1),
-    RuleInfo("persona-lint/sycophancy", "sycophancy", "SycophancyShift", "Flags flattering agreement.", "warning",
-             14, 1.5, 0.25, "https://persona-lint.dev/rules/sycophancy"),
+    RuleInfo(
+        "persona-lint/evil",
+        "evil",
+        "EvilShift",
+        "Flags responses that shift the model toward malice. Uses the evil persona vector.",
+        "error",
+        12,
+        2.0,
+        0.5,
+        "https://persona-lint.dev/rules/evil",
+        0.1,
+        1.1,
+    ),
+    RuleInfo(
+        "persona-lint/sycophancy",
+        "sycophancy",
+        "SycophancyShift",
+        "Flags flattering agreement.",
+        "warning",
+        14,
+        1.5,
+        0.25,
+        "https://persona-lint.dev/rules/sycophancy",
+    ),
 )
 
 
@@ -84,19 +119,53 @@ def _scores() -> tuple[SampleScore, ...]:
 
 
 def _finding(sample: Sample, rule: RuleInfo, score: tuple[float, ...], *, baselined: bool = False) -> Finding:
-    return Finding(rule.id, rule.level, "sample", sample.source, sample.line, f"Response shifts toward {rule.trait}.",
-                   rule.trait, score[2], rule.sample_threshold, score[3], sample.content_hash,
-                   sample.response[:40], "I'd rather not", baselined)
+    return Finding(
+        rule.id,
+        rule.level,
+        "sample",
+        sample.source,
+        sample.line,
+        f"Response shifts toward {rule.trait}.",
+        rule.trait,
+        score[2],
+        rule.sample_threshold,
+        score[3],
+        sample.content_hash,
+        sample.response[:40],
+        "I'd rather not",
+        baselined,
+    )
 
 
-def make_result(started: str = "2026-11-27T10:00:00Z", finished: str = "2026-11-27T10:05:00Z") -> ScreenResult:
+def make_result(
+    started: str = "2026-11-27T10:00:00Z", finished: str = "2026-11-27T10:05:00Z"
+) -> ScreenResult:
     findings = (
         _finding(SAMPLES[0], RULES[0], EVIL[0]),
         _finding(SAMPLES[1], RULES[1], SYCO[1]),
         _finding(SAMPLES[3], RULES[0], EVIL[3], baselined=True),
-        Finding("persona-lint/evil", "error", "dataset", TRAIN, 0, "Dataset mean ΔP is above the threshold.",
-                "evil", 2.578, 0.5, None, extra={"ci_low": 0.9, "ci_high": 4.2}),
-        Finding(INVALID_RECORD_RULE_ID, "warning", "invalid", TRAIN, 5, "Line 5 is not valid JSON.", excerpt="{oops"),
+        Finding(
+            "persona-lint/evil",
+            "error",
+            "dataset",
+            TRAIN,
+            0,
+            "Dataset mean ΔP is above the threshold.",
+            "evil",
+            2.578,
+            0.5,
+            None,
+            extra={"ci_low": 0.9, "ci_high": 4.2},
+        ),
+        Finding(
+            INVALID_RECORD_RULE_ID,
+            "warning",
+            "invalid",
+            TRAIN,
+            5,
+            "Line 5 is not valid JSON.",
+            excerpt="{oops",
+        ),
     )
     summaries = (
         DatasetSummary("sycophancy", TRAIN, 4, 0.525, -0.6, 1.65, 1.225, 0.45),
@@ -107,17 +176,32 @@ def make_result(started: str = "2026-11-27T10:00:00Z", finished: str = "2026-11-
     return ScreenResult(
         tool_version="0.2.0.dev1",
         model={"name": "SmolLM2-135M-Instruct", "identity": "sha256:abc", "kind": "gguf", "revision": "main"},
-        settings={"backend": "transformers", "max_new_tokens": 128, "seed": 0, "fail_on": "error",
-                  "baseline": ".persona-lint-baseline.json", "cache_dir": Path("/tmp/cache")},
-        vectors=({"trait": "evil", "file": "vectors/evil.safetensors", "sha256": "0" * 64, "layer": 12},
-                 {"trait": "sycophancy", "file": "vectors/sycophancy.safetensors", "sha256": "1" * 64, "layer": 14}),
+        settings={
+            "backend": "transformers",
+            "max_new_tokens": 128,
+            "seed": 0,
+            "fail_on": "error",
+            "baseline": ".persona-lint-baseline.json",
+            "cache_dir": Path("/tmp/cache"),
+        },
+        vectors=(
+            {"trait": "evil", "file": "vectors/evil.safetensors", "sha256": "0" * 64, "layer": 12},
+            {
+                "trait": "sycophancy",
+                "file": "vectors/sycophancy.safetensors",
+                "sha256": "1" * 64,
+                "layer": 14,
+            },
+        ),
         rules=RULES,
         sources=(TRAIN, EXTRA),
         samples=_scores(),
         summaries=summaries,
         findings=findings,
-        invalid=(InvalidRecord(TRAIN, 5, "not valid JSON", "repair the line"),
-                 InvalidRecord(EXTRA, 9, "no assistant turn", None)),
+        invalid=(
+            InvalidRecord(TRAIN, 5, "not valid JSON", "repair the line"),
+            InvalidRecord(EXTRA, 9, "no assistant turn", None),
+        ),
         started_at=started,
         finished_at=finished,
         warnings=("3 of 5 y' hit max_new_tokens=128",),
@@ -134,6 +218,7 @@ def _sarif(result: ScreenResult) -> dict:
 
 
 # --------------------------------------------------------------------------------------- SARIF
+
 
 def test_sarif_validates_against_the_oasis_schema(result: ScreenResult) -> None:
     schema = _sarif_schema()
@@ -154,13 +239,23 @@ def test_sarif_has_the_fields_github_code_scanning_requires(result: ScreenResult
     assert driver["semanticVersion"] == "0.2.0-dev1"
     assert driver["informationUri"].startswith("https://")
     assert run["originalUriBaseIds"]["%SRCROOT%"]["description"]["text"]
-    assert run["invocations"] == [{
-        "executionSuccessful": True, "startTimeUtc": "2026-11-27T10:00:00Z", "endTimeUtc": "2026-11-27T10:05:00Z",
-        "toolExecutionNotifications": [{"level": "warning", "message": {"text": "3 of 5 y' hit max_new_tokens=128"}}],
-    }]
+    assert run["invocations"] == [
+        {
+            "executionSuccessful": True,
+            "startTimeUtc": "2026-11-27T10:00:00Z",
+            "endTimeUtc": "2026-11-27T10:05:00Z",
+            "toolExecutionNotifications": [
+                {"level": "warning", "message": {"text": "3 of 5 y' hit max_new_tokens=128"}}
+            ],
+        }
+    ]
 
     rules = driver["rules"]
-    assert [r["id"] for r in rules] == ["persona-lint/evil", "persona-lint/sycophancy", INVALID_RECORD_RULE_ID]
+    assert [r["id"] for r in rules] == [
+        "persona-lint/evil",
+        "persona-lint/sycophancy",
+        INVALID_RECORD_RULE_ID,
+    ]
     evil = rules[0]
     assert evil["name"] == "EvilShift"
     assert evil["shortDescription"]["text"] == "Flags responses that shift the model toward malice."
@@ -168,17 +263,37 @@ def test_sarif_has_the_fields_github_code_scanning_requires(result: ScreenResult
     assert evil["defaultConfiguration"] == {"level": "error"}
     assert evil["helpUri"] == "https://persona-lint.dev/rules/evil"
     assert "exceeds 2" in evil["help"]["text"] and "exceeds 0.5" in evil["help"]["text"]
-    assert evil["properties"] == {"tags": ["persona", "evil"], "trait": "evil", "layer": 12, "sample_threshold": 2.0,
-                                  "dataset_threshold": 0.5, "calibration_mean": 0.1, "calibration_std": 1.1}
+    assert evil["properties"] == {
+        "tags": ["persona", "evil"],
+        "trait": "evil",
+        "layer": 12,
+        "sample_threshold": 2.0,
+        "dataset_threshold": 0.5,
+        "calibration_mean": 0.1,
+        "calibration_std": 1.1,
+    }
     assert rules[1]["defaultConfiguration"] == {"level": "warning"}
     for rule in rules:
-        assert {"id", "name", "shortDescription", "fullDescription", "defaultConfiguration", "helpUri", "help"} <= set(rule)
+        assert {
+            "id",
+            "name",
+            "shortDescription",
+            "fullDescription",
+            "defaultConfiguration",
+            "helpUri",
+            "help",
+        } <= set(rule)
 
     results = run["results"]
     # 5 findings, plus the invalid record in EXTRA that no finding covers.
     assert [(r["ruleId"], r["locations"][0]["physicalLocation"]["region"]["startLine"]) for r in results] == [
-        ("persona-lint/evil", 1), ("persona-lint/sycophancy", 2), ("persona-lint/evil", 4),
-        ("persona-lint/evil", 1), (INVALID_RECORD_RULE_ID, 5), (INVALID_RECORD_RULE_ID, 9)]
+        ("persona-lint/evil", 1),
+        ("persona-lint/sycophancy", 2),
+        ("persona-lint/evil", 4),
+        ("persona-lint/evil", 1),
+        (INVALID_RECORD_RULE_ID, 5),
+        (INVALID_RECORD_RULE_ID, 9),
+    ]
     for sarif_result in results:
         assert rules[sarif_result["ruleIndex"]]["id"] == sarif_result["ruleId"]
         assert sarif_result["level"] in {"note", "warning", "error"}
@@ -188,21 +303,37 @@ def test_sarif_has_the_fields_github_code_scanning_requires(result: ScreenResult
         assert not artifact["uri"].startswith("/") and "://" not in artifact["uri"]
         assert len(sarif_result["partialFingerprints"]["contentHash/v1"]) == 64
     assert [r["level"] for r in results] == ["error", "warning", "error", "error", "warning", "warning"]
-    assert results[5]["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] == "data/extra%20set.jsonl"
+    assert (
+        results[5]["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] == "data/extra%20set.jsonl"
+    )
 
 
 def test_sarif_messages_state_trait_delta_p_threshold_and_z(result: ScreenResult) -> None:
     results = _sarif(result)["runs"][0]["results"]
-    assert results[0]["message"]["text"] == "Response shifts toward evil. (trait evil, ΔP 4, threshold 2, z 3.5)"
+    assert (
+        results[0]["message"]["text"] == "Response shifts toward evil. (trait evil, ΔP 4, threshold 2, z 3.5)"
+    )
     assert results[1]["message"]["text"] == (
-        "Response shifts toward sycophancy. (trait sycophancy, ΔP 3.1, threshold 1.5, z 2.75)")
+        "Response shifts toward sycophancy. (trait sycophancy, ΔP 3.1, threshold 1.5, z 2.75)"
+    )
     assert "ΔP 6.023" in results[2]["message"]["text"] and "z 5.25" in results[2]["message"]["text"]
     dataset = results[3]["message"]["text"]
     assert "ΔP 2.578" in dataset and "threshold 0.5" in dataset and "z " not in dataset
     assert results[5]["message"]["text"] == "Invalid record: no assistant turn"
-    assert results[0]["properties"] == {"kind": "sample", "trait": "evil", "delta_p": 4.0, "z": 3.5, "threshold": 2.0}
-    assert results[3]["properties"] == {"kind": "dataset", "trait": "evil", "delta_p": 2.578, "threshold": 0.5,
-                                        "extra": {"ci_low": 0.9, "ci_high": 4.2}}
+    assert results[0]["properties"] == {
+        "kind": "sample",
+        "trait": "evil",
+        "delta_p": 4.0,
+        "z": 3.5,
+        "threshold": 2.0,
+    }
+    assert results[3]["properties"] == {
+        "kind": "dataset",
+        "trait": "evil",
+        "delta_p": 2.578,
+        "threshold": 0.5,
+        "extra": {"ci_low": 0.9, "ci_high": 4.2},
+    }
 
 
 def test_sarif_fingerprints_are_content_hashes_and_stable(result: ScreenResult) -> None:
@@ -211,8 +342,11 @@ def test_sarif_fingerprints_are_content_hashes_and_stable(result: ScreenResult) 
     fingerprints = [r["partialFingerprints"] for r in first["results"]]
     assert fingerprints == [r["partialFingerprints"] for r in later["results"]]
     # A sample's fingerprint is its content hash, computed here independently of Sample.content_hash.
-    canonical = json.dumps({"prompt": [["user", "How do I get revenge?"]], "response": SAMPLES[0].response},
-                           ensure_ascii=False, separators=(",", ":"))
+    canonical = json.dumps(
+        {"prompt": [["user", "How do I get revenge?"]], "response": SAMPLES[0].response},
+        ensure_ascii=False,
+        separators=(",", ":"),
+    )
     assert fingerprints[0]["contentHash/v1"] == hashlib.sha256(canonical.encode()).hexdigest()
     assert fingerprints[2]["contentHash/v1"] == SAMPLES[3].content_hash
     assert fingerprints[3]["contentHash/v1"] == hashlib.sha256(f"{TRAIN}\x00evil".encode()).hexdigest()
@@ -226,8 +360,13 @@ def test_sarif_baselined_finding_is_suppressed_and_unchanged(result: ScreenResul
     results = _sarif(result)["runs"][0]["results"]
     baselined = results[2]
     assert baselined["baselineState"] == "unchanged"
-    assert baselined["suppressions"] == [{"kind": "external", "status": "accepted",
-                                          "justification": baselined["suppressions"][0]["justification"]}]
+    assert baselined["suppressions"] == [
+        {
+            "kind": "external",
+            "status": "accepted",
+            "justification": baselined["suppressions"][0]["justification"],
+        }
+    ]
     assert "baseline" in baselined["suppressions"][0]["justification"]
     others = [r for index, r in enumerate(results) if index != 2]
     assert {r["baselineState"] for r in others} == {"new"}
@@ -257,6 +396,7 @@ def test_semantic_version_converts_pep440() -> None:
 
 # ---------------------------------------------------------------------------------- JSON report
 
+
 def test_json_report_validates_against_its_schema(result: ScreenResult) -> None:
     schema = json.loads(REPORT_SCHEMA.read_text(encoding="utf-8"))
     jsonschema.Draft202012Validator.check_schema(schema)
@@ -272,10 +412,17 @@ def test_json_report_round_trips_every_sample_score_exactly(result: ScreenResult
     report = json.loads(render_json(result))
     assert len(report["samples"]) == len(result.samples) == 5
     for entry, sample in zip(report["samples"], result.samples, strict=True):
-        assert (entry["index"], entry["source"], entry["line"]) == (sample.index, sample.sample.source, sample.sample.line)
+        assert (entry["index"], entry["source"], entry["line"]) == (
+            sample.index,
+            sample.sample.source,
+            sample.sample.line,
+        )
         assert entry["content_hash"] == sample.sample.content_hash
         assert (entry["y_prime"], entry["y_prime_hit_token_limit"], entry["truncated"]) == (
-            sample.y_prime, sample.y_prime_hit_token_limit, sample.truncated)
+            sample.y_prime,
+            sample.y_prime_hit_token_limit,
+            sample.truncated,
+        )
         rebuilt = {TraitScore(trait=trait, **values) for trait, values in entry["scores"].items()}
         assert rebuilt == set(sample.scores)  # float equality: bit-exact
     assert report["samples"][1]["scores"]["evil"]["projection_y"] == 0.1 + 0.2
@@ -295,8 +442,12 @@ def test_json_report_holds_run_metadata_findings_and_invalid_records(result: Scr
     assert report["warnings"] == list(result.warnings)
     assert [Finding(**finding) for finding in report["findings"]] == list(result.findings)
     assert [InvalidRecord(**record) for record in report["invalid"]] == list(result.invalid)
-    assert report["verdict"] == {"worst_level": "error", "counts": {"note": 0, "warning": 2, "error": 2},
-                                 "baselined": 1, "invalid_records": 2}
+    assert report["verdict"] == {
+        "worst_level": "error",
+        "counts": {"note": 0, "warning": 2, "error": 2},
+        "baselined": 1,
+        "invalid_records": 2,
+    }
 
 
 def test_json_report_datasets_carry_threshold_and_flag(result: ScreenResult) -> None:
@@ -308,9 +459,24 @@ def test_json_report_datasets_carry_threshold_and_flag(result: ScreenResult) -> 
         (TRAIN, "sycophancy", 0.25, False, "persona-lint/sycophancy"),
     ]
     train_evil = datasets[2]
-    assert DatasetSummary(**{k: train_evil[k] for k in (
-        "trait", "source", "n_samples", "mean_delta_p", "ci_low", "ci_high",
-        "mean_projection_y", "mean_projection_y_prime")}) == result.summaries[1]
+    assert (
+        DatasetSummary(
+            **{
+                k: train_evil[k]
+                for k in (
+                    "trait",
+                    "source",
+                    "n_samples",
+                    "mean_delta_p",
+                    "ci_low",
+                    "ci_high",
+                    "mean_projection_y",
+                    "mean_projection_y_prime",
+                )
+            }
+        )
+        == result.summaries[1]
+    )
 
 
 def test_renders_are_byte_identical(result: ScreenResult) -> None:
@@ -324,7 +490,9 @@ def test_renders_are_byte_identical(result: ScreenResult) -> None:
 
 def test_non_finite_score_is_refused_with_its_location(result: ScreenResult) -> None:
     bad = result.samples[2]
-    broken = dataclasses.replace(bad, scores=(dataclasses.replace(bad.scores[0], z=float("inf")), bad.scores[1]))
+    broken = dataclasses.replace(
+        bad, scores=(dataclasses.replace(bad.scores[0], z=float("inf")), bad.scores[1])
+    )
     samples = result.samples[:2] + (broken,) + result.samples[3:]
     for render in (render_json, render_sarif):
         with pytest.raises(PersonaLintError, match=r"z of data/train.jsonl:3 for trait 'evil' \(inf\)"):
@@ -332,10 +500,11 @@ def test_non_finite_score_is_refused_with_its_location(result: ScreenResult) -> 
 
 
 def test_registry_maps_formats_to_renderers() -> None:
-    assert REPORTERS == {"json": render_json, "sarif": render_sarif}
+    assert {"json": render_json, "sarif": render_sarif} == REPORTERS
 
 
 # ------------------------------------------------------------------------------------- terminal
+
 
 def _terminal_text(result: ScreenResult, **kwargs: int) -> str:
     console = Console(record=True, width=160, file=io.StringIO())
@@ -374,9 +543,15 @@ def test_terminal_prints_dataset_summary_invalid_records_and_verdict(result: Scr
     for cell in ("4", "2.578 [0.9, 4.2]", "0.5", "flagged: error"):
         assert cell in train_evil
     extra_syco = next(line for line in lines if EXTRA in line and "sycophancy" in line)
-    assert "1e-07 [1e-07, 1e-07]" in extra_syco and "0.25" in extra_syco and extra_syco.rstrip(" │").endswith("ok")
+    assert (
+        "1e-07 [1e-07, 1e-07]" in extra_syco
+        and "0.25" in extra_syco
+        and extra_syco.rstrip(" │").endswith("ok")
+    )
     assert any(f"{EXTRA}:9" in line and "no assistant turn" in line for line in lines)
-    assert any(f"{TRAIN}:5" in line and "not valid JSON" in line and "repair the line" in line for line in lines)
+    assert any(
+        f"{TRAIN}:5" in line and "not valid JSON" in line and "repair the line" in line for line in lines
+    )
     assert lines[-1] == "2 errors, 2 warnings, 0 notes (1 baselined, 2 invalid records) - worst: error"
 
 
@@ -396,15 +571,18 @@ def test_terminal_with_nothing_to_report() -> None:
 
 # --------------------------------------------------------------------------------- write_report
 
+
 def test_write_report_is_atomic_and_keeps_no_temp_file(tmp_path: Path) -> None:
     target = tmp_path / "report.sarif"
     target.write_text("old", encoding="utf-8")
     write_report("new ΔP report\n", str(target), inputs=[str(tmp_path / "train.jsonl")])
-    assert target.read_bytes() == "new ΔP report\n".encode("utf-8")
+    assert target.read_bytes() == "new ΔP report\n".encode()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["report.sarif"]
 
 
-def test_write_report_failure_leaves_old_file_and_no_temp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_write_report_failure_leaves_old_file_and_no_temp(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     target = tmp_path / "report.json"
     target.write_text("old", encoding="utf-8")
 
@@ -428,12 +606,18 @@ def test_write_report_new_file_is_readable_by_others(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("alias", ["same", "relative", "symlink", "hardlink"])
-def test_write_report_refuses_to_overwrite_an_input(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, alias: str) -> None:
+def test_write_report_refuses_to_overwrite_an_input(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, alias: str
+) -> None:
     dataset = tmp_path / "train.jsonl"
     dataset.write_text('{"messages": []}\n', encoding="utf-8")
     monkeypatch.chdir(tmp_path)
-    report = {"same": str(dataset), "relative": "./sub/../train.jsonl", "symlink": str(tmp_path / "link.jsonl"),
-              "hardlink": str(tmp_path / "hard.jsonl")}[alias]
+    report = {
+        "same": str(dataset),
+        "relative": "./sub/../train.jsonl",
+        "symlink": str(tmp_path / "link.jsonl"),
+        "hardlink": str(tmp_path / "hard.jsonl"),
+    }[alias]
     (tmp_path / "sub").mkdir()
     if alias == "symlink":
         (tmp_path / "link.jsonl").symlink_to(dataset)

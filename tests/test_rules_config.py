@@ -129,7 +129,7 @@ def test_invalid_toml_is_a_config_error(tmp_path: Path) -> None:
 
 def test_pyproject_errors_name_the_section(tmp_path: Path) -> None:
     path = tmp_path / "pyproject.toml"
-    path.write_text('[tool.persona-lint]\nseed = -1\n', encoding="utf-8")
+    path.write_text("[tool.persona-lint]\nseed = -1\n", encoding="utf-8")
     with pytest.raises(ConfigError, match=r"\[tool\.persona-lint\]: key 'seed'"):
         discover_config(tmp_path)
 
@@ -148,7 +148,8 @@ def test_precedence_override_then_rule_file_then_calibration() -> None:
     from_file = resolve_rule(_default(sample_threshold=0.5, dataset_threshold=0.2), _vector(), {})
     assert (from_file.sample_threshold, from_file.dataset_threshold) == (0.5, 0.2)
     overridden = resolve_rule(
-        _default(sample_threshold=0.5, dataset_threshold=0.2), _vector(),
+        _default(sample_threshold=0.5, dataset_threshold=0.2),
+        _vector(),
         {"sample-threshold": 0.1, "dataset-threshold": 0.05, "level": "warning", "enabled": False},
     )
     assert (overridden.sample_threshold, overridden.dataset_threshold) == (0.1, 0.05)

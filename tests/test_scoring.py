@@ -62,8 +62,12 @@ def test_batched_projections_equal_per_sample_and_numpy(any_tiny: LoadedModel) -
 def test_project_responses_reports_truncation_and_scores_empty_as_space(tiny_llama: LoadedModel) -> None:
     directions = _directions(tiny_llama)[:2]
     projections, truncated = project_responses(
-        tiny_llama, [PROMPTS[0], PROMPTS[1], PROMPTS[0]], ["Yo.", RESPONSES[1], ""], directions,
-        max_tokens=45, batch_size=2,
+        tiny_llama,
+        [PROMPTS[0], PROMPTS[1], PROMPTS[0]],
+        ["Yo.", RESPONSES[1], ""],
+        directions,
+        max_tokens=45,
+        batch_size=2,
     )
     assert truncated == [False, True, False]
     spaced, _ = project_responses(tiny_llama, [PROMPTS[0]], [" "], directions, max_tokens=45)

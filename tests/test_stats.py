@@ -57,8 +57,9 @@ def test_bootstrap_ci_empty_is_nan() -> None:
 )
 def test_cohens_d_against_the_textbook_formula(positive: list[float], negative: list[float]) -> None:
     n1, n2 = len(positive), len(negative)
-    pooled = math.sqrt(((n1 - 1) * statistics.variance(positive) + (n2 - 1) * statistics.variance(negative))
-                       / (n1 + n2 - 2))
+    pooled = math.sqrt(
+        ((n1 - 1) * statistics.variance(positive) + (n2 - 1) * statistics.variance(negative)) / (n1 + n2 - 2)
+    )
     if pooled < 1e-9:
         return
     expected = (statistics.fmean(positive) - statistics.fmean(negative)) / pooled

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import TRAIT
+
 from datalint_persona.capture import LAYER_CONVENTION
 from datalint_persona.errors import VectorError
 from datalint_persona.models import LoadedModel

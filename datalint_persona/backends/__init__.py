@@ -13,9 +13,7 @@ if TYPE_CHECKING:
 BACKENDS = ("transformers", "vllm")
 
 
-def make_backend(
-    name: str, loaded: LoadedModel, *, tensor_parallel_size: int = 1
-) -> GenerationBackend:
+def make_backend(name: str, loaded: LoadedModel, *, tensor_parallel_size: int = 1) -> GenerationBackend:
     """Build the named backend for a loaded model (vLLM loads its own copy of the weights)."""
     if name == "transformers":
         from datalint_persona.backends.transformers_backend import TransformersBackend

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from datalint_persona.activations import length_sorted_batches
 from datalint_persona.backends.base import GenerationSettings
@@ -31,7 +31,7 @@ class TransformersBackend:
         import torch
 
         tokenizer = self.loaded.tokenizer
-        model = self.loaded.model
+        model: Any = self.loaded.model  # its stubs don't type generate()
         eos_ids = _eos_ids(self.loaded)
         pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos_ids[0]
         encoded = [tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
@@ -74,5 +74,5 @@ def _to_generation(loaded: LoadedModel, tokens: list[int], eos_ids: list[int]) -
     """Cut at the first end-of-sequence token; padding after it is not part of y'."""
     stop = next((i for i, token in enumerate(tokens) if token in eos_ids), None)
     kept = tokens if stop is None else tokens[:stop]
-    text = loaded.tokenizer.decode(kept, skip_special_tokens=True)
+    text = str(loaded.tokenizer.decode(kept, skip_special_tokens=True))
     return Generation(text=text.strip(), n_tokens=len(kept), hit_token_limit=stop is None)

@@ -48,8 +48,7 @@ class VLLMBackend:
         )
         # Token ids, not strings: vLLM would otherwise add the tokenizer's special tokens again.
         token_prompts = [
-            {"prompt_token_ids": self._tokenizer(p, add_special_tokens=False)["input_ids"]}
-            for p in prompts
+            {"prompt_token_ids": self._tokenizer(p, add_special_tokens=False)["input_ids"]} for p in prompts
         ]
         outputs = self._llm.generate(token_prompts, params, use_tqdm=False)
         generations = [

@@ -31,8 +31,9 @@ def dump_json(document: object, result: ScreenResult, what: str) -> str:
             fix="this is a scoring bug (for example a zero calibration std); please report it",
         )
     try:
-        text = json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False,
-                          allow_nan=False, default=_jsonable)
+        text = json.dumps(
+            document, indent=2, sort_keys=True, ensure_ascii=False, allow_nan=False, default=_jsonable
+        )
     except ValueError as error:  # a NaN or infinity in settings, model info or vector metadata
         raise PersonaLintError(
             f"Cannot write the {what}: the run's settings or metadata hold a non-finite number ({error}).",

@@ -38,7 +38,7 @@ def render_json(result: ScreenResult) -> str:
 def report_document(result: ScreenResult) -> dict[str, object]:
     """The report as plain Python data (what :func:`render_json` serialises)."""
     active = [f for f in result.findings if not f.baselined]
-    counts = Counter(f.level for f in active)
+    counts: Counter[str] = Counter(f.level for f in active)
     return {
         "schema": REPORT_SCHEMA_ID,
         "tool": {"name": TOOL_NAME, "version": result.tool_version},

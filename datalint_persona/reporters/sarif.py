@@ -161,7 +161,10 @@ def _fallback_descriptor(finding: Finding) -> _Json:
 def _result(finding: Finding, rule_index: dict[str, int], with_baseline: bool) -> _Json:
     line = 1 if finding.kind == "dataset" else max(finding.line, 1)
     numbers = {
-        "trait": finding.trait, "delta_p": finding.delta_p, "z": finding.z, "threshold": finding.threshold
+        "trait": finding.trait,
+        "delta_p": finding.delta_p,
+        "z": finding.z,
+        "threshold": finding.threshold,
     }
     properties: _Json = {"kind": finding.kind}
     properties.update({key: value for key, value in numbers.items() if value is not None})

@@ -54,7 +54,7 @@ def dataset_fingerprint(source: str, trait: str) -> str:
     >>> dataset_fingerprint("data/train.jsonl", "evil") == dataset_fingerprint("data/train.jsonl", "evil")
     True
     """
-    return hashlib.sha256(f"{source}\x00{trait}".encode("utf-8")).hexdigest()
+    return hashlib.sha256(f"{source}\x00{trait}".encode()).hexdigest()
 
 
 def rule_for_trait(rules: tuple[RuleInfo, ...], trait: str) -> RuleInfo | None:

@@ -85,8 +85,10 @@ def _sample_table(result: ScreenResult, shown: list[Finding], total: int, width:
     fixed = (
         max((len(f"{f.source}:{f.line}") for f in shown), default=8)
         + max((len(f.trait or "") for f in shown), default=5)
-        + 3 * 9 + len("error (baselined)")
-        + 3 * 7 + 1
+        + 3 * 9
+        + len("error (baselined)")
+        + 3 * 7
+        + 1
     )
     excerpt_width = max(16, width - fixed)
     responses = {s.sample.content_hash: s.sample.response for s in result.samples}

@@ -23,8 +23,11 @@ def print_vector(vector: PersonaVector, console: Console) -> None:
     meta = vector.metadata
     model = meta.get("model", {})
     console.print(
-        Text(f"{vector.trait}  ({meta.get('method', '?')}, model {model.get('name', '?')}, "
-             f"{vector.num_layers} layers × {vector.hidden_size})", style="bold")
+        Text(
+            f"{vector.trait}  ({meta.get('method', '?')}, model {model.get('name', '?')}, "
+            f"{vector.num_layers} layers × {vector.hidden_size})",
+            style="bold",
+        )
     )
     counts = meta.get("counts", {})
     if counts:
@@ -39,7 +42,10 @@ def print_vector(vector: PersonaVector, console: Console) -> None:
         for s in stats:
             marker = "  ← chosen" if s["layer"] == chosen else ("  lexical" if s["layer"] == 0 else "")
             table.add_row(
-                str(s["layer"]), f"{s['cohens_d']:.2f}", f"{s['auroc']:.3f}", f"{s['random_d95']:.2f}",
+                str(s["layer"]),
+                f"{s['cohens_d']:.2f}",
+                f"{s['auroc']:.3f}",
+                f"{s['random_d95']:.2f}",
                 Text(_bar(s["cohens_d"], top) + marker, style="green" if s["layer"] == chosen else ""),
             )
         console.print(table)
@@ -47,16 +53,27 @@ def print_vector(vector: PersonaVector, console: Console) -> None:
     if not calibration:
         console.print("Not calibrated: run 'persona-lint calibrate'.")
         return
-    table = Table(title=f"Calibration at layer {calibration['layer']} "
-                        f"(threshold {calibration['sample_threshold']:.3f} at FPR {calibration['fpr']:.0%})",
-                  title_justify="left")
+    table = Table(
+        title=f"Calibration at layer {calibration['layer']} "
+        f"(threshold {calibration['sample_threshold']:.3f} at FPR {calibration['fpr']:.0%})",
+        title_justify="left",
+    )
     for column in ("pairs", "n", "AUROC", "d", "TPR", "FPR"):
         table.add_column(column, justify="left" if column == "pairs" else "right")
-    for key, label in (("overall", "all"), ("confusable", "confusable"),
-                       ("lexical_overall", "all, layer 0"), ("lexical_confusable", "confusable, layer 0")):
+    for key, label in (
+        ("overall", "all"),
+        ("confusable", "confusable"),
+        ("lexical_overall", "all, layer 0"),
+        ("lexical_confusable", "confusable, layer 0"),
+    ):
         figures = calibration.get(key)
         if figures:
-            table.add_row(label, str(figures["n_pairs"]), f"{figures['auroc']:.3f}",
-                          f"{figures['cohens_d']:.2f}", f"{figures['tpr_at_threshold']:.2f}",
-                          f"{figures['fpr_at_threshold']:.2f}")
+            table.add_row(
+                label,
+                str(figures["n_pairs"]),
+                f"{figures['auroc']:.3f}",
+                f"{figures['cohens_d']:.2f}",
+                f"{figures['tpr_at_threshold']:.2f}",
+                f"{figures['fpr_at_threshold']:.2f}",
+            )
     console.print(table)

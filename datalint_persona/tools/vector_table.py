@@ -5,6 +5,7 @@ Every figure comes from the vectors' sidecars, which ``persona-lint vectors buil
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -30,9 +31,7 @@ def row(vector: PersonaVector) -> str:
     layer = cal["layer"]
     stats = next(s for s in meta["layer_stats"] if s["layer"] == layer)
     overall, conf, lex = cal["overall"], cal.get("confusable"), cal.get("lexical_confusable")
-    beats = "n/a" if not (conf and lex) else (
-        "yes" if conf["auroc"] > lex["auroc"] + 0.02 else "**no**"
-    )
+    beats = "n/a" if not (conf and lex) else ("yes" if conf["auroc"] > lex["auroc"] + 0.02 else "**no**")
     return (
         f"| {vector.trait} | {layer} | {stats['cohens_d']:.2f} | {stats['random_d95']:.2f} "
         f"| {overall['auroc']:.3f} | {overall['tpr_at_threshold']:.2f} "
@@ -55,11 +54,35 @@ def style_table(vectors: list[PersonaVector]) -> str:
     return "\n".join(lines) + "\n"
 
 
+LOSO_HEADER = """
+## Leave-one-style-out: does the vector work on a style it was not built from?
+
+`persona-lint vectors evaluate` builds each direction from the pairs (extraction and calibration) of
+all answer styles but one, and tests it on the held-out style, at the bundled vector's layer. *TF-IDF*
+is a logistic regression on the answers' words, trained on the same pairs; *layer-0* is the same
+mean difference over token embeddings. The target is a ΔP AUROC of at least 0.9 that beats both
+lexical baselines on every held-out style; rows marked **no** miss the second part.
+"""
+
+
+def loso_sections(path: Path) -> str:
+    from datalint_persona.evaluation import markdown, variant_summary
+
+    results = json.loads(path.read_text(encoding="utf-8"))
+    text = LOSO_HEADER + "".join(markdown(trait, result) for trait, result in results.items())
+    return text + (
+        "\n### Which direction generalizes best\n\nMean over held-out styles of the ΔP AUROC "
+        "(raw projection in parentheses):\n" + variant_summary(results)
+    )
+
+
 def main(folder: str) -> str:
     vectors = [PersonaVector.load(p) for p in sorted(Path(folder).glob("*.safetensors"))]
     model = vectors[0].metadata["model"]["name"] if vectors else Path(folder).name
     text = HEADER.format(model=model) + "\n".join(row(v) for v in vectors) + "\n"
-    return text + style_table(vectors)
+    text += style_table(vectors)
+    loso = Path(folder) / "loso.json"
+    return text + (loso_sections(loso) if loso.is_file() else "")
 
 
 if __name__ == "__main__":
