@@ -22,6 +22,7 @@ from datalint_persona.cli_common import (
     stderr_console,
     stdout_console,
 )
+from datalint_persona.cli_traits import traits_group
 from datalint_persona.cli_vectors import calibrate_command, vectors_group
 from datalint_persona.config import Config, discover_config, read_config_file
 from datalint_persona.errors import PersonaLintError
@@ -315,3 +316,8 @@ def _emit(result: Any, options: dict[str, Any], files: tuple[str, ...], quiet: b
 
 main.add_command(vectors_group)
 main.add_command(calibrate_command)
+main.add_command(traits_group)
+
+
+if __name__ == "__main__":
+    main()

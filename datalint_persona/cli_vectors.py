@@ -26,10 +26,11 @@ def vectors_group() -> None:
 @click.option("--model", default="smollm2-135m-instruct", show_default=True)
 @click.option(
     "--method",
-    type=click.Choice(["contrastive"]),
+    type=click.Choice(["contrastive", "prompted"]),
     default="contrastive",
     show_default=True,
-    help="contrastive: teacher-force the trait file's pairs (offline).",
+    help="contrastive: teacher-force the trait file's pairs (offline). prompted (the paper's): the "
+    "model's own answers under the trait's instructions, filtered by a judge endpoint.",
 )
 @click.option(
     "--output",
@@ -49,6 +50,52 @@ def vectors_group() -> None:
 @click.option("--cache-dir", default=".persona-lint-cache", show_default=True)
 @click.option("--seed", type=click.IntRange(0), default=0, show_default=True)
 @click.option("--device", default="auto", show_default=True)
+@click.option("--judge-url", default=None, help="prompted: OpenAI-compatible base URL of the judge.")
+@click.option("--judge-model", default=None, help="prompted: the judge's model name.")
+@click.option(
+    "--api-key-env", default="OPENAI_API_KEY", show_default=True, help="prompted: the key's variable."
+)
+@click.option(
+    "--max-instructions", type=click.IntRange(1), default=None, help="prompted: use the first N pairs."
+)
+@click.option(
+    "--max-questions", type=click.IntRange(1), default=None, help="prompted: use the first N questions."
+)
+@click.option(
+    "--min-pairs",
+    type=click.IntRange(1),
+    default=10,
+    show_default=True,
+    help="prompted: refuse when fewer pairs survive.",
+)
+@click.option(
+    "--max-new-tokens",
+    type=click.IntRange(1),
+    default=128,
+    show_default=True,
+    help="prompted: cap on each answer (the sidecar counts how many reached it).",
+)
+@click.option(
+    "--trait-threshold",
+    type=click.FloatRange(0, 100),
+    default=50.0,
+    show_default=True,
+    help="prompted: keep pairs whose positive answer scores >= this and negative < this (paper: 50).",
+)
+@click.option(
+    "--coherence-threshold",
+    type=click.FloatRange(0, 100),
+    default=50.0,
+    show_default=True,
+    help="prompted: both answers must be at least this coherent (paper: 50).",
+)
+@click.option(
+    "--backend",
+    type=click.Choice(["transformers", "vllm"]),
+    default="transformers",
+    show_default=True,
+    help="How the model's answers (prompted) and calibration y' are generated.",
+)
 @click.option("--debug", is_flag=True)
 def build_command(
     traits: tuple[str, ...],
@@ -62,8 +109,12 @@ def build_command(
     seed: int,
     device: str,
     debug: bool,
+    **prompted: Any,
 ) -> None:
-    """Extract vectors at every layer, pick a layer by held-out effect size, and calibrate."""
+    """Extract vectors at every layer, pick a layer by held-out effect size, and calibrate.
+
+    --method prompted (the paper's) needs --judge-url and --judge-model.
+    """
     with errors_to_exit(debug):
         from datalint_persona.calibration import calibrate_vector
         from datalint_persona.engine import resolve_device
@@ -73,11 +124,25 @@ def build_command(
 
         console = stderr_console()
         definitions = [load_trait(shipped_trait_path(name)) for name in traits]
+        judge = None
+        if method == "prompted":
+            from datalint_persona.prompted import OPTION_NAMES, PromptedOptions, build_prompted, make_judge
+
+            judge = make_judge(prompted["judge_url"], prompted["judge_model"], prompted["api_key_env"])
+            options = PromptedOptions(
+                **{k: prompted[k] for k in OPTION_NAMES},
+                seed=seed,
+                batch_size=batch_size,
+                cache_dir=cache_dir,
+            )
         with console.status(f"Loading {model}"):
             loaded = load_model(resolve_model(model), device=resolve_device(device))
         for definition in definitions:
-            with console.status(f"{definition.trait}: extracting ({method}, {len(definition.pairs)} pairs)"):
-                vector = build_contrastive(loaded, definition, batch_size=batch_size, seed=seed)
+            with console.status(f"{definition.trait}: extracting ({method})"):
+                if judge is None:
+                    vector = build_contrastive(loaded, definition, batch_size=batch_size, seed=seed)
+                else:
+                    vector = build_prompted(loaded, definition, judge, options)
             if calibrate and definition.calibration:
                 with console.status(
                     f"{definition.trait}: calibrating on {len(definition.calibration)} pairs"
@@ -89,6 +154,7 @@ def build_command(
                         fpr=fpr,
                         batch_size=batch_size,
                         cache_dir=cache_dir,
+                        backend=prompted["backend"],
                         seed=seed,
                     )
                 vector = vector.with_metadata(calibration=calibration)
@@ -209,12 +275,12 @@ def evaluate_command(
     with errors_to_exit(debug):
         import json
 
+        from datalint_persona.atomic import atomic_write_bytes
         from datalint_persona.engine import resolve_device
         from datalint_persona.evaluation import collect, leave_one_style_out, markdown, variant_summary
         from datalint_persona.models import load_model, resolve_model
         from datalint_persona.traits import load_trait, shipped_trait_path
         from datalint_persona.vector_store import find_vectors
-        from datalint_persona.vectors import atomic_write_bytes
 
         console = stderr_console()
         definitions = [load_trait(shipped_trait_path(name)) for name in traits]

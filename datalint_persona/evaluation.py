@@ -104,8 +104,15 @@ def probe(pos: np.ndarray, neg: np.ndarray, layer: int) -> Scorer:
     return lambda acts: model.decision_function(acts[:, layer])
 
 
+def half_the_pairs(pos: np.ndarray, neg: np.ndarray, layer: int) -> Scorer:
+    """The mean difference from a seeded random half of the training pairs: do more pairs help?"""
+    keep = np.random.default_rng(0).permutation(len(pos))[: max(1, len(pos) // 2)]
+    return mean_difference(pos[keep], neg[keep], layer)
+
+
 VARIANTS: dict[str, Callable[[np.ndarray, np.ndarray, int], Scorer]] = {
     "mean-diff": mean_difference,
+    "mean-diff, half the pairs": half_the_pairs,
     "mean-diff, layers ±2": layer_average,
     "mean-diff, norm-scaled": norm_scaled,
     "logistic probe": probe,

@@ -281,3 +281,15 @@ def test_bad_output_is_refused_before_any_work(workdir: Path) -> None:
     _assert_one_line_error(result, "same file as the input")
     result = CliRunner().invoke(main, ["train.jsonl", "--output", "r.txt"], catch_exceptions=False)
     _assert_one_line_error(result, "--output needs --format json or sarif")
+
+
+def test_vllm_backend_without_vllm_says_how_to_install_it(workdir: Path, lint: Any) -> None:
+    pytest.importorskip("torch")
+    try:
+        import vllm  # noqa: F401
+    except ImportError:
+        pass
+    else:  # pragma: no cover - only where vLLM is installed
+        pytest.skip("vLLM is installed here")
+    result = lint("train.jsonl", "--backend", "vllm")
+    _assert_one_line_error(result, "vllm", "pip install 'persona-lint[vllm]'")

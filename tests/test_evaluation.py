@@ -29,6 +29,7 @@ def test_every_style_is_held_out_once_with_all_its_pairs(
     for style, row in styles.items():
         assert row["n_test_pairs"] == sum(p.style == style for p in pairs)
         assert set(row["variants"]) == {
+            "mean-diff, half the pairs",
             "mean-diff",
             "mean-diff, layers ±2",
             "mean-diff, norm-scaled",

@@ -633,3 +633,14 @@ def test_write_report_refuses_to_overwrite_an_input(
 def test_write_report_names_a_missing_directory(tmp_path: Path) -> None:
     with pytest.raises(PersonaLintError, match="does not exist"):
         write_report("x", str(tmp_path / "missing" / "r.json"), inputs=[])
+
+
+def test_terminal_ranks_errors_before_notes_with_higher_z() -> None:
+    from datalint_persona.reporters.terminal import ranked_sample_findings
+    from datalint_persona.types import Finding
+
+    note = Finding("persona/humorous", "note", "sample", "d.jsonl", 1, "m", "humorous", 9.0, 1.0, 8.0)
+    error = Finding("persona/evil", "error", "sample", "d.jsonl", 2, "m", "evil", 3.0, 1.0, 2.0)
+    warning = Finding("persona/impolite", "warning", "sample", "d.jsonl", 3, "m", "impolite", 5.0, 1.0, 4.0)
+    result = ScreenResult("0", {}, {}, (), (), (), (), (), (note, error, warning), (), "t0", "t1")
+    assert [f.line for f in ranked_sample_findings(result)] == [2, 3, 1]

@@ -8,10 +8,10 @@ The terminal reporter lives in :mod:`datalint_persona.reporters.terminal` (it ne
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from datalint_persona.atomic import atomic_write_bytes
 from datalint_persona.errors import PersonaLintError
 from datalint_persona.reporters.json_report import render_json
 from datalint_persona.reporters.sarif import render_sarif
@@ -45,17 +45,7 @@ def write_report(text: str, path: str, inputs: Sequence[str]) -> None:
             f"Cannot write the report '{path}': the directory '{directory}' does not exist.",
             fix=f"create it first (mkdir -p '{directory}') or choose another report path",
         )
-    descriptor, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(descriptor, "w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(temporary, _new_file_mode(target))
-        os.replace(temporary, target.resolve())
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    atomic_write_bytes(target.resolve(), text.encode("utf-8"))
 
 
 def refuse_input_path(path: str, inputs: Sequence[str]) -> None:
@@ -77,16 +67,3 @@ def _same_file(report: Path, input_path: Path) -> bool:
         return os.path.samefile(report, input_path)
     except OSError:  # either does not exist yet (or is not a local path, e.g. a hub dataset id)
         return False
-
-
-def _new_file_mode(target: Path) -> int:
-    """Keep an existing report's permissions; otherwise the usual 0o666 less the umask.
-
-    mkstemp creates 0o600 files, which would hide a CI artifact from other users.
-    """
-    try:
-        return target.stat().st_mode & 0o777
-    except OSError:
-        umask = os.umask(0)
-        os.umask(umask)
-        return 0o666 & ~umask

@@ -13,7 +13,7 @@ from rich.table import Table
 from rich.text import Text
 
 from datalint_persona.reporters.summary import DatasetVerdict, dataset_verdicts, format_number, one_line
-from datalint_persona.types import Finding, ScreenResult
+from datalint_persona.types import LEVEL_ORDER, Finding, ScreenResult
 
 __all__ = ["print_terminal", "ranked_sample_findings"]
 
@@ -21,7 +21,8 @@ _LEVEL_STYLE = {"error": "bold red", "warning": "yellow", "note": "cyan"}
 
 
 def ranked_sample_findings(result: ScreenResult) -> list[Finding]:
-    """Sample findings, highest z first; findings without z follow, highest ΔP first.
+    """Sample findings, most severe level first; within a level highest z first, then findings
+    without z by highest ΔP.
 
     Ties keep file order (source, then line), so the ranking is deterministic.
 
@@ -35,10 +36,11 @@ def ranked_sample_findings(result: ScreenResult) -> list[Finding]:
     """
     samples = [f for f in result.findings if f.kind == "sample"]
 
-    def rank(finding: Finding) -> tuple[int, float, str, int]:
+    def rank(finding: Finding) -> tuple[int, int, float, str, int]:
+        severity = -LEVEL_ORDER[finding.level]
         if finding.z is not None:
-            return (0, -finding.z, finding.source, finding.line)
-        return (1, -(finding.delta_p or 0.0), finding.source, finding.line)
+            return (severity, 0, -finding.z, finding.source, finding.line)
+        return (severity, 1, -(finding.delta_p or 0.0), finding.source, finding.line)
 
     return sorted(samples, key=rank)
 
@@ -72,7 +74,7 @@ def print_terminal(result: ScreenResult, console: Console, *, top: int = 20) -> 
 
 def _sample_table(result: ScreenResult, shown: list[Finding], total: int, width: int) -> Table:
     shown_count = f"top {len(shown)} of {total}" if len(shown) < total else str(total)
-    title = f"Flagged samples ({shown_count}, ranked by z, else ΔP)"
+    title = f"Flagged samples ({shown_count}, ranked by level, then z)"
     table = Table(title=title, title_justify="left")
     table.add_column("location", no_wrap=True)
     table.add_column("trait")

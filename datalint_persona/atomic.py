@@ -1,0 +1,45 @@
+"""Atomic file writes: a temp file in the target's folder, fsynced, then renamed over the target.
+
+A reader never sees half a file, and a crash leaves the old file as it was.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+
+def new_file_mode(target: Path) -> int:
+    """Keep an existing file's permissions; otherwise the usual 0o666 less the umask.
+
+    mkstemp creates 0o600 files, which would hide a CI artifact or a shipped vector from other users.
+    """
+    try:
+        return target.stat().st_mode & 0o777
+    except OSError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically, creating the folder if needed.
+
+    >>> import tempfile, pathlib
+    >>> target = pathlib.Path(tempfile.mkdtemp()) / "a" / "x.txt"
+    >>> atomic_write_bytes(target, b"hi"); target.read_bytes()
+    b'hi'
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(handle, "wb") as temp:
+            temp.write(data)
+            temp.flush()
+            os.fsync(temp.fileno())
+        os.chmod(temp_name, new_file_mode(path))
+        os.replace(temp_name, path)
+    except BaseException:
+        Path(temp_name).unlink(missing_ok=True)
+        raise
