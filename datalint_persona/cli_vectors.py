@@ -96,6 +96,22 @@ def vectors_group() -> None:
     show_default=True,
     help="How the model's answers (prompted) and calibration y' are generated.",
 )
+@click.option(
+    "--select-layer",
+    type=click.Choice(["effect-size", "steering"]),
+    default="effect-size",
+    show_default=True,
+    help="effect-size: largest held-out Cohen's d. steering (the paper's, needs --judge-url): the layer "
+    "where steering with the vector most raises the judge's trait score on the evaluation questions.",
+)
+@click.option(
+    "--steering-alpha", type=float, default=2.0, show_default=True, help="steering: h += alpha * v."
+)
+@click.option(
+    "--steering-layers",
+    default=None,
+    help="steering: comma-separated candidate layers [default: every 4th layer from 4].",
+)
 @click.option("--debug", is_flag=True)
 def build_command(
     traits: tuple[str, ...],
@@ -124,11 +140,17 @@ def build_command(
 
         console = stderr_console()
         definitions = [load_trait(shipped_trait_path(name)) for name in traits]
+        select_layer = prompted.pop("select_layer")
+        steering_alpha = prompted.pop("steering_alpha")
+        steering_layers = prompted.pop("steering_layers")
         judge = None
+        if method == "prompted" or select_layer == "steering":
+            from datalint_persona.prompted import make_judge
+
+            judge = make_judge(prompted["judge_url"], prompted["judge_model"], prompted["api_key_env"])
         if method == "prompted":
             from datalint_persona.prompted import OPTION_NAMES, PromptedOptions, build_prompted, make_judge
 
-            judge = make_judge(prompted["judge_url"], prompted["judge_model"], prompted["api_key_env"])
             options = PromptedOptions(
                 **{k: prompted[k] for k in OPTION_NAMES},
                 seed=seed,
@@ -139,10 +161,32 @@ def build_command(
             loaded = load_model(resolve_model(model), device=resolve_device(device))
         for definition in definitions:
             with console.status(f"{definition.trait}: extracting ({method})"):
-                if judge is None:
+                if method == "contrastive":
                     vector = build_contrastive(loaded, definition, batch_size=batch_size, seed=seed)
                 else:
+                    assert judge is not None  # set above for --method prompted
                     vector = build_prompted(loaded, definition, judge, options)
+            if select_layer == "steering":
+                from datalint_persona.steering_selection import choose_steering_layer, steering_layer_scores
+
+                assert judge is not None  # set above for --select-layer steering
+                candidates = _layers(steering_layers, loaded.num_layers)
+                with console.status(f"{definition.trait}: steering at layers {candidates}"):
+                    rows = steering_layer_scores(
+                        loaded,
+                        vector,
+                        definition,
+                        judge,
+                        candidates,
+                        alpha=steering_alpha,
+                        max_questions=prompted["max_questions"],
+                        batch_size=batch_size,
+                    )
+                vector = vector.with_metadata(
+                    chosen_layer=choose_steering_layer(rows),
+                    layer_selection=f"steering (alpha {steering_alpha}): max mean judged trait score",
+                    steering_scores=rows,
+                )
             if calibrate and definition.calibration:
                 with console.status(
                     f"{definition.trait}: calibrating on {len(definition.calibration)} pairs"
@@ -160,6 +204,21 @@ def build_command(
                 vector = vector.with_metadata(calibration=calibration)
             path = vector.save(Path(output_dir) / definition.trait)
             console.print(f"{definition.trait}: wrote {path} (layer {vector.metadata.get('chosen_layer')})")
+
+
+def _layers(spec: str | None, num_layers: int) -> list[int]:
+    """Parse --steering-layers ("8,12,16"); default every 4th steerable layer from 4."""
+    if spec is None:
+        return list(range(4, num_layers, 4))
+    try:
+        layers = sorted({int(part) for part in spec.split(",") if part.strip()})
+    except ValueError:
+        raise click.BadParameter(
+            f"'{spec}' is not a comma-separated list of layers", param_hint="--steering-layers"
+        ) from None
+    if not layers or layers[0] < 0 or layers[-1] >= num_layers:
+        raise click.BadParameter(f"layers must lie in 0..{num_layers - 1}", param_hint="--steering-layers")
+    return layers
 
 
 @vectors_group.command("show")

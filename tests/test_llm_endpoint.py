@@ -385,3 +385,34 @@ def test_prompted_build_refuses_with_too_few_pairs(
     assert not output.exists()
     # 12 judge calls, plus the one logprobs request that taught the judge to use text.
     assert _settled_requests(server) - before == 13
+
+
+# --------------------------------------------------------------------------- steering-based layer selection
+
+
+def test_steering_layer_selection_records_scores_and_picks_the_best_layer(
+    server: Server, tiny_llama_dir: Path, trait_file: Path, tmp_path: Path
+) -> None:
+    """Steer at layers 1 and 2, judge through the real server, keep the layer with the top trait mean."""
+    before = _settled_requests(server)
+    result = CliRunner().invoke(
+        main,
+        [
+            *("vectors", "build", "--trait", str(trait_file), "--model", str(tiny_llama_dir)),
+            *("--select-layer", "steering", "--steering-layers", "1,2", "--max-questions", "2"),
+            *("--judge-url", server.url, "--judge-model", server.model, "--no-calibrate"),
+            *("--batch-size", "4", "--device", "cpu", "--output", str(tmp_path / "vectors")),
+        ],
+    )
+    # 2 layers x 2 questions x (trait + coherence) text-scored requests, plus the logprobs probe.
+    assert _settled_requests(server) - before == 9
+    # Greedy decoding of a seeded random model is deterministic: its judge replies contain numbers.
+    # (A judge that never gives one ends in a clear error; see test_steering.py.)
+    assert result.exit_code == 0, result.output
+    meta = json.loads((tmp_path / "vectors" / f"{TRAIT}.json").read_text())
+    rows = meta["steering_scores"]
+    assert [row["layer"] for row in rows] == [1, 2] and all(row["n_answers"] == 2 for row in rows)
+    assert meta["layer_selection"].startswith("steering (alpha 2.0)")
+    scored = [row for row in rows if row["trait_mean"] is not None]
+    best = max(row["trait_mean"] for row in scored)
+    assert meta["chosen_layer"] == min(row["layer"] for row in scored if row["trait_mean"] == best)

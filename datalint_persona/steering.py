@@ -1,0 +1,71 @@
+"""Steering: h_l <- h_l + alpha * v_l while the model runs, undone in ``finally``.
+
+``layer`` follows the layer convention of :mod:`datalint_persona.capture`: steering layer l changes
+``hidden_states[l]`` (the output of block l-1; for l = 0 the embeddings), so layers 0..L-1 can be
+steered, and captures at layer l see the steered stream.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, Literal
+
+from datalint_persona.capture import decoder_blocks
+from datalint_persona.errors import ModelError
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+Positions = Literal["all", "prompt", "response"]
+
+
+@contextmanager
+def steering(
+    model: nn.Module, layer: int, vector: torch.Tensor, alpha: float, *, positions: Positions = "all"
+) -> Iterator[None]:
+    """Add ``alpha * vector`` to ``hidden_states[layer]`` on every forward pass inside the block.
+
+    ``positions``: "all" steers every token; with a KV cache, "prompt" steers only the prefill pass
+    (more than one new position) and "response" only the one-token decoding passes, i.e. the
+    generated tokens. The hook is removed on exit, also when the body raises.
+
+    >>> # with steering(model, 16, v, 2.0): model.generate(...)
+    """
+    blocks = decoder_blocks(model)
+    if not 0 <= layer < len(blocks):
+        raise ModelError(
+            f"Can't steer layer {layer}: steerable layers are 0..{len(blocks) - 1}.",
+            fix="pick a layer below the number of blocks (the last layer is after the final norm).",
+        )
+
+    def shift(hidden: torch.Tensor) -> torch.Tensor | None:
+        new_positions = hidden.shape[1]
+        if (positions == "prompt" and new_positions == 1) or (positions == "response" and new_positions > 1):
+            return None
+        return hidden + alpha * vector.to(device=hidden.device, dtype=hidden.dtype)
+
+    def pre_hook(_module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        # Layer 0: the embeddings, i.e. the input of block 0.
+        steered = shift(args[0] if args else kwargs["hidden_states"])
+        if steered is None:
+            return None
+        return ((steered, *args[1:]), kwargs) if args else (args, {**kwargs, "hidden_states": steered})
+
+    def output_hook(_module: nn.Module, _args: Any, output: Any) -> Any:
+        # Layer l >= 1: the output of block l - 1, so output_hidden_states[l] shows the change too.
+        hidden = output[0] if isinstance(output, tuple) else output
+        steered = shift(hidden)
+        if steered is None:
+            return None
+        return (steered, *output[1:]) if isinstance(output, tuple) else steered
+
+    if layer == 0:
+        handle = blocks[0].register_forward_pre_hook(pre_hook, with_kwargs=True)
+    else:
+        handle = blocks[layer - 1].register_forward_hook(output_hook)
+    try:
+        yield
+    finally:
+        handle.remove()
