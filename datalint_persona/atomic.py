@@ -23,13 +23,19 @@ def new_file_mode(target: Path) -> int:
         return 0o666 & ~umask
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
+def atomic_write_bytes(path: Path, data: bytes, *, overwrite: bool = True) -> None:
     """Write ``data`` to ``path`` atomically, creating the folder if needed.
+
+    With ``overwrite=False`` an existing file is never replaced: the temp file is hard-linked into
+    place (which fails if the name exists) and :class:`FileExistsError` is raised.
 
     >>> import tempfile, pathlib
     >>> target = pathlib.Path(tempfile.mkdtemp()) / "a" / "x.txt"
     >>> atomic_write_bytes(target, b"hi"); target.read_bytes()
     b'hi'
+    >>> atomic_write_bytes(target, b"new", overwrite=False)
+    Traceback (most recent call last):
+    FileExistsError: ...
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -39,7 +45,20 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             temp.flush()
             os.fsync(temp.fileno())
         os.chmod(temp_name, new_file_mode(path))
-        os.replace(temp_name, path)
-    except BaseException:
+        if overwrite:
+            os.replace(temp_name, path)
+        else:
+            _link_exclusively(temp_name, path)
+    finally:
         Path(temp_name).unlink(missing_ok=True)
+
+
+def _link_exclusively(temp_name: str, path: Path) -> None:
+    try:
+        os.link(temp_name, path)
+    except FileExistsError:
         raise
+    except OSError:  # a file system without hard links: check, then rename
+        if path.exists():
+            raise FileExistsError(str(path)) from None
+        os.replace(temp_name, path)

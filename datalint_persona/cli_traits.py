@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -124,30 +122,13 @@ def generate_definition(
 
 
 def _write_exclusive(path: Path, data: bytes, *, force: bool) -> None:
-    """Write atomically; without ``force``, never replace an existing file (os.link fails if it exists)."""
-    from datalint_persona.atomic import atomic_write_bytes, new_file_mode
+    """Write atomically; without ``force``, never replace an existing file."""
+    from datalint_persona.atomic import atomic_write_bytes
 
-    if force:
-        atomic_write_bytes(path, data)
-        return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(handle, "wb") as temp:
-            temp.write(data)
-            temp.flush()
-            os.fsync(temp.fileno())
-        os.chmod(temp_name, new_file_mode(path))
-        try:
-            os.link(temp_name, path)
-        except FileExistsError:
-            raise _exists_error(path) from None
-        except OSError:  # a file system without hard links: check, then rename
-            if path.exists():
-                raise _exists_error(path) from None
-            os.replace(temp_name, path)
-    finally:
-        Path(temp_name).unlink(missing_ok=True)
+        atomic_write_bytes(path, data, overwrite=force)
+    except FileExistsError:
+        raise _exists_error(path) from None
 
 
 def _exists_error(path: Path) -> ConfigError:
