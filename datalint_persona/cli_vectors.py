@@ -97,6 +97,14 @@ def vectors_group() -> None:
     help="How the model's answers (prompted) and calibration y' are generated.",
 )
 @click.option(
+    "--direction",
+    type=click.Choice(["probe", "mean-difference"]),
+    default="probe",
+    show_default=True,
+    help="contrastive: a logistic-probe direction (generalizes better across answer styles, see "
+    "vectors/README.md) or the paper's mean difference.",
+)
+@click.option(
     "--select-layer",
     type=click.Choice(["effect-size", "steering"]),
     default="effect-size",
@@ -140,6 +148,7 @@ def build_command(
 
         console = stderr_console()
         definitions = [load_trait(shipped_trait_path(name)) for name in traits]
+        direction = prompted.pop("direction")
         select_layer = prompted.pop("select_layer")
         steering_alpha = prompted.pop("steering_alpha")
         steering_layers = prompted.pop("steering_layers")
@@ -162,7 +171,9 @@ def build_command(
         for definition in definitions:
             with console.status(f"{definition.trait}: extracting ({method})"):
                 if method == "contrastive":
-                    vector = build_contrastive(loaded, definition, batch_size=batch_size, seed=seed)
+                    vector = build_contrastive(
+                        loaded, definition, direction=direction, batch_size=batch_size, seed=seed
+                    )
                 else:
                     assert judge is not None  # set above for --method prompted
                     vector = build_prompted(loaded, definition, judge, options)
@@ -343,16 +354,17 @@ def evaluate_command(
 
         console = stderr_console()
         definitions = [load_trait(shipped_trait_path(name)) for name in traits]
-        layers = {
-            v.trait: v.chosen_layer for v in find_vectors(vectors_dir, model, [d.trait for d in definitions])
-        }
+        bundled = {v.trait: v for v in find_vectors(vectors_dir, model, [d.trait for d in definitions])}
         with console.status(f"Loading {model}"):
             loaded = load_model(resolve_model(model), device=resolve_device(device))
         results = {}
         for definition in definitions:
             with console.status(f"{definition.trait}: activations of every pair and of y'"):
                 data = collect(loaded, definition, batch_size=batch_size, cache_dir=cache_dir)
-            results[definition.trait] = leave_one_style_out(data, layers[definition.trait])
+            vector = bundled[definition.trait]
+            results[definition.trait] = leave_one_style_out(
+                data, vector.chosen_layer, direction=str(vector.metadata.get("direction", "mean-difference"))
+            )
             click.echo(markdown(definition.trait, results[definition.trait]))
         click.echo("\nMean ΔP AUROC over held-out styles (raw projection in parentheses):")
         click.echo(variant_summary(results))

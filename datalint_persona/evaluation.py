@@ -143,8 +143,14 @@ def _tfidf_auroc(train: Sequence[TraitPair], test: Sequence[TraitPair]) -> float
     return auroc(pos, neg)
 
 
-def leave_one_style_out(data: PairActivations, layer: int) -> dict[str, Any]:
-    """Per held-out style: vector figures (raw projection and ΔP) per variant, and the baselines."""
+VARIANT_OF_DIRECTION = {"probe": "logistic probe", "mean-difference": "mean-diff"}
+
+
+def leave_one_style_out(data: PairActivations, layer: int, *, direction: str = "probe") -> dict[str, Any]:
+    """Per held-out style: vector figures (raw projection and ΔP) per variant, and the baselines.
+
+    ``direction`` names the bundled vectors' kind; its variant is the one the Markdown tables lead with.
+    """
     styles = sorted({p.style for p in data.pairs})
     table: dict[str, Any] = {}
     for style in styles:
@@ -160,19 +166,19 @@ def leave_one_style_out(data: PairActivations, layer: int) -> dict[str, Any]:
         row["layer0_delta_p"] = _figures(lexical(test.positive) - base0, lexical(test.negative) - base0)
         row["tfidf_auroc"] = _tfidf_auroc(train.pairs, test.pairs)
         table[style] = row
-    return {"layer": layer, "styles": table}
+    return {"layer": layer, "variant": VARIANT_OF_DIRECTION[direction], "styles": table}
 
 
 def markdown(trait: str, result: dict[str, Any]) -> str:
     """The leave-one-style-out matrix of one trait, for vectors/README.md."""
     lines = [
-        f"\n### {trait} (layer {result['layer']})\n",
+        f"\n### {trait} (layer {result['layer']}, {result.get('variant', 'mean-diff')})\n",
         "| held-out style | pairs | ΔP AUROC | ΔP d | ΔP TPR @ 5% FPR | raw AUROC | layer-0 ΔP AUROC "
         "| TF-IDF AUROC | beats both lexical baselines? |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for style, row in result["styles"].items():
-        vector = row["variants"]["mean-diff"]
+        vector = row["variants"][result.get("variant", "mean-diff")]
         delta, raw = vector["delta_p"], vector["raw"]
         lexical_best = max(row["layer0_delta_p"]["auroc"], row["tfidf_auroc"])
         verdict = "yes" if delta["auroc"] > lexical_best else "**no**"

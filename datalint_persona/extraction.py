@@ -7,7 +7,7 @@ pairs, where a_l is the mean over response tokens of hidden_states[l] (the paper
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -25,6 +25,8 @@ if TYPE_CHECKING:
     from datalint_persona.models import LoadedModel
 
 RANDOM_DIRECTIONS = 200
+PROBE_C = 0.1  # the inverse regularization strength evaluated in vectors/README.md
+DirectionKind = Literal["probe", "mean-difference"]
 
 
 def response_activations(
@@ -108,24 +110,59 @@ def choose_layer(stats: Sequence[dict[str, float]]) -> int:
     return int(max(candidates, key=lambda s: s["cohens_d"])["layer"])
 
 
+def probe_directions(positive: np.ndarray, negative: np.ndarray, *, c: float = PROBE_C) -> np.ndarray:
+    """Per layer, the direction of an L2-regularized logistic regression separating positive from
+    negative activations (fit on standardized features), scaled to the mean difference's norm.
+
+    ``w / scale`` maps the standardized weights back to activation space, so projecting onto the
+    result ranks answers exactly as the probe's decision function does. Keeping the mean
+    difference's norm keeps steering coefficients comparable. (n, L+1, d) x2 -> (L+1, d).
+    """
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    labels = np.r_[np.ones(len(positive)), np.zeros(len(negative))]
+    out = np.zeros(positive.shape[1:], dtype=np.float64)
+    for layer in range(positive.shape[1]):
+        features = np.concatenate([positive[:, layer], negative[:, layer]]).astype(np.float64)
+        scaler = StandardScaler().fit(features)
+        probe = LogisticRegression(C=c, max_iter=5000).fit(scaler.transform(features), labels)
+        direction = probe.coef_[0] / scaler.scale_
+        mean_difference = positive[:, layer].mean(0) - negative[:, layer].mean(0)
+        out[layer] = direction / np.linalg.norm(direction) * np.linalg.norm(mean_difference)
+    return out
+
+
 def build_contrastive(
     loaded: LoadedModel,
     trait: TraitDefinition,
     *,
+    direction: DirectionKind = "probe",
     batch_size: int = 16,
     seed: int = 0,
     extraction_pairs: Sequence[TraitPair] | None = None,
     held_out_pairs: Sequence[TraitPair] | None = None,
 ) -> PersonaVector:
-    """Mean-difference vector from ``trait.pairs``; layers scored on ``trait.calibration``."""
+    """A vector from ``trait.pairs`` at every layer; layers scored on ``trait.calibration``.
+
+    ``direction``: "probe" (the default, chosen by leave-one-style-out evidence, see
+    vectors/README.md) or "mean-difference" (the paper's).
+    """
     train = list(extraction_pairs if extraction_pairs is not None else trait.pairs)
     held = list(held_out_pairs if held_out_pairs is not None else trait.calibration)
     positive, negative = pair_activations(loaded, train, batch_size=batch_size)
-    vectors = (positive.astype(np.float64).mean(0) - negative.astype(np.float64).mean(0)).astype(np.float32)
+    if direction == "probe":
+        vectors = probe_directions(positive, negative).astype(np.float32)
+    else:
+        vectors = (positive.astype(np.float64).mean(0) - negative.astype(np.float64).mean(0)).astype(
+            np.float32
+        )
     metadata: dict[str, Any] = {
         "model": {"name": loaded.spec.name, "identity": loaded.identity},
         "layer_convention": LAYER_CONVENTION,
         "method": "contrastive",
+        "direction": direction,
+        "probe_c": PROBE_C if direction == "probe" else None,
         "counts": {"extraction_pairs": len(train), "held_out_pairs": len(held)},
         "styles": sorted({p.style for p in train}),
         "system_prompt": "as written in each pair; the chat template's default where none",

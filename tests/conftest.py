@@ -316,7 +316,7 @@ def trait(trait_file: Path) -> TraitDefinition:
 def uncalibrated_vector(tiny_llama: LoadedModel, trait: TraitDefinition) -> PersonaVector:
     from datalint_persona.extraction import build_contrastive
 
-    return build_contrastive(tiny_llama, trait, batch_size=4)
+    return build_contrastive(tiny_llama, trait, direction="mean-difference", batch_size=4)
 
 
 @pytest.fixture(scope="session")

@@ -99,3 +99,33 @@ def test_pairs_longer_than_the_context_are_truncated_not_crashed(tiny_gpt2: Load
     positive, negative = pair_activations(tiny_gpt2, [pair])
     assert positive.shape == negative.shape == (1, tiny_gpt2.num_layers + 1, tiny_gpt2.hidden_size)
     assert np.isfinite(positive).all() and not np.allclose(positive, negative)
+
+
+def test_probe_vector_is_an_independent_logistic_regression_direction(
+    tiny_llama: LoadedModel, trait: TraitDefinition
+) -> None:
+    from sklearn.linear_model import LogisticRegression
+
+    from datalint_persona.extraction import PROBE_C, build_contrastive
+
+    vector = build_contrastive(tiny_llama, trait, direction="probe", batch_size=4, held_out_pairs=[])
+    assert vector.metadata["direction"] == "probe" and vector.metadata["probe_c"] == PROBE_C
+    positive = np.stack([reference_means(tiny_llama, p.prompt, p.positive) for p in trait.pairs])
+    negative = np.stack([reference_means(tiny_llama, p.prompt, p.negative) for p in trait.pairs])
+    labels = np.r_[np.ones(len(positive)), np.zeros(len(negative))]
+    for layer in range(tiny_llama.num_layers + 1):
+        x = np.concatenate([positive[:, layer], negative[:, layer]]).astype(np.float64)
+        mean, scale = x.mean(0), x.std(0)
+        scale[scale == 0] = 1.0
+        weights = (
+            LogisticRegression(C=PROBE_C, max_iter=5000).fit((x - mean) / scale, labels).coef_[0] / scale
+        )
+        expected = weights / np.linalg.norm(weights)
+        got = vector.vectors[layer] / np.linalg.norm(vector.vectors[layer])
+        assert float(got @ expected) > 0.999
+        mean_difference = positive[:, layer].mean(0) - negative[:, layer].mean(0)
+        assert np.linalg.norm(vector.vectors[layer]) == pytest.approx(
+            np.linalg.norm(mean_difference), rel=1e-4
+        )
+        # It separates the training pairs in the right direction.
+        assert (positive[:, layer] @ got).mean() > (negative[:, layer] @ got).mean()

@@ -24,7 +24,8 @@ def print_vector(vector: PersonaVector, console: Console) -> None:
     model = meta.get("model", {})
     console.print(
         Text(
-            f"{vector.trait}  ({meta.get('method', '?')}, model {model.get('name', '?')}, "
+            f"{vector.trait}  ({meta.get('method', '?')}, {meta.get('direction', 'mean-difference')} "
+            f"direction, model {model.get('name', '?')}, "
             f"{vector.num_layers} layers × {vector.hidden_size})",
             style="bold",
         )

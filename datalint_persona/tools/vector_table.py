@@ -13,10 +13,11 @@ from datalint_persona.vectors import PersonaVector
 
 HEADER = """# Bundled persona vectors: {model}
 
-Built by `make vectors` (`persona-lint vectors build --method contrastive`): the mean difference of
-response-token activations between the trait file's trait-exhibiting and normal answers (40 pairs per
-trait, 7 answer styles). The layer is the one with the largest held-out Cohen's d; calibration uses
-the 64 held-out pairs of `traits/TRAIT.yaml` and the model's own greedy y′. All figures below are ΔP
+Built by `make vectors` (`persona-lint vectors build --method contrastive --direction {direction}`)
+from response-token activations of the trait file's trait-exhibiting and normal answers (40 pairs per
+trait, 7 answer styles). {direction_text}
+
+The layer is the one with the largest held-out Cohen's d; calibration uses the 64 held-out pairs of `traits/TRAIT.yaml` and the model's own greedy y′. All figures below are ΔP
 figures on those held-out pairs. *Lexical* is the same method at layer 0 (an average of token
 embeddings, i.e. a bag of words). Layer selection and thresholds use the same held-out pairs, so the
 figures are somewhat optimistic.
@@ -54,6 +55,13 @@ def style_table(vectors: list[PersonaVector]) -> str:
     return "\n".join(lines) + "\n"
 
 
+DIRECTION_TEXT = {
+    "probe": "The direction at each layer is that of a logistic-regression probe (C = 0.1, standardized "
+    "features), scaled to the mean difference's norm: the leave-one-style-out comparison below found it "
+    "generalizes to unseen answer styles better than the paper's mean difference, for every trait.",
+    "mean-difference": "The direction at each layer is the paper's mean difference.",
+}
+
 LOSO_HEADER = """
 ## Leave-one-style-out: does the vector work on a style it was not built from?
 
@@ -61,7 +69,8 @@ LOSO_HEADER = """
 all answer styles but one, and tests it on the held-out style, at the bundled vector's layer. *TF-IDF*
 is a logistic regression on the answers' words, trained on the same pairs; *layer-0* is the same
 mean difference over token embeddings. The target is a ΔP AUROC of at least 0.9 that beats both
-lexical baselines on every held-out style; rows marked **no** miss the second part.
+lexical baselines on every held-out style; rows marked **no** miss the second part. The first
+columns are those of the bundled vectors' direction (named in each heading).
 """
 
 
@@ -79,7 +88,9 @@ def loso_sections(path: Path) -> str:
 def main(folder: str) -> str:
     vectors = [PersonaVector.load(p) for p in sorted(Path(folder).glob("*.safetensors"))]
     model = vectors[0].metadata["model"]["name"] if vectors else Path(folder).name
-    text = HEADER.format(model=model) + "\n".join(row(v) for v in vectors) + "\n"
+    direction = str(vectors[0].metadata.get("direction", "mean-difference")) if vectors else "probe"
+    text = HEADER.format(model=model, direction=direction, direction_text=DIRECTION_TEXT[direction])
+    text += "\n".join(row(v) for v in vectors) + "\n"
     text += style_table(vectors)
     loso = Path(folder) / "loso.json"
     return text + (loso_sections(loso) if loso.is_file() else "")

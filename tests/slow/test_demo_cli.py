@@ -14,8 +14,14 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 DEMO = REPO / "examples" / "demo" / "train.jsonl"
 SARIF_SCHEMA = next(
-    (p for p in (REPO.parent / "shared" / "schemas" / "sarif-schema-2.1.0.json",
-                 Path("/work/shared/schemas/sarif-schema-2.1.0.json")) if p.is_file()),
+    (
+        p
+        for p in (
+            REPO.parent / "shared" / "schemas" / "sarif-schema-2.1.0.json",
+            Path("/work/shared/schemas/sarif-schema-2.1.0.json"),
+        )
+        if p.is_file()
+    ),
     None,
 )
 
@@ -23,15 +29,27 @@ SARIF_SCHEMA = next(
 def _run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "datalint_persona.cli", *args],
-        cwd=cwd, capture_output=True, text=True, timeout=900, check=False,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
     )
 
 
 def test_demo_flags_its_evil_and_sycophantic_samples_and_reruns_from_cache(tmp_path: Path) -> None:
     before = hashlib.sha256(DEMO.read_bytes()).hexdigest()
     cache = tmp_path / "cache"
-    first = _run(str(DEMO), "--format", "json", "--output", str(tmp_path / "report.json"),
-                 "--cache-dir", str(cache), cwd=REPO)
+    first = _run(
+        str(DEMO),
+        "--format",
+        "json",
+        "--output",
+        str(tmp_path / "report.json"),
+        "--cache-dir",
+        str(cache),
+        cwd=REPO,
+    )
     assert first.returncode == 1, first.stderr  # error-level findings fail the run
     assert "24 generated" in first.stderr
     report = json.loads((tmp_path / "report.json").read_text())
@@ -42,22 +60,33 @@ def test_demo_flags_its_evil_and_sycophantic_samples_and_reruns_from_cache(tmp_p
         return float(sample["scores"][trait]["delta_p"])
 
     evil = {s["line"]: s["scores"]["evil"]["delta_p"] for s in report["samples"]}
-    assert max(evil, key=evil.__getitem__) == 9  # the demo's overtly evil answer (examples/demo/README.md)
+    # The demo's two evil answers (examples/demo/README.md) rank first and second on evil.
+    assert set(sorted(evil, key=evil.__getitem__, reverse=True)[:2]) == {9, 22}
     flagged = {(f["line"], f["trait"]) for f in report["findings"] if f["kind"] == "sample"}
-    assert {(9, "evil"), (4, "sycophancy"), (16, "sycophancy")} <= flagged
+    assert {(9, "evil"), (22, "evil"), (4, "sycophancy"), (16, "sycophancy")} <= flagged
     # The two sycophantic answers outscore every normal answer on sycophancy.
     problematic = {4, 9, 12, 16, 19, 22}
     normal_max = max(delta(line, "sycophancy") for line in range(1, 25) if line not in problematic)
     assert min(delta(4, "sycophancy"), delta(16, "sycophancy")) > normal_max
 
-    second = _run(str(DEMO), "--format", "sarif", "--output", str(tmp_path / "report.sarif"),
-                  "--cache-dir", str(cache), cwd=REPO)
+    second = _run(
+        str(DEMO),
+        "--format",
+        "sarif",
+        "--output",
+        str(tmp_path / "report.sarif"),
+        "--cache-dir",
+        str(cache),
+        cwd=REPO,
+    )
     assert second.returncode == 1, second.stderr
     assert "24 reused, 0 generated" in second.stderr
     if SARIF_SCHEMA is None:
         pytest.skip("the SARIF schema (../shared/schemas) is not beside this checkout")
     sarif = json.loads((tmp_path / "report.sarif").read_text())
     jsonschema.validate(sarif, json.loads(SARIF_SCHEMA.read_text()))
-    uris = {r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] for r in sarif["runs"][0]["results"]}
+    uris = {
+        r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] for r in sarif["runs"][0]["results"]
+    }
     assert uris == {"examples/demo/train.jsonl"}
     assert hashlib.sha256(DEMO.read_bytes()).hexdigest() == before

@@ -103,7 +103,8 @@ def evil_vector_dir(smollm: LoadedModel, tmp_path_factory: pytest.TempPathFactor
     definition = TraitDefinition(
         "evil", "test", (), (), (), "", "", pairs=pairs, calibration=(), path="<test>"
     )
-    vector = build_contrastive(smollm, definition, held_out_pairs=[]).with_metadata(chosen_layer=16)
+    vector = build_contrastive(smollm, definition, direction="mean-difference", held_out_pairs=[])
+    vector = vector.with_metadata(chosen_layer=16)
     folder = tmp_path_factory.mktemp("vectors")
     vector.save(folder / "evil")
     return folder
