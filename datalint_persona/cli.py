@@ -22,8 +22,9 @@ from datalint_persona.cli_common import (
     stderr_console,
     stdout_console,
 )
+from datalint_persona.cli_evaluate import calibrate_command
 from datalint_persona.cli_traits import traits_group
-from datalint_persona.cli_vectors import calibrate_command, vectors_group
+from datalint_persona.cli_vectors import vectors_group
 from datalint_persona.config import Config, discover_config, read_config_file
 from datalint_persona.errors import PersonaLintError
 from datalint_persona.types import LEVEL_ORDER
