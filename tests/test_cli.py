@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
+import numpy as np
 import pytest
 from click.testing import CliRunner, Result
 from conftest import TRAIT
@@ -293,3 +294,48 @@ def test_vllm_backend_without_vllm_says_how_to_install_it(workdir: Path, lint: A
         pytest.skip("vLLM is installed here")
     result = lint("train.jsonl", "--backend", "vllm")
     _assert_one_line_error(result, "vllm", "pip install 'persona-lint[vllm]'")
+
+
+def test_calibrate_and_evaluate_commands_run_on_the_tiny_model(
+    tmp_path: Path, tiny_llama_dir: Path, vectors_dir: Path, trait_file: Path, cache_dir: Path
+) -> None:
+    import shutil
+
+    shutil.copytree(vectors_dir, tmp_path / "vecs")
+    vector = tmp_path / "vecs" / f"{TRAIT}.safetensors"
+    before = json.loads(vector.with_suffix(".json").read_text())["calibration"]
+    common = ["--model", str(tiny_llama_dir), "--cache-dir", str(cache_dir), "--device", "cpu"]
+    result = CliRunner().invoke(
+        main,
+        ["calibrate", str(vector), "--trait", str(trait_file), "--fpr", "0.2", *common],
+        catch_exceptions=False,
+    )
+    assert result.exit_code == 0, result.output
+    after = json.loads(vector.with_suffix(".json").read_text())["calibration"]
+    assert after["fpr"] == 0.2 and before["fpr"] == 0.05
+    normals = np.array(after["normal_delta_p"])
+    assert (normals > after["sample_threshold"]).mean() <= 0.2
+    assert f"sample threshold {after['sample_threshold']:.3f}" in result.output
+
+    report = tmp_path / "loso.json"
+    result = CliRunner().invoke(
+        main,
+        [
+            "vectors",
+            "evaluate",
+            "--trait",
+            str(trait_file),
+            "--vectors",
+            str(tmp_path / "vecs"),
+            "--json",
+            str(report),
+            "--batch-size",
+            "4",
+            *common,
+        ],
+        catch_exceptions=False,
+    )
+    assert result.exit_code == 0, result.output
+    loso = json.loads(report.read_text())[TRAIT]
+    assert set(loso["styles"]) == {"advice", "terse-qa", "multi-turn"}
+    assert f"### {TRAIT} (layer {loso['layer']}" in result.output
