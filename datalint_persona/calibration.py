@@ -14,7 +14,7 @@ import numpy as np
 
 from datalint_persona.backends import GenerationSettings
 from datalint_persona.extraction import auroc
-from datalint_persona.generation import auto_max_new_tokens, generate_y_prime
+from datalint_persona.generation import auto_max_new_tokens_for, generate_y_prime
 from datalint_persona.scoring import Direction, project_responses
 from datalint_persona.stats import clean_dataset_threshold, cohens_d, threshold_at_fpr, tpr_at_threshold
 from datalint_persona.traits import TraitPair
@@ -56,8 +56,8 @@ def calibrate_vector(
     """
     chosen = vector.chosen_layer if layer is None else layer
     prompts = [p.prompt for p in pairs]
-    lengths = [len(loaded.tokenizer(p.negative, add_special_tokens=False)["input_ids"]) for p in pairs]
-    settings = GenerationSettings(max_new_tokens=auto_max_new_tokens(lengths), seed=seed)
+    max_new = auto_max_new_tokens_for(loaded, [p.negative for p in pairs])
+    settings = GenerationSettings(max_new_tokens=max_new, seed=seed)
     generations, _ = generate_y_prime(
         loaded, prompts, settings, backend=backend, cache_dir=cache_dir, batch_size=batch_size
     )

@@ -126,7 +126,7 @@ def screen(
     >>> [f.location for f in result.findings]  # doctest: +SKIP
     """
     from datalint_persona.backends import GenerationSettings
-    from datalint_persona.generation import auto_max_new_tokens, generate_y_prime
+    from datalint_persona.generation import auto_max_new_tokens_for, generate_y_prime
     from datalint_persona.loaders import load_samples
     from datalint_persona.models import describe, load_model, resolve_model
     from datalint_persona.rules import default_rule_for, resolve_rule, shipped_rules
@@ -173,10 +173,8 @@ def screen(
     }
 
     max_tokens = opts.max_tokens or loaded.context_length
-    response_lengths = [
-        len(loaded.tokenizer(s.response, add_special_tokens=False)["input_ids"]) for s in samples
-    ]
-    max_new = opts.max_new_tokens or auto_max_new_tokens(response_lengths)
+    # The responses are tokenized only when --max-new-tokens is left to the dataset.
+    max_new = opts.max_new_tokens or auto_max_new_tokens_for(loaded, [s.response for s in samples])
     settings = GenerationSettings(max_new_tokens=max_new, temperature=opts.temperature, seed=opts.seed)
     prompts = [s.prompt for s in samples]
     generations, cache = generate_y_prime(

@@ -5,19 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from datalint_persona.rules import INVALID_RECORD_RULE
+from datalint_persona.text import one_line
 from datalint_persona.types import DatasetSummary, Finding, InvalidRecord, RuleInfo, SampleScore
 
 EXCERPT_CHARS = 160
-
-
-def excerpt(text: str, limit: int = EXCERPT_CHARS) -> str:
-    """One line, at most ``limit`` characters.
-
-    >>> excerpt("a\\nb  c", 10)
-    'a b c'
-    """
-    flat = " ".join(text.split())
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
 def _z_text(z: float | None) -> str:
@@ -48,8 +39,8 @@ def sample_findings(scores: Sequence[SampleScore], rules: Sequence[RuleInfo]) ->
                     threshold=rule.sample_threshold,
                     z=trait_score.z,
                     content_hash=score.sample.content_hash,
-                    excerpt=excerpt(score.sample.response),
-                    y_prime_excerpt=excerpt(score.y_prime),
+                    excerpt=one_line(score.sample.response, EXCERPT_CHARS),
+                    y_prime_excerpt=one_line(score.y_prime, EXCERPT_CHARS),
                 )
             )
     return findings

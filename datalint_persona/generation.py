@@ -32,6 +32,12 @@ def auto_max_new_tokens(response_token_counts: Sequence[int]) -> int:
     return int(min(max(p95, MIN_AUTO_NEW_TOKENS), MAX_AUTO_NEW_TOKENS))
 
 
+def auto_max_new_tokens_for(loaded: LoadedModel, responses: Sequence[str]) -> int:
+    """:func:`auto_max_new_tokens` of the responses' lengths in the model's own tokens."""
+    tokenizer = loaded.tokenizer
+    return auto_max_new_tokens([len(tokenizer(r, add_special_tokens=False)["input_ids"]) for r in responses])
+
+
 def generate_with_cache(
     backend: GenerationBackend,
     cache: GenerationCache,

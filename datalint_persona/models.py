@@ -42,10 +42,6 @@ class ModelSpec:
     directory: str
     gguf_file: str | None = None
 
-    @property
-    def display_name(self) -> str:
-        return self.name
-
 
 @dataclass
 class LoadedModel:

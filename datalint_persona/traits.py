@@ -40,10 +40,6 @@ class TraitDefinition:
     calibration: tuple[TraitPair, ...]
     path: str
 
-    @property
-    def styles(self) -> list[str]:
-        return sorted({p.style for p in (*self.pairs, *self.calibration)})
-
 
 def trait_schema() -> dict[str, Any]:
     text = resources.files("datalint_persona").joinpath("schemas/trait.schema.json").read_text()

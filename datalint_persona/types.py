@@ -136,7 +136,6 @@ class Finding:
     excerpt: str | None = None
     y_prime_excerpt: str | None = None
     baselined: bool = False
-    extra: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
+from datalint_persona.text import one_line
 from datalint_persona.types import DatasetSummary, Finding, RuleInfo, ScreenResult
 
 __all__ = [
@@ -34,18 +35,6 @@ def format_number(value: float | None) -> str:
     if value is None:
         return "n/a"
     return f"{value:.4g}"
-
-
-def one_line(text: str, width: int = 60) -> str:
-    """Collapse whitespace and cut ``text`` to ``width`` characters, ending in an ellipsis if cut.
-
-    >>> one_line("Sure!\\n\\n  Here   is how", 12)
-    'Sure! Here …'
-    """
-    flat = " ".join(text.split())
-    if len(flat) <= width:
-        return flat
-    return flat[: width - 1] + "…"
 
 
 def dataset_fingerprint(source: str, trait: str) -> str:
