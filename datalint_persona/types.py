@@ -136,6 +136,7 @@ class Finding:
     excerpt: str | None = None
     y_prime_excerpt: str | None = None
     baselined: bool = False
+    extra: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -57,6 +57,7 @@ def first_non_finite(result: ScreenResult) -> str | None:
                 return f"{name} of {summary.source} for trait '{summary.trait}' ({value})"
     for finding in result.findings:
         values = {"delta_p": finding.delta_p, "threshold": finding.threshold, "z": finding.z}
+        values.update({f"extra.{key}": finding.extra[key] for key in sorted(finding.extra)})
         for name, value in values.items():
             if value is not None and not math.isfinite(value):
                 return f"{name} of finding {finding.rule_id} at {finding.source}:{finding.line} ({value})"

@@ -168,6 +168,8 @@ def _result(finding: Finding, rule_index: dict[str, int], with_baseline: bool) -
     }
     properties: _Json = {"kind": finding.kind}
     properties.update({key: value for key, value in numbers.items() if value is not None})
+    if finding.extra:
+        properties["extra"] = dict(finding.extra)
     sarif_result: _Json = {
         "ruleId": finding.rule_id,
         "ruleIndex": rule_index[finding.rule_id],
