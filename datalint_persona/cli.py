@@ -25,11 +25,12 @@ from datalint_persona.cli_common import (
 from datalint_persona.cli_evaluate import calibrate_command
 from datalint_persona.cli_traits import traits_group
 from datalint_persona.cli_vectors import vectors_group
+from datalint_persona.cli_workflow import finish_workflow, prepare_workflow, workflow_options
 from datalint_persona.config import Config, discover_config, read_config_file
 from datalint_persona.errors import PersonaLintError
 from datalint_persona.types import LEVEL_ORDER
 
-FORMATS = ("terminal", "json", "sarif")
+FORMATS = ("terminal", "json", "sarif", "html", "gitlab")
 
 
 def _progress_bar(enabled: bool) -> tuple[Any, Callable[[str, int, int], None] | None]:
@@ -199,6 +200,7 @@ def main() -> None:
 @click.option("--top", type=click.IntRange(1), default=20, show_default=True, help="Flagged samples shown.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars and no terminal summary.")
 @click.option("--debug", is_flag=True, help="Show tracebacks.")
+@workflow_options
 @click.pass_context
 def screen_command(ctx: click.Context, /, files: tuple[str, ...], **options: Any) -> None:
     """Screen dataset FILES (JSONL, JSON, CSV, Parquet, or a Hugging Face dataset)."""
@@ -211,6 +213,7 @@ def _screen(ctx: click.Context, files: tuple[str, ...], options: dict[str, Any])
     from datalint_persona.engine import ScreenOptions, screen
 
     _check_output(options, files)
+    changes = prepare_workflow(options, files)
     config = read_config_file(Path(options["config_path"])) if options["config_path"] else discover_config()
     keys = {
         "model": "model",
@@ -263,6 +266,7 @@ def _screen(ctx: click.Context, files: tuple[str, ...], options: dict[str, Any])
             result = screen(list(files), screen_options, progress=update)
     else:
         result = screen(list(files), screen_options)
+    result = finish_workflow(result, options, changes)
     _emit(result, options, files, quiet)
     if not quiet:
         stats = result.cache_stats
@@ -285,7 +289,7 @@ def _check_output(options: dict[str, Any], files: tuple[str, ...]) -> None:
     if output is None:
         return
     if options["output_format"] == "terminal":
-        raise PersonaLintError("--output needs --format json or sarif.", fix="add --format sarif.")
+        raise PersonaLintError("--output needs --format json or sarif (or html or gitlab).", fix="add --format sarif.")
     refuse_input_path(output, files)
 
 

@@ -260,7 +260,22 @@ def screen(
             "misses": cache.stats.misses,
             "corrupted": cache.stats.corrupted,
         },
+        calibration=_calibration_values(rules, by_trait),
     )
+
+
+def _calibration_values(
+    rules: Sequence[RuleInfo], by_trait: Mapping[str, Any]
+) -> dict[str, dict[str, tuple[float, ...]]]:
+    """The calibration ΔP values (normal, trait) of each rule's vector, where stored at its layer."""
+    values: dict[str, dict[str, tuple[float, ...]]] = {}
+    for rule in rules:
+        calibration = by_trait[rule.trait].calibration
+        if calibration.get("layer") != rule.layer:
+            continue
+        stored = {name: calibration.get(f"{name}_delta_p") for name in ("normal", "trait")}
+        values[rule.trait] = {name: tuple(map(float, v)) for name, v in stored.items() if v}
+    return values
 
 
 def _sample_score(

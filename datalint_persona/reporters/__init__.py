@@ -13,6 +13,8 @@ from pathlib import Path
 
 from datalint_persona.atomic import atomic_write_bytes
 from datalint_persona.errors import PersonaLintError
+from datalint_persona.reporters.gitlab import render_gitlab
+from datalint_persona.reporters.html import render_html
 from datalint_persona.reporters.json_report import render_json
 from datalint_persona.reporters.sarif import render_sarif
 from datalint_persona.types import ScreenResult
@@ -22,6 +24,8 @@ __all__ = ["REPORTERS", "refuse_input_path", "render_json", "render_sarif", "wri
 REPORTERS: dict[str, Callable[[ScreenResult], str]] = {
     "json": render_json,
     "sarif": render_sarif,
+    "html": render_html,
+    "gitlab": render_gitlab,
 }
 
 

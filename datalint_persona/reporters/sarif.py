@@ -186,7 +186,8 @@ def _result(finding: Finding, rule_index: dict[str, int], with_baseline: bool) -
             {
                 "kind": "external",
                 "status": "accepted",
-                "justification": "Accepted in the persona-lint baseline file; it is not a new finding.",
+                "justification": finding.justification
+                or "Accepted in the persona-lint baseline file; it is not a new finding.",
             }
         ]
     return sarif_result

@@ -1,0 +1,191 @@
+"""The HTML report (``--format html``): one self-contained page a reviewer can open offline.
+
+Per trait: the ΔP distribution of this dataset against the vector's calibration distributions
+(normal and trait-exhibiting answers) with the sample threshold marked, and each file's mean ΔP
+with its 95% interval against the dataset threshold. Then a sortable table of the top flagged
+samples with y and y' side by side. Plots are inline SVG (matplotlib), styles and the sorting
+script are inline, so the page makes no network request. Like every reporter, it reads only the
+finished result.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from importlib import resources
+from typing import Any
+
+from datalint_persona.reporters.summary import dataset_verdicts, format_number
+from datalint_persona.reporters.terminal import ranked_sample_findings
+from datalint_persona.text import one_line
+from datalint_persona.types import ScreenResult
+
+__all__ = ["render_html"]
+
+TOP_SAMPLES = 50
+EXCERPT_CHARS = 400
+_COLOURS = {"normal": "#4c72b0", "trait": "#c44e52", "dataset": "#222222"}
+
+
+def render_html(result: ScreenResult) -> str:
+    """Render ``result`` as one HTML page (UTF-8 text ending in a newline)."""
+    import jinja2
+
+    template_text = resources.files("datalint_persona").joinpath("reporters/report.html.j2").read_text()
+    environment = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
+    template = environment.from_string(template_text)
+    active = [f for f in result.findings if not f.baselined]
+    page = template.render(
+        result=result,
+        worst=result.worst_level(),
+        n_active=len(active),
+        n_baselined=len(result.findings) - len(active),
+        traits=_trait_sections(result),
+        rows=_table_rows(result),
+        n_flagged=len(ranked_sample_findings(result)),
+        top=TOP_SAMPLES,
+        fmt=format_number,
+    )
+    return page.rstrip("\n") + "\n"
+
+
+def _trait_sections(result: ScreenResult) -> list[dict[str, Any]]:
+    verdicts = dataset_verdicts(result)
+    sections = []
+    for rule in result.rules:
+        if not rule.enabled:
+            continue
+        values = [s.for_trait(rule.trait).delta_p for s in result.samples if _has(s.scores, rule.trait)]
+        calibration = result.calibration.get(rule.trait, {})
+        files = [v for v in verdicts if v.summary.trait == rule.trait]
+        sections.append(
+            {
+                "rule": rule,
+                "n": len(values),
+                "n_normal": len(calibration.get("normal", ())),
+                "n_trait": len(calibration.get("trait", ())),
+                "files": files,
+                "svg": _trait_svg(rule.trait, values, calibration, rule.sample_threshold, files),
+            }
+        )
+    return sections
+
+
+def _has(scores: tuple[Any, ...], trait: str) -> bool:
+    return any(score.trait == trait for score in scores)
+
+
+def _table_rows(result: ScreenResult) -> list[dict[str, Any]]:
+    by_hash = {s.sample.content_hash: s for s in result.samples}
+    rows = []
+    for finding in ranked_sample_findings(result)[:TOP_SAMPLES]:
+        sample = by_hash.get(finding.content_hash or "")
+        response = sample.sample.response if sample else finding.excerpt or ""
+        y_prime = sample.y_prime if sample else finding.y_prime_excerpt or ""
+        rows.append(
+            {
+                "finding": finding,
+                "location": f"{finding.source}:{finding.line}",
+                "y": one_line(response, EXCERPT_CHARS),
+                "y_prime": one_line(y_prime, EXCERPT_CHARS),
+            }
+        )
+    return rows
+
+
+def _trait_svg(
+    trait: str,
+    values: list[float],
+    calibration: dict[str, tuple[float, ...]],
+    threshold: float,
+    files: list[Any],
+) -> str:
+    """Two panels: ΔP histograms with the sample threshold; per-file mean ΔP, interval, threshold."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    with matplotlib.rc_context({"svg.hashsalt": f"persona-lint-{trait}", "svg.fonttype": "path"}):
+        return _draw(plt, np, trait, values, calibration, threshold, files)
+
+
+def _draw(
+    plt: Any,
+    np: Any,
+    trait: str,
+    values: list[float],
+    calibration: dict[str, tuple[float, ...]],
+    threshold: float,
+    files: list[Any],
+) -> str:
+    figure, (left, right) = plt.subplots(
+        1, 2, figsize=(9.0, 3.0), gridspec_kw={"width_ratios": [2.2, 1]}, layout="constrained"
+    )
+    try:
+        series = [
+            (
+                "normal",
+                calibration.get("normal", ()),
+                f"calibration: normal (n={len(calibration.get('normal', ()))})",
+            ),
+            (
+                "trait",
+                calibration.get("trait", ()),
+                f"calibration: {trait} (n={len(calibration.get('trait', ()))})",
+            ),
+            ("dataset", tuple(values), f"this dataset (n={len(values)})"),
+        ]
+        everything = np.array([v for _, data, _ in series for v in data] + [threshold], dtype=float)
+        bins = np.linspace(float(everything.min()) - 0.5, float(everything.max()) + 0.5, 31)
+        for key, data, label in series:
+            if not data:
+                continue
+            filled = key != "dataset"
+            left.hist(
+                data,
+                bins=bins,
+                density=True,
+                alpha=0.35 if filled else 1.0,
+                histtype="stepfilled" if filled else "step",
+                linewidth=1.8,
+                color=_COLOURS[key],
+                label=label,
+            )
+        left.axvline(
+            threshold,
+            color="#dd8452",
+            linestyle="--",
+            linewidth=1.5,
+            label=f"sample threshold {threshold:.2f}",
+        )
+        left.set_xlabel("ΔP (projection of y minus y')")
+        left.set_ylabel("density")
+        left.set_title(f"{trait}: ΔP per sample", fontsize=10)
+        left.legend(fontsize=7, frameon=False)
+        for row, verdict in enumerate(files):
+            summary = verdict.summary
+            colour = "#c44e52" if verdict.flagged else "#55a868"
+            right.errorbar(
+                [summary.mean_delta_p],
+                [row],
+                xerr=[[summary.mean_delta_p - summary.ci_low], [summary.ci_high - summary.mean_delta_p]],
+                fmt="o",
+                color=colour,
+                capsize=4,
+            )
+            if verdict.threshold is not None:
+                right.plot([verdict.threshold] * 2, [row - 0.3, row + 0.3], color="#dd8452", linestyle="--")
+        right.set_yticks(range(len(files)), [one_line(v.summary.source, 28) for v in files], fontsize=7)
+        right.set_ylim(-0.8, max(len(files), 1) - 0.2)
+        right.axvline(0.0, color="#999999", linewidth=0.8)
+        right.set_xlabel("mean ΔP, 95% CI (dashes: threshold)")
+        right.set_title("dataset level", fontsize=10)
+        buffer = io.StringIO()
+        figure.savefig(buffer, format="svg", metadata={"Date": None, "Creator": None})
+    finally:
+        plt.close(figure)
+    svg = buffer.getvalue()
+    svg = svg[svg.index("<svg") :]  # drop the XML declaration and DOCTYPE (which names a URL)
+    return re.sub(r"\s*<metadata>.*?</metadata>", "", svg, flags=re.DOTALL)

