@@ -235,7 +235,8 @@ def test_html_report_is_self_contained_and_escapes_dataset_text(repo: Path, lint
     assert page.count("<svg") == 1  # one trait
     assert "&lt;script&gt;alert(1)&lt;/script&gt; &amp; more" in page
     assert "<script>alert(1)" not in page
-    body = page[page.index("<tbody>") : page.index("</tbody>")]
+    table = page[page.index('<table id="samples">') :]
+    body = table[table.index("<tbody>") : table.index("</tbody>")]
     assert body.count("<tr") == 5 and "train.jsonl:5" in body
     # no network: no URL other than SVG/XLink namespace names
     urls = {u for u in __import__("re").findall(r"https?://[^\s\"'<>)]+", page)}

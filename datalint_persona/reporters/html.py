@@ -24,6 +24,7 @@ __all__ = ["render_html"]
 
 TOP_SAMPLES = 50
 EXCERPT_CHARS = 400
+RUG_ONLY_BELOW = 20  # fewer samples than this: ticks only, a histogram of them would mislead
 _COLOURS = {"normal": "#4c72b0", "trait": "#c44e52", "dataset": "#222222"}
 
 
@@ -65,6 +66,7 @@ def _trait_sections(result: ScreenResult) -> list[dict[str, Any]]:
                 "n_normal": len(calibration.get("normal", ())),
                 "n_trait": len(calibration.get("trait", ())),
                 "files": files,
+                "n_flagged": sum(1 for f in ranked_sample_findings(result) if f.trait == rule.trait),
                 "svg": _trait_svg(rule.trait, values, calibration, rule.sample_threshold, files),
             }
         )
@@ -142,6 +144,15 @@ def _draw(
         for key, data, label in series:
             if not data:
                 continue
+            if key == "dataset":
+                # every sample as a tick along the axis, and its histogram once there are enough
+                rug = left.get_xaxis_transform()  # y in axes fractions: ticks sit just above the axis
+                left.plot(
+                    data, [0.05] * len(data), "|", color=_COLOURS[key], markersize=16, mew=1.5, transform=rug
+                )
+                if len(data) < RUG_ONLY_BELOW:
+                    left.plot([], [], "|", color=_COLOURS[key], markersize=10, label=label)
+                    continue
             filled = key != "dataset"
             left.hist(
                 data,
@@ -180,8 +191,8 @@ def _draw(
         right.set_yticks(range(len(files)), [one_line(v.summary.source, 28) for v in files], fontsize=7)
         right.set_ylim(-0.8, max(len(files), 1) - 0.2)
         right.axvline(0.0, color="#999999", linewidth=0.8)
-        right.set_xlabel("mean ΔP, 95% CI (dashes: threshold)")
-        right.set_title("dataset level", fontsize=10)
+        right.set_xlabel("mean ΔP with 95% CI")
+        right.set_title("dataset level (dashes: threshold)", fontsize=10)
         buffer = io.StringIO()
         figure.savefig(buffer, format="svg", metadata={"Date": None, "Creator": None})
     finally:
