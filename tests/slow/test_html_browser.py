@@ -6,6 +6,7 @@ Set PERSONA_LINT_UPDATE_DOCS=1 to also copy the screenshot to docs/html-report.p
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 from pathlib import Path
 
@@ -55,6 +56,12 @@ def test_html_report_renders_in_chromium_with_plots_and_a_sortable_table(
     enabled = [rule for rule in result.rules if rule.enabled]
     flagged = [f for f in result.findings if f.kind == "sample"]
     assert {(f.line, f.trait) for f in flagged} >= {(3, "evil"), (6, "evil")}  # demo lines 9 and 22
+    # the plotted calibration values are the bundled vector's own
+    sidecar = json.loads((REPO / "vectors" / "smollm2-135m-instruct" / "evil.json").read_text())[
+        "calibration"
+    ]
+    assert result.calibration["evil"]["normal"] == tuple(sidecar["normal_delta_p"])
+    assert result.calibration["evil"]["trait"] == tuple(sidecar["trait_delta_p"])
 
     console_errors: list[str] = []
     requests: list[str] = []
