@@ -174,6 +174,13 @@ def machine() -> dict[str, str]:
     }
 
 
+def load_average() -> str:
+    try:
+        return Path("/proc/loadavg").read_text().split()[0]
+    except OSError:
+        return "unknown"
+
+
 def padding_ratio(lengths: Sequence[int], batches: Sequence[Sequence[int]]) -> float:
     """Padded tokens processed / real tokens."""
     padded = sum(max(lengths[i] for i in b) * len(b) for b in batches)

@@ -26,13 +26,13 @@ import bench_lib as lib  # noqa: E402
 
 FULL = {
     "main": 256,
-    "gen_loop": 16,
+    "gen_loop": 12,
     "max_new": 32,
     "scale": [256, 1024, 4096],
-    "scale_tokens": 64,
-    "ablate": 64,
+    "scale_tokens": 48,
+    "ablate": 32,
 }
-QUICK = {"main": 48, "gen_loop": 4, "max_new": 16, "scale": [64, 128, 256], "scale_tokens": 64, "ablate": 32}
+QUICK = {"main": 48, "gen_loop": 4, "max_new": 16, "scale": [64, 128, 256], "scale_tokens": 48, "ablate": 16}
 TOLERANCE = 1e-4
 T0 = time.perf_counter()
 
@@ -79,6 +79,7 @@ def main() -> None:
 
     md: list[str] = []
     info = lib.machine()
+    load_before = lib.load_average()
     say(f"machine: {info}")
     spec = resolve_model("smollm2-135m-instruct")
     loaded, load_s = timed(lambda: load_model(spec, device="cpu"))
@@ -114,6 +115,8 @@ def main() -> None:
         for r in (s.response, y_primes[s.line - 1])
     ]
     score_tokens = sum(len(p.input_ids) for p in pairs)
+    # Tokens before the response in the y' pair: what sharing the prompt between y and y' could skip.
+    shared_prompt = sum(p.response_mask.index(True) for p in pairs[1::2])
 
     # 2. The reference scoring loop on the same samples and y'.
     say(f"reference scoring loop: {2 * n} forward passes, full model, output_hidden_states, autograd on")
@@ -278,7 +281,8 @@ def main() -> None:
     ]
     for name, count, passes, tokens, seconds in rows:
         table.append(
-            f"| {name} | {count} | {passes} | {tokens} | {seconds:.1f} | {count / seconds:.2f} | {tokens / seconds:.0f} |"
+            f"| {name} | {count} | {passes} | {tokens} | {seconds:.1f} | {count / seconds:.2f} "
+            f"| {tokens / seconds:.0f} |"
         )
     speed_score = (n / score_s) / (n / ref_s)
     speed_gen = (n / gen_s) / (g / loop_s)
@@ -305,13 +309,16 @@ def main() -> None:
         "## Machine",
         "",
         *[f"- {k}: {v}" for k, v in info.items()],
+        f"- load average (1 min) at start / end of this run: {load_before} / {lib.load_average()} "
+        "(above the core count means other jobs shared the CPUs and the timings are noisy)",
         f"- model: SmolLM2-135M-Instruct (GGUF dequantized to fp32), loaded in {load_s:.1f} s (not counted below)",
         "",
         "## Sizes actually run",
         "",
         f"- {'QUICK' if args.quick else 'FULL'}: {json.dumps(sizes)}",
         f"- {n} samples built from the answers in traits/*.yaml (response words log-normal, median 30, 3..150); "
-        f"{len(directions)} traits (bundled vectors, layers {sorted({d.layer for d in directions})}, deepest {deepest}); "
+        f"{len(directions)} traits (bundled vectors, layers {sorted({d.layer for d in directions})}, "
+        f"deepest {deepest}); "
         f"y' greedy with max_new_tokens={sizes['max_new']}.",
         "",
         "## Throughput (same samples, same y', same numbers out)",
@@ -362,6 +369,11 @@ def main() -> None:
         "| setting | seconds | tokens/s |",
         "|---|---:|---:|",
         *[f"| {label} | {s:.2f} | {abl_tokens / s:.0f} |" for label, s in ablations],
+        "",
+        f"Upper bounds of two steps not implemented (see the notes): sharing the prompt between y and y' "
+        f"could skip at most {100 * shared_prompt / score_tokens:.0f}% of the scored tokens "
+        f"({shared_prompt} of {score_tokens}); capturing y' activations during generation could skip at most "
+        f"the y' half of scoring, {100 * score_s / 2 / full_s:.0f}% of the full run.",
         "",
         f"Padding: length-sorted batches process {sorted_pad:.3f}x the real tokens; batches in file order "
         f"{plain_pad:.3f}x.",
@@ -426,7 +438,10 @@ def gpu_section(loaded_cpu: Any, samples: Any, directions: Any) -> str:
     _, seconds = timed(lambda: project_pairs(loaded, pairs, directions, batch_size=64, token_budget=65536))
     torch.cuda.synchronize()
     name = torch.cuda.get_device_name(0)
-    return f"{name}: scoring {len(pairs)} (x, y) pairs, {tokens} tokens, in {seconds:.2f} s = {tokens / seconds:.0f} tokens/s."
+    return (
+        f"{name}: scoring {len(pairs)} (x, y) pairs, {tokens} tokens, in {seconds:.2f} s "
+        f"= {tokens / seconds:.0f} tokens/s."
+    )
 
 
 if __name__ == "__main__":

@@ -81,7 +81,7 @@ def shard_run(
         path = folder / f"shard{i}.json"
         path.write_text(render_json(shard), encoding="utf-8")
         reports.append(str(path))
-    return {"folder": folder, "whole": whole, "reports": reports}
+    return {"folder": folder, "whole": whole, "reports": reports, "files": files}
 
 
 def _comparable(report: dict[str, Any]) -> dict[str, Any]:
@@ -133,6 +133,20 @@ def test_merge_refuses_an_incomplete_or_unsharded_set(shard_run: dict[str, Any],
         merge_reports([str(whole)])
     result = CliRunner().invoke(main, ["merge", str(whole)])
     assert result.exit_code == 2 and "not from a sharded run" in result.output
+
+
+def test_shard_option_of_the_cli(shard_run: dict[str, Any], tiny_llama_dir: Path, vectors_dir: Path) -> None:
+    common = ["--model", str(tiny_llama_dir), "--vectors", str(vectors_dir), "--device", "cpu", "--quiet"]
+    cache = ["--cache-dir", str(shard_run["folder"] / "shard2")]
+    args = [*shard_run["files"], "--shard", "2/3", "--format", "json", "--fail-on", "never", *cache, *common]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    expected = json.loads(Path(shard_run["reports"][1]).read_text(encoding="utf-8"))
+    assert report["settings"]["shard"] == expected["settings"]["shard"]
+    assert report["samples"] == expected["samples"]  # same caches: the very same values
+    bad = CliRunner().invoke(main, [*shard_run["files"], "--shard", "0/3", *common])
+    assert bad.exit_code == 2 and "--shard 0/3" in bad.output
 
 
 @pytest.mark.parametrize("text", ["0/3", "4/3", "1/0", "x", "1-3"])
