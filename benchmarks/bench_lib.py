@@ -8,6 +8,7 @@ then ``mean @ v / |v|``; y' by one ``generate`` call per prompt.
 
 from __future__ import annotations
 
+import functools
 import os
 import platform
 import re
@@ -24,11 +25,13 @@ from datalint_persona.types import Message, Sample
 ROOT = Path(__file__).resolve().parent.parent
 
 
+@functools.lru_cache(maxsize=1)
 def trait_answers() -> list[tuple[tuple[Message, ...], str]]:
     """Every (prompt, answer) pair in traits/*.yaml, negative and positive, in a fixed order."""
     out: list[tuple[tuple[Message, ...], str]] = []
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     for path in sorted((ROOT / "traits").glob("*.yaml")):
-        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+        document = yaml.load(path.read_text(encoding="utf-8"), Loader=loader)  # noqa: S506 - a safe loader
         for pair in document.get("pairs", []):
             if "messages" in pair:
                 prompt = tuple(Message(m["role"], str(m["content"])) for m in pair["messages"])

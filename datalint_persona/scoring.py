@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -86,7 +87,10 @@ def project_responses(
     one call are scored once.
     """
     scored = [response or " " for response in responses]
-    keys = [pair_key(loaded.identity, max_tokens, p, r) for p, r in zip(prompts, scored, strict=True)]
+    # The chat template decides the scored tokens, so it is part of the key (the weights' hash is not enough).
+    template = str(getattr(loaded.tokenizer, "chat_template", None))
+    model_key = f"{loaded.identity}|{hashlib.sha256(template.encode('utf-8')).hexdigest()}"
+    keys = [pair_key(model_key, max_tokens, p, r) for p, r in zip(prompts, scored, strict=True)]
     dkeys = [direction_key(d.layer, d.unit) for d in directions]
     known = cache.get_many(keys, dkeys) if cache is not None else {}
     todo = [k for k in dict.fromkeys(keys) if k not in known]

@@ -64,3 +64,16 @@ def test_a_corrupted_row_is_dropped_and_recomputed(tiny_llama: LoadedModel, tmp_
     again, _, cache = _score(tiny_llama, tmp_path, list(RESPONSES), directions)
     assert (cache.corrupted, cache.hits, cache.misses) == (1, 2, 1)
     np.testing.assert_allclose(again, first, atol=1e-6, rtol=0)
+
+
+def test_another_chat_template_is_another_key(tiny_llama: LoadedModel, tmp_path: Path) -> None:
+    directions = _directions(tiny_llama)[:1]
+    _score(tiny_llama, tmp_path, list(RESPONSES), directions)
+    tokenizer = tiny_llama.tokenizer
+    original = tokenizer.chat_template
+    try:
+        tokenizer.chat_template = str(original) + " "
+        _, _, cache = _score(tiny_llama, tmp_path, list(RESPONSES), directions)
+    finally:
+        tokenizer.chat_template = original
+    assert (cache.hits, cache.misses) == (0, 3)
