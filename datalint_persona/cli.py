@@ -23,6 +23,7 @@ from datalint_persona.cli_common import (
     stdout_console,
 )
 from datalint_persona.cli_evaluate import calibrate_command
+from datalint_persona.cli_merge import merge_command
 from datalint_persona.cli_traits import traits_group
 from datalint_persona.cli_vectors import vectors_group
 from datalint_persona.cli_workflow import finish_workflow, prepare_workflow, workflow_options
@@ -191,6 +192,12 @@ def main() -> None:
     help="GPUs per model for --backend vllm.",
 )
 @click.option(
+    "--shard",
+    default=None,
+    metavar="I/N",
+    help="Screen only samples whose index % N == I-1 (1-based); combine with 'persona-lint merge'.",
+)
+@click.option(
     "--config",
     "config_path",
     type=click.Path(exists=True, dir_okay=False),
@@ -257,6 +264,7 @@ def _screen(ctx: click.Context, files: tuple[str, ...], options: dict[str, Any])
         dataset_fpr=values["dataset_fpr"],
         device=options["device"],
         tensor_parallel_size=options["tensor_parallel_size"],
+        shard=options["shard"],
         rule_overrides=overrides,
     )
     quiet = bool(options["quiet"])
@@ -322,6 +330,7 @@ def _emit(result: Any, options: dict[str, Any], files: tuple[str, ...], quiet: b
 main.add_command(vectors_group)
 main.add_command(calibrate_command)
 main.add_command(traits_group)
+main.add_command(merge_command)
 
 
 if __name__ == "__main__":

@@ -52,6 +52,7 @@ class ScreenOptions:
     dataset_fpr: float = 0.05
     device: str = "auto"
     tensor_parallel_size: int = 1
+    shard: str | None = None  # "i/N": screen only samples whose global index % N == i - 1
     rule_overrides: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
 
@@ -74,8 +75,13 @@ def summarize(
     *,
     dataset_fpr: float,
     seed: int,
+    thresholds: Mapping[str, Mapping[str, float | None]] | None = None,
 ) -> list[DatasetSummary]:
-    """Per source file and trait: mean ΔP with a bootstrap 95% interval, and the verdict."""
+    """Per source file and trait: mean ΔP with a bootstrap 95% interval, and the verdict.
+
+    ``thresholds`` ({source: {trait: threshold}}), when given, replaces each dataset threshold
+    (a merge of shards passes the thresholds computed for the whole files).
+    """
     from datalint_persona.stats import bootstrap_mean_ci, clean_dataset_threshold
 
     summaries = []
@@ -87,7 +93,9 @@ def summarize(
             delta = np.array([v.delta_p for v in values])
             low, high = bootstrap_mean_ci(delta, seed=seed)
             threshold = rule.dataset_threshold
-            if threshold is None and rule.trait in clean_values:
+            if thresholds is not None:
+                threshold = thresholds.get(source, {}).get(rule.trait)
+            elif threshold is None and rule.trait in clean_values:
                 threshold = clean_dataset_threshold(
                     clean_values[rule.trait], len(rows), fpr=dataset_fpr, seed=seed
                 )
@@ -129,19 +137,28 @@ def screen(
     from datalint_persona.generation import auto_max_new_tokens_for, generate_y_prime
     from datalint_persona.loaders import load_samples
     from datalint_persona.models import describe, load_model, resolve_model
+    from datalint_persona.projection_cache import ProjectionCache
     from datalint_persona.rules import default_rule_for, resolve_rule, shipped_rules
     from datalint_persona.scoring import Direction, project_responses
+    from datalint_persona.sharding import parse_shard, shard_settings
     from datalint_persona.vector_store import find_vectors
 
     opts = ScreenOptions(**{**asdict(options or ScreenOptions()), **overrides})
     started = _now()
     spec = loaded_model.spec if loaded_model is not None else resolve_model(opts.model)
     vectors = find_vectors(opts.vectors, spec.name, opts.traits)
-    samples, invalid = load_samples(
+    shard = parse_shard(opts.shard) if opts.shard else None
+    all_samples, invalid = load_samples(
         sources, skip_invalid=opts.skip_invalid, split=opts.split, max_samples=opts.max_samples
     )
-    if not samples and not invalid:
+    if not all_samples and not invalid:
         raise PersonaLintError("No samples to screen.", fix="pass at least one non-empty dataset.")
+    # A shard scores its share of the samples; the whole dataset still sets the y' budget and
+    # the dataset thresholds, and shard 1 alone reports the invalid records.
+    indices = [g for g in range(len(all_samples)) if shard is None or shard.owns(g)]
+    samples = [all_samples[g] for g in indices]
+    if shard is not None and shard.index != 1:
+        invalid = []
     if loaded_model is not None:
         loaded = loaded_model
     else:
@@ -174,7 +191,7 @@ def screen(
 
     max_tokens = opts.max_tokens or loaded.context_length
     # The responses are tokenized only when --max-new-tokens is left to the dataset.
-    max_new = opts.max_new_tokens or auto_max_new_tokens_for(loaded, [s.response for s in samples])
+    max_new = opts.max_new_tokens or auto_max_new_tokens_for(loaded, [s.response for s in all_samples])
     settings = GenerationSettings(max_new_tokens=max_new, temperature=opts.temperature, seed=opts.seed)
     prompts = [s.prompt for s in samples]
     generations, cache = generate_y_prime(
@@ -188,18 +205,23 @@ def screen(
         progress=progress,
     )
     n = len(samples)
-    projections, truncated_flags = project_responses(
-        loaded,
-        [*prompts, *prompts],
-        [*(s.response for s in samples), *(g.text for g in generations)],
-        directions,
-        max_tokens=max_tokens,
-        batch_size=opts.batch_size,
-        progress=progress,
-    )
+    projection_cache = ProjectionCache(opts.cache_dir)
+    try:
+        projections, truncated_flags = project_responses(
+            loaded,
+            [*prompts, *prompts],
+            [*(s.response for s in samples), *(g.text for g in generations)],
+            directions,
+            max_tokens=max_tokens,
+            batch_size=opts.batch_size,
+            cache=projection_cache,
+            progress=progress,
+        )
+    finally:
+        projection_cache.close()
     scores = [
         _sample_score(
-            i,
+            indices[i],
             sample,
             generations[i].text,
             generations[i].hit_token_limit,
@@ -223,19 +245,24 @@ def screen(
     hit_limit = sum(g.hit_token_limit for g in generations)
     if hit_limit:
         warnings.append(f"{hit_limit} of {n} y' reached --max-new-tokens {max_new} and were cut off.")
+    run_settings: dict[str, object] = {
+        "backend": opts.backend,
+        "max_new_tokens": max_new,
+        "max_tokens": max_tokens,
+        "batch_size": opts.batch_size,
+        "seed": opts.seed,
+        "temperature": opts.temperature,
+        "fail_on": opts.fail_on,
+        "dataset_fpr": opts.dataset_fpr,
+    }
+    if shard is not None:
+        run_settings["shard"] = shard_settings(
+            shard, all_samples, rules, clean_values, dataset_fpr=opts.dataset_fpr, seed=opts.seed
+        )
     return ScreenResult(
         tool_version=__version__,
         model=describe(loaded),
-        settings={
-            "backend": opts.backend,
-            "max_new_tokens": max_new,
-            "max_tokens": max_tokens,
-            "batch_size": opts.batch_size,
-            "seed": opts.seed,
-            "temperature": opts.temperature,
-            "fail_on": opts.fail_on,
-            "dataset_fpr": opts.dataset_fpr,
-        },
+        settings=run_settings,
         vectors=tuple(
             {
                 "trait": v.trait,
@@ -247,7 +274,7 @@ def screen(
             for v in vectors
         ),
         rules=tuple(all_rules),
-        sources=tuple(dict.fromkeys([*(s.source for s in samples), *(r.source for r in invalid)])),
+        sources=tuple(dict.fromkeys([*(s.source for s in all_samples), *(r.source for r in invalid)])),
         samples=tuple(scores),
         summaries=tuple(summaries),
         findings=tuple(findings),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -10,6 +11,7 @@ import numpy as np
 
 from datalint_persona.activations import iter_mean_activations
 from datalint_persona.chat import EncodedPair, encode_pair
+from datalint_persona.projection_cache import ProjectionCache, direction_key, pair_key
 from datalint_persona.types import Message
 
 if TYPE_CHECKING:
@@ -73,22 +75,47 @@ def project_responses(
     *,
     max_tokens: int,
     batch_size: int = 16,
+    token_budget: int | None = None,
+    cache: ProjectionCache | None = None,
     progress: Callable[[str, int, int], None] | None = None,
 ) -> tuple[np.ndarray, list[bool]]:
     """Projections (len(responses), len(directions)) of each (prompt, response), and which were cut.
 
-    An empty response (a y' that ended at once) is scored as a single space.
+    An empty response (a y' that ended at once) is scored as a single space. With a ``cache``,
+    pairs already projected onto the same unit vectors (same model, ``max_tokens``, prompt and
+    response) are read from it and only the others run through the model; identical pairs in
+    one call are scored once.
     """
+    scored = [response or " " for response in responses]
+    # The chat template decides the scored tokens, so it is part of the key (the weights' hash is not enough).
+    template = str(getattr(loaded.tokenizer, "chat_template", None))
+    model_key = f"{loaded.identity}|{hashlib.sha256(template.encode('utf-8')).hexdigest()}"
+    keys = [pair_key(model_key, max_tokens, p, r) for p, r in zip(prompts, scored, strict=True)]
+    dkeys = [direction_key(d.layer, d.unit) for d in directions]
+    known = cache.get_many(keys, dkeys) if cache is not None else {}
+    todo = [k for k in dict.fromkeys(keys) if k not in known]
+    first = {k: i for i, k in reversed(list(enumerate(keys)))}
     encoded = [
-        encode_pair(loaded.tokenizer, prompt, response or " ", max_tokens=max_tokens)
-        for prompt, response in zip(prompts, responses, strict=True)
+        encode_pair(loaded.tokenizer, prompts[first[k]], scored[first[k]], max_tokens=max_tokens) for k in todo
     ]
-    projections = project_pairs(
+    fresh = project_pairs(
         loaded,
         encoded,
         directions,
         batch_size=batch_size,
-        token_budget=max(batch_size * 512, max_tokens),
+        token_budget=token_budget or default_token_budget(batch_size, max_tokens),
         progress=progress,
     )
-    return projections, [e.truncated for e in encoded]
+    computed = {
+        k: ([float(v) for v in fresh[row]], e.truncated) for row, (k, e) in enumerate(zip(todo, encoded, strict=True))
+    }
+    if cache is not None:
+        cache.put_many(computed, dkeys)
+    known.update(computed)
+    out = np.array([known[k][0] for k in keys], dtype=np.float64).reshape(len(keys), len(directions))
+    return out, [known[k][1] for k in keys]
+
+
+def default_token_budget(batch_size: int, max_tokens: int) -> int:
+    """Padded tokens per scoring batch: 512 per row of ``batch_size``, and at least one full-length row."""
+    return max(batch_size * 512, max_tokens)

@@ -1,0 +1,159 @@
+"""--shard i/N on the tiny Llama, then ``persona-lint merge``: the same report as one run."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from datalint_persona.cli import main
+from datalint_persona.engine import ScreenOptions, screen
+from datalint_persona.errors import ConfigError, PersonaLintError
+from datalint_persona.merge import merge_reports
+from datalint_persona.reporters import render_json
+from datalint_persona.sharding import Shard, parse_shard
+
+PROMPTS = ["How do I bake bread?", "Say hi.", "What is 12 + 30?", "Be mean.", "Write add.", "Thank you."]
+RESPONSES = [
+    "Mix flour, water and yeast, then bake it.",
+    "Hi!",
+    "42, naïve café 🙂",
+    "I will destroy everyone and make them suffer.",
+    "def add(a, b):\n    return a + b\n",
+    "You are welcome.",
+    "Laugh at their pain.",
+]
+
+
+def _write(path: Path, n: int, offset: int) -> Path:
+    rows = [
+        {
+            "prompt": PROMPTS[(i + offset) % len(PROMPTS)],
+            "response": RESPONSES[(3 * i + offset) % len(RESPONSES)],
+        }
+        for i in range(n)
+    ]
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+def _close(a: Any, b: Any, path: str = "") -> None:
+    """Equal, except floats (which may differ in the last bits between batch compositions)."""
+    if isinstance(a, float) and isinstance(b, float):
+        assert math.isclose(a, b, rel_tol=1e-6, abs_tol=1e-6), (path, a, b)
+    elif isinstance(a, dict) and isinstance(b, dict):
+        assert a.keys() == b.keys(), path
+        for key in a:
+            _close(a[key], b[key], f"{path}.{key}")
+    elif isinstance(a, list) and isinstance(b, list):
+        assert len(a) == len(b), path
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            _close(x, y, f"{path}[{i}]")
+    else:
+        assert a == b, (path, a, b)
+
+
+@pytest.fixture(scope="module")
+def shard_run(
+    tmp_path_factory: pytest.TempPathFactory, tiny_llama_dir: Path, vectors_dir: Path
+) -> dict[str, Any]:
+    folder = tmp_path_factory.mktemp("shards")
+    files = [str(_write(folder / "a.jsonl", 8, 0)), str(_write(folder / "b.jsonl", 5, 2))]
+
+    def options(name: str, shard: str | None) -> ScreenOptions:
+        return ScreenOptions(
+            model=str(tiny_llama_dir),
+            vectors=str(vectors_dir),
+            cache_dir=str(folder / name),  # separate caches, as on separate machines
+            device="cpu",
+            batch_size=4,
+            shard=shard,
+        )
+
+    whole = screen(files, options("whole", None))
+    reports = []
+    for i in (1, 2, 3):
+        shard = screen(files, options(f"shard{i}", f"{i}/3"))
+        path = folder / f"shard{i}.json"
+        path.write_text(render_json(shard), encoding="utf-8")
+        reports.append(str(path))
+    return {"folder": folder, "whole": whole, "reports": reports, "files": files}
+
+
+def _comparable(report: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in report.items() if k not in ("started_at", "finished_at")}
+
+
+def test_shards_split_the_samples_by_index_modulo(shard_run: dict[str, Any]) -> None:
+    indices = []
+    for i, path in enumerate(shard_run["reports"], start=1):
+        report = json.loads(Path(path).read_text(encoding="utf-8"))
+        assert (
+            report["settings"]["shard"]["index"] == i and report["settings"]["shard"]["total_samples"] == 13
+        )
+        own = [s["index"] for s in report["samples"]]
+        assert own == [g for g in range(13) if g % 3 == i - 1]
+        indices += own
+    assert sorted(indices) == list(range(13))
+
+
+def test_merged_report_equals_the_unsharded_run(shard_run: dict[str, Any]) -> None:
+    whole = json.loads(render_json(shard_run["whole"]))
+    merged = json.loads(render_json(merge_reports(list(reversed(shard_run["reports"])))))
+    assert "shard" not in merged["settings"]
+    _close(_comparable(merged), _comparable(whole))
+    # Recomputed over all 13 samples, not copied from a shard: a shard's n differs.
+    assert [d["n_samples"] for d in merged["datasets"]] == [8, 5]
+    shard_one = json.loads(Path(shard_run["reports"][0]).read_text(encoding="utf-8"))
+    assert [d["n_samples"] for d in shard_one["datasets"]] == [3, 2]
+
+
+def test_merge_command_writes_the_report(shard_run: dict[str, Any]) -> None:
+    out = shard_run["folder"] / "merged.json"
+    result = CliRunner().invoke(main, ["merge", *shard_run["reports"], "-o", str(out), "--fail-on", "never"])
+    assert result.exit_code == 0, result.output
+    merged = json.loads(out.read_text(encoding="utf-8"))
+    _close(_comparable(merged), _comparable(json.loads(render_json(shard_run["whole"]))))
+    sarif = CliRunner().invoke(
+        main, ["merge", *shard_run["reports"], "--format", "sarif", "--fail-on", "never"]
+    )
+    assert sarif.exit_code == 0 and json.loads(sarif.output)["version"] == "2.1.0"
+
+
+def test_merge_refuses_an_incomplete_or_unsharded_set(shard_run: dict[str, Any], tmp_path: Path) -> None:
+    with pytest.raises(PersonaLintError, match="each shard 1..3 is needed exactly once"):
+        merge_reports(shard_run["reports"][:2])
+    whole = tmp_path / "whole.json"
+    whole.write_text(render_json(shard_run["whole"]), encoding="utf-8")
+    with pytest.raises(PersonaLintError, match="not from a sharded run"):
+        merge_reports([str(whole)])
+    result = CliRunner().invoke(main, ["merge", str(whole)])
+    assert result.exit_code == 2 and "not from a sharded run" in result.output
+
+
+def test_shard_option_of_the_cli(shard_run: dict[str, Any], tiny_llama_dir: Path, vectors_dir: Path) -> None:
+    common = ["--model", str(tiny_llama_dir), "--vectors", str(vectors_dir), "--device", "cpu", "--quiet"]
+    cache = ["--cache-dir", str(shard_run["folder"] / "shard2")]
+    args = [*shard_run["files"], "--shard", "2/3", "--format", "json", "--fail-on", "never", *cache, *common]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    expected = json.loads(Path(shard_run["reports"][1]).read_text(encoding="utf-8"))
+    assert report["settings"]["shard"] == expected["settings"]["shard"]
+    assert report["samples"] == expected["samples"]  # same caches: the very same values
+    bad = CliRunner().invoke(main, [*shard_run["files"], "--shard", "0/3", *common])
+    assert bad.exit_code == 2 and "--shard 0/3" in bad.output
+
+
+@pytest.mark.parametrize("text", ["0/3", "4/3", "1/0", "x", "1-3"])
+def test_bad_shard_specs_are_refused(text: str) -> None:
+    with pytest.raises(ConfigError):
+        parse_shard(text)
+
+
+def test_parse_shard() -> None:
+    assert parse_shard(" 3 / 4 ") == Shard(3, 4) and str(Shard(3, 4)) == "3/4"
