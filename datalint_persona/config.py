@@ -43,7 +43,10 @@ def validate_config(values: Any, where: str) -> dict[str, Any]:
     if values is None:
         return {}
     validator = jsonschema.Draft202012Validator(_schema())
-    errors = sorted(validator.iter_errors(values), key=lambda e: list(e.absolute_path))
+    try:
+        errors = sorted(validator.iter_errors(values), key=lambda e: [str(p) for p in e.absolute_path])
+    except RecursionError:
+        raise ConfigError(f"{where}: the config is nested too deeply.", fix="flatten the config.") from None
     if errors:
         error = errors[0]
         key = ".".join(str(p) for p in error.absolute_path) or "(top level)"
@@ -57,12 +60,19 @@ def validate_config(values: Any, where: str) -> dict[str, Any]:
 
 
 def _read_yaml(path: Path) -> Any:
+    """Parse a YAML config as plain data: ``safe_load`` builds no objects, runs no code and
+    follows no includes; a ``!!python/...`` tag is an error."""
     try:
         return yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         line = f":{mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"{path}{line}: invalid YAML ({error}).", fix="fix the YAML syntax.") from None
+        problem = " ".join(str(getattr(error, "problem", None) or error).split())
+        if "python/" in problem or "could not determine a constructor" in problem:
+            problem += "; config files are plain data, tags that build objects are not allowed"
+        raise ConfigError(f"{path}{line}: invalid YAML: {problem}.", fix="fix the YAML syntax.") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: the YAML is nested too deeply.", fix="flatten the config.") from None
     except (OSError, UnicodeDecodeError) as error:
         raise ConfigError(f"{path}: can't read ({error}).", fix="check the file.") from None
 

@@ -127,7 +127,7 @@ def screen(
     """
     from datalint_persona.backends import GenerationSettings
     from datalint_persona.generation import auto_max_new_tokens_for, generate_y_prime
-    from datalint_persona.loaders import load_samples
+    from datalint_persona.loaders import load_dataset
     from datalint_persona.models import describe, load_model, resolve_model
     from datalint_persona.rules import default_rule_for, resolve_rule, shipped_rules
     from datalint_persona.scoring import Direction, project_responses
@@ -137,9 +137,10 @@ def screen(
     started = _now()
     spec = loaded_model.spec if loaded_model is not None else resolve_model(opts.model)
     vectors = find_vectors(opts.vectors, spec.name, opts.traits)
-    samples, invalid = load_samples(
+    dataset = load_dataset(
         sources, skip_invalid=opts.skip_invalid, split=opts.split, max_samples=opts.max_samples
     )
+    samples, invalid = dataset.samples, dataset.invalid
     if not samples and not invalid:
         raise PersonaLintError("No samples to screen.", fix="pass at least one non-empty dataset.")
     if loaded_model is not None:
@@ -217,6 +218,13 @@ def screen(
         *sample_findings(scores, rules),
     ]
     warnings = list(cache.warnings)
+    if dataset.stopped_after is not None:
+        warnings.append(
+            f"--max-samples {opts.max_samples}: stopped reading after {dataset.stopped_after}; "
+            "the records after it were not screened."
+        )
+    if invalid:
+        warnings.append(f"{len(invalid)} invalid record(s) were skipped (--skip-invalid); see the findings.")
     truncated = sum(truncated_flags[:n])
     if truncated:
         warnings.append(f"{truncated} sample(s) exceeded {max_tokens} tokens and were truncated.")
@@ -260,6 +268,7 @@ def screen(
             "misses": cache.stats.misses,
             "corrupted": cache.stats.corrupted,
         },
+        inputs=dataset.inputs,
     )
 
 

@@ -177,6 +177,8 @@ class ScreenResult:
     # y' cache hits/misses/corrupted of this run. Not part of reports: they differ between a first
     # run and a re-run, and reports of the same inputs must be identical.
     cache_stats: dict[str, int] = field(default_factory=dict)
+    # Each input as read: {"path": display path, "sha256": hex digest, or None for a hub dataset}.
+    inputs: tuple[dict[str, str | None], ...] = ()
 
     def worst_level(self) -> str:
         """The highest level among findings that are not baselined ("none" if there are none)."""

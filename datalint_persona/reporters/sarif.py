@@ -77,6 +77,7 @@ def render_sarif(result: ScreenResult) -> str:
             SRCROOT: {"description": {"text": "The repository root; dataset paths are relative to it."}}
         },
         "invocations": [_invocation(result)],
+        "artifacts": [_artifact(entry) for entry in result.inputs],
         "results": results,
         "properties": {"model": dict(result.model)},
     }
@@ -234,6 +235,15 @@ def _location(source: str, line: int) -> _Json:
     else:
         artifact = {"uri": quote(path.as_posix(), safe="/"), "uriBaseId": SRCROOT}
     return {"physicalLocation": {"artifactLocation": artifact, "region": {"startLine": line}}}
+
+
+def _artifact(entry: dict[str, str | None]) -> _Json:
+    """An input file with its sha256, so the log is tied to the exact data it describes."""
+    location = _location(str(entry["path"]), 1)["physicalLocation"]
+    artifact: _Json = {"location": location["artifactLocation"], "roles": ["analysisTarget"]}  # type: ignore[index]
+    if entry.get("sha256"):
+        artifact["hashes"] = {"sha-256": entry["sha256"]}
+    return artifact
 
 
 def _invocation(result: ScreenResult) -> _Json:
