@@ -20,6 +20,8 @@ import yaml
 from datalint_persona.errors import ConfigError
 
 CONFIG_NAMES = (".persona-lint.yaml", ".persona-lint.yml")
+# A real config has a few dozen values; YAML aliases can expand a short file into billions.
+MAX_CONFIG_VALUES = 10_000
 
 
 @dataclass(frozen=True)
@@ -36,12 +38,31 @@ def _schema() -> dict[str, Any]:
     return dict(json.loads(text))
 
 
+def _check_size(values: Any, where: str) -> None:
+    """Refuse a config that expands (through YAML aliases) to more than MAX_CONFIG_VALUES values."""
+    pending, seen = [values], 0
+    while pending:
+        value = pending.pop()
+        seen += 1
+        if seen > MAX_CONFIG_VALUES:
+            raise ConfigError(
+                f"{where}: the config expands to more than {MAX_CONFIG_VALUES} values "
+                "(YAML aliases repeating a block?).",
+                fix="write the values out; a persona-lint config needs only a few dozen.",
+            )
+        if isinstance(value, dict):
+            pending.extend(value.values())
+        elif isinstance(value, list):
+            pending.extend(value)
+
+
 def validate_config(values: Any, where: str) -> dict[str, Any]:
     """Validate against the config schema; the error names the key and the fix."""
     import jsonschema
 
     if values is None:
         return {}
+    _check_size(values, where)
     validator = jsonschema.Draft202012Validator(_schema())
     try:
         errors = sorted(validator.iter_errors(values), key=lambda e: [str(p) for p in e.absolute_path])

@@ -106,7 +106,21 @@ def record_to_sample(record: object, *, source: str, line: int) -> Sample:
             f"use one of the accepted formats: {ACCEPTED_FORMATS}",
         )
     prompt, response = _split_conversation(turns, fail)
+    for turn in (*prompt, Message("assistant", response)):
+        _check_encodable(turn, fail)
     return Sample(source=source, line=line, prompt=prompt, response=response)
+
+
+def _check_encodable(turn: Message, fail: _Fail) -> None:
+    """JSON can escape a lone surrogate (\\ud800), which is not Unicode text and can't be tokenized."""
+    try:
+        turn.content.encode("utf-8")
+    except UnicodeEncodeError as error:
+        raise fail(
+            f"the {turn.role} text holds {brief(repr(error.object[error.start : error.end]))} at "
+            f"character {error.start + 1}, a lone surrogate that is not valid Unicode",
+            "remove the escape or write the full surrogate pair (e.g. \\ud83d\\ude00)",
+        ) from None
 
 
 def _text(fields: Mapping[str, object], name: str, fail: _Fail, *, required: bool) -> str:
