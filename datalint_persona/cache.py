@@ -18,6 +18,7 @@ from datalint_persona.errors import PersonaLintError
 from datalint_persona.types import Generation
 
 DEFAULT_CACHE_DIR = ".persona-lint-cache"
+DATABASE_NAME = "generations.sqlite3"
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS generations (
     key TEXT PRIMARY KEY,
@@ -52,6 +53,32 @@ def _checksum(key: str, generation: Generation) -> str:
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 
+def _open(database: Path) -> sqlite3.Connection:
+    connection = sqlite3.connect(database, timeout=30)
+    try:
+        connection.execute(_SCHEMA)
+        connection.commit()
+    except sqlite3.Error:
+        connection.close()
+        raise
+    return connection
+
+
+def _unusable(folder: Path, error: Exception) -> PersonaLintError:
+    return PersonaLintError(
+        f"Cache folder {folder}: can't open the cache ({error}).",
+        fix="pass a writable --cache-dir, or --no-cache.",
+    )
+
+
+def _free_name(path: Path) -> Path:
+    candidate, number = path, 1
+    while candidate.exists():
+        number += 1
+        candidate = path.with_name(f"{path.name}-{number}")
+    return candidate
+
+
 @dataclass
 class CacheStats:
     hits: int = 0
@@ -75,14 +102,25 @@ class GenerationCache:
             ignore = folder / ".gitignore"
             if not ignore.exists():
                 ignore.write_text("# Created by persona-lint.\n*\n", encoding="utf-8")
-            self._connection = sqlite3.connect(folder / "generations.sqlite3", timeout=30)
-            self._connection.execute(_SCHEMA)
-            self._connection.commit()
-        except (OSError, sqlite3.Error) as error:
-            raise PersonaLintError(
-                f"Cache folder {folder}: can't open the cache ({error}).",
-                fix="pass a writable --cache-dir, or --no-cache.",
-            ) from error
+        except OSError as error:
+            raise _unusable(folder, error) from error
+        database = folder / DATABASE_NAME
+        try:
+            self._connection = _open(database)
+        except sqlite3.DatabaseError as error:
+            if isinstance(error, sqlite3.OperationalError) or not database.is_file():
+                raise _unusable(folder, error) from error
+            # Not a SQLite file any more (truncated, overwritten): keep it for inspection, start afresh.
+            aside = _free_name(database.with_name(DATABASE_NAME + ".corrupt"))
+            database.rename(aside)
+            self.warnings.append(
+                f"the y' cache {DATABASE_NAME} was unreadable ({error}); it was moved to {aside.name} "
+                "and every y' is generated again."
+            )
+            try:
+                self._connection = _open(database)
+            except sqlite3.Error as again:
+                raise _unusable(folder, again) from again
 
     def get_many(self, keys: Iterable[str]) -> dict[str, Generation]:
         found: dict[str, Generation] = {}
