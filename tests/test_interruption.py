@@ -24,9 +24,11 @@ import time
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 from conftest import TRAIT
 
 from datalint_persona.cache import _checksum
+from datalint_persona.cli import main
 from datalint_persona.types import Generation
 
 N_SAMPLES = 40
@@ -88,18 +90,26 @@ def setup(
     folder = tmp_path_factory.mktemp("interrupt")
     _dataset(folder / "train.jsonl")
     (folder / ".git").mkdir()  # paths in reports are relative to this "repository"
-    baseline = _run(folder, tiny_llama_dir, vectors_dir, "baseline-cache", "baseline.json")
-    assert baseline.wait(timeout=300) == 0, baseline.stderr
+    # The uninterrupted run happens in this process (one torch thread, as in the subprocesses).
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(folder)
+        argv = _argv(tiny_llama_dir, vectors_dir, "baseline-cache", "baseline.json")
+        result = CliRunner().invoke(main, argv[3:], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
     return {"folder": folder, "model": tiny_llama_dir, "vectors": vectors_dir}
 
 
-def _run(folder: Path, model: Path, vectors: Path, cache: str, report: str) -> Run:
-    command = [
+def _argv(model: Path, vectors: Path, cache: str, report: str) -> list[str]:
+    return [
         sys.executable, "-m", "datalint_persona.cli", "train.jsonl",
         "--model", str(model), "--vectors", str(vectors), "--cache-dir", cache, "--device", "cpu",
         "--max-new-tokens", str(MAX_NEW_TOKENS), "--batch-size", "4", "--fail-on", "never",
         "--format", "json", "--output", report,
     ]  # fmt: skip
+
+
+def _run(folder: Path, model: Path, vectors: Path, cache: str, report: str) -> Run:
+    command = _argv(model, vectors, cache, report)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
     return Run(command, folder, env)
 
