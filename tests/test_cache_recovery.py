@@ -11,7 +11,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
+from datalint_persona.cache import GenerationCache
 from datalint_persona.cli import main
+from datalint_persona.types import Generation
 
 TIMESTAMP = re.compile(r'"(started_at|finished_at)": "[^"]*"')
 RECORDS = [
@@ -74,3 +76,38 @@ def test_a_cache_file_that_is_not_sqlite_is_moved_aside(
     assert (workdir / "cache" / "generations.sqlite3.corrupt").read_bytes() == damaged
     assert _without_times_and_warnings(again.stdout) == _without_times_and_warnings(clean.stdout)
     assert "y' cache: 0 reused, 3 generated" in again.stderr
+
+
+def _filled_cache(folder: Path, n: int = 200) -> tuple[list[str], dict[str, Generation]]:
+    entries = {f"key-{i:04d}": Generation(f"answer {i} " + "x" * 3000, 7, False) for i in range(n)}
+    cache = GenerationCache(folder)
+    cache.put_many(entries)
+    cache.close()
+    return list(entries), entries
+
+
+def test_a_row_of_the_wrong_type_counts_as_corrupted(tmp_path: Path) -> None:
+    keys, entries = _filled_cache(tmp_path, 3)
+    with sqlite3.connect(tmp_path / "generations.sqlite3") as connection:
+        connection.execute("UPDATE generations SET n_tokens = 'many' WHERE key = ?", (keys[1],))
+    cache = GenerationCache(tmp_path)
+    found = cache.get_many(keys)
+    assert found == {keys[0]: entries[keys[0]], keys[2]: entries[keys[2]]}
+    assert (cache.stats.hits, cache.stats.misses, cache.stats.corrupted) == (2, 1, 1)
+
+
+def test_pages_damaged_after_the_header_disable_the_cache_with_a_warning(tmp_path: Path) -> None:
+    keys, _ = _filled_cache(tmp_path)
+    database = tmp_path / "generations.sqlite3"
+    data = bytearray(database.read_bytes())
+    page = int.from_bytes(data[16:18], "big")
+    assert len(data) > 40 * page
+    data[4 * page : len(data) - 4 * page] = b"\xff" * (len(data) - 8 * page)  # keep page 1 (the schema)
+    database.write_bytes(bytes(data))
+    cache = GenerationCache(tmp_path)
+    assert cache.get_many(keys) == {}
+    assert cache.stats.misses == len(keys)
+    [warning] = cache.warnings
+    assert warning.startswith("the y' cache is damaged (") and "goes on without it" in warning
+    cache.put_many({"new": Generation("y", 1, False)})  # no error: the cache is off for this run
+    assert cache.stats.written == 0
