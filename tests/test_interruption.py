@@ -78,7 +78,7 @@ def _dataset(path: Path) -> None:
         for i in range(N_SAMPLES):
             record = {
                 "prompt": f"Question {i}: how do I bake bread number {i}?",
-                "response": f"{i}. " + WORDS * 6,
+                "response": f"{i}. " + WORDS * 10,
             }
             handle.write(json.dumps(record) + "\n")
 
@@ -103,7 +103,7 @@ def _argv(model: Path, vectors: Path, cache: str, report: str) -> list[str]:
     return [
         sys.executable, "-m", "datalint_persona.cli", "train.jsonl",
         "--model", str(model), "--vectors", str(vectors), "--cache-dir", cache, "--device", "cpu",
-        "--max-new-tokens", str(MAX_NEW_TOKENS), "--batch-size", "4", "--fail-on", "never",
+        "--max-new-tokens", str(MAX_NEW_TOKENS), "--batch-size", "2", "--fail-on", "never",
         "--format", "json", "--output", report,
     ]  # fmt: skip
 
@@ -124,20 +124,20 @@ def _rows(database: Path) -> int:
         return 0
 
 
-def _wait_for(run: Run, database: Path, phase: str, since: int) -> int:
+def _wait_for(run: Run, database: Path, phase: str, since: int, until: int) -> int:
     """Wait until the run is in ``phase``; return the cache's row count then.
 
-    Generation: the progress bar says "Generating" and this run has committed a batch (more than
-    ``since`` rows) with at least a third of the prompts left. Scoring: the bar says "Scoring".
+    Generation: this run has committed a batch (more than ``since`` rows; rows are committed only
+    while generating) and fewer than ``until`` rows are in, so batches are left. Scoring: the
+    progress bar says "Scoring".
     """
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline:
         assert run.process.poll() is None, f"the run ended before {phase}: {run.stderr[-3000:]}"
         rows = _rows(database)
-        shown = run.stderr
-        if phase == "generate" and "Generating" in shown and since < rows < since + N_SAMPLES // 3:
+        if phase == "generate" and since < rows < until:
             return rows
-        if phase == "score" and "Scoring" in shown:
+        if phase == "score" and "Scoring" in run.stderr:
             return rows
         time.sleep(0.01)
     raise AssertionError(f"never reached {phase}")
@@ -155,11 +155,18 @@ def _check_cache(database: Path) -> int:
     return len(rows)
 
 
-def _interrupt(setup: dict[str, object], cache: str, phase: str, how: signal.Signals, since: int = 0) -> int:
+def _interrupt(
+    setup: dict[str, object],
+    cache: str,
+    phase: str,
+    how: signal.Signals,
+    since: int = 0,
+    until: int = N_SAMPLES,
+) -> int:
     folder = Path(str(setup["folder"]))
     database = folder / cache / "generations.sqlite3"
     process = _run(folder, Path(str(setup["model"])), Path(str(setup["vectors"])), cache, "report.json")
-    seen = _wait_for(process, database, phase, since)
+    seen = _wait_for(process, database, phase, since, until)
     process.process.send_signal(how)
     code = process.wait(timeout=120)
     stderr = process.stderr
@@ -192,8 +199,8 @@ def _finish(setup: dict[str, object], cache: str) -> None:
 
 
 def test_sigkill_and_sigint_in_generation_and_in_scoring(setup: dict[str, object]) -> None:
-    rows = _interrupt(setup, "cache", "generate", signal.SIGKILL)
-    rows = _interrupt(setup, "cache", "generate", signal.SIGINT, since=rows)
+    rows = _interrupt(setup, "cache", "generate", signal.SIGKILL, until=N_SAMPLES // 2)
+    rows = _interrupt(setup, "cache", "generate", signal.SIGINT, since=rows, until=N_SAMPLES - 2)
     _interrupt(setup, "cache", "score", signal.SIGKILL)
     _interrupt(setup, "cache", "score", signal.SIGINT)
     _finish(setup, "cache")
