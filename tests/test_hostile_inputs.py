@@ -569,3 +569,15 @@ def test_skip_invalid_screens_the_good_hostile_records(
         (4, "the response"),
     ]
     assert "2 invalid record(s) were skipped (--skip-invalid); see the findings." in report["warnings"]
+
+
+def test_validate_with_skip_invalid_counts_and_lists_the_bad_records(tmp_path: Path) -> None:
+    import hashlib
+
+    data = _jsonl(GOOD) + b"{oops\n" + _jsonl({"prompt": "a", "response": " "})
+    (tmp_path / "x.jsonl").write_bytes(data)
+    result = CliRunner().invoke(main, ["validate", "x.jsonl", "--skip-invalid"])
+    assert result.exit_code == 1, result.output
+    digest = hashlib.sha256(data).hexdigest()[:16]
+    assert result.stdout == f"x.jsonl: 1 samples, 2 invalid (sha256 {digest})\n"
+    assert [line.split(": ")[0] for line in result.stderr.splitlines()] == ["x.jsonl:2", "x.jsonl:3"]
