@@ -2,7 +2,7 @@
 
 :func:`validate_sources` streams every record through the same reader and record converter
 that screening uses (:func:`datalint_persona.loaders.iter_records`), but keeps only counts,
-each file's sha256 and the first few invalid records. JSON, CSV and Parquet readers stream;
+each file's sha256 and the first few invalid records. JSONL, CSV and Parquet readers stream;
 a ``.json`` array is the exception: it is parsed as one document.
 """
 
