@@ -581,3 +581,21 @@ def test_validate_with_skip_invalid_counts_and_lists_the_bad_records(tmp_path: P
     digest = hashlib.sha256(data).hexdigest()[:16]
     assert result.stdout == f"x.jsonl: 1 samples, 2 invalid (sha256 {digest})\n"
     assert [line.split(": ")[0] for line in result.stderr.splitlines()] == ["x.jsonl:2", "x.jsonl:3"]
+
+
+@pytest.mark.parametrize(
+    "config, where",
+    [
+        ("seed: 1\nrules:\n  evil:\n    level: loud\n", ".persona-lint.yaml:4: key 'rules.evil.level'"),
+        ("seed: 1\n\nmodle: x\n", ".persona-lint.yaml:3: key '(top level)'"),
+        ("traits:\n  - evil\n  - 3\n", ".persona-lint.yaml:3: key 'traits.1'"),
+        ("fail-on: error\nrules:\n  evil: [unclosed\n", ".persona-lint.yaml:4: invalid YAML"),
+        ("- a list\n", ".persona-lint.yaml:1: key '(top level)'"),
+    ],
+)
+def test_config_errors_name_file_and_line(
+    tmp_path: Path, tiny_llama_dir: Path, vectors_dir: Path, config: str, where: str
+) -> None:
+    (tmp_path / "train.jsonl").write_bytes(_jsonl(GOOD))
+    (tmp_path / ".persona-lint.yaml").write_text(config, encoding="utf-8")
+    _assert_one_line(_screen(tmp_path / "train.jsonl", tiny_llama_dir, vectors_dir, tmp_path), where)
