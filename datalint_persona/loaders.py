@@ -36,7 +36,6 @@ SUPPORTED_SOURCES = (
     "or a Hugging Face dataset id such as owner/name"
 )
 _HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
-_JSON_WHITESPACE = re.compile(r"[ \t\n\r]*")
 _UTF8_BOM = b"\xef\xbb\xbf"
 _NOT_UTF8_FIX = "re-encode the file as UTF-8, e.g. iconv -f latin1 -t utf-8 old.jsonl > new.jsonl"
 _TOO_DEEP_FIX = "flatten the record: a training sample needs only a few levels of nesting"
@@ -291,58 +290,13 @@ def _read_jsonl(where: Located) -> _RawRecords:
 
 
 def _read_json_array(where: Located) -> _RawRecords:
-    data = where.path.read_bytes()
-    if data.startswith(_UTF8_BOM):
-        data = data[len(_UTF8_BOM) :]
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as error:
-        line = data.count(b"\n", 0, error.start) + 1
-        column = error.start - (data.rfind(b"\n", 0, error.start) + 1) + 1
-        raise _not_utf8(error, where.shown, line, column) from None
+    from datalint_persona.json_array import iter_json_array
 
-    def syntax_error(problem: str, position: int) -> InputError:
-        line = text.count("\n", 0, position) + 1
-        fix = "repair the JSON so the file is one array of objects, [{...}, {...}]"
-        return InputError(f"invalid JSON: {problem}", path=where.shown, line=line, fix=fix)
+    def not_utf8(error: UnicodeDecodeError, line: int, column: int) -> InputError:
+        return _not_utf8(error, where.shown, line, column)
 
-    def skip_space(position: int) -> int:
-        match = _JSON_WHITESPACE.match(text, position)
-        return position if match is None else match.end()
-
-    position = skip_space(0)
-    if position == len(text):
-        return
-    if text[position] != "[":
-        opening = "an object" if text[position] == "{" else "not an array"
-        raise InputError(
-            f"the top-level JSON value is {opening}; expected an array of records",
-            path=where.shown,
-            line=text.count("\n", 0, position) + 1,
-            fix="wrap the records in [ ... ], or write one record per line in a .jsonl file",
-        )
-    decoder = json.JSONDecoder()
-    position = skip_space(position + 1)
-    line, counted_to = 1, 0
-    while text[position : position + 1] != "]":
-        line += text.count("\n", counted_to, position)  # counted incrementally: O(file size)
-        counted_to = position
-        try:
-            value, end = decoder.raw_decode(text, position)
-        except json.JSONDecodeError as error:
-            raise syntax_error(f"{error.msg} (column {error.colno})", error.pos) from None
-        except RecursionError:
-            raise _too_deep(where.shown, line) from None
-        yield line, value
-        position = skip_space(end)
-        if text[position : position + 1] == ",":
-            position = skip_space(position + 1)
-            if text[position : position + 1] == "]":
-                raise syntax_error("trailing comma before ']'", position)
-        elif text[position : position + 1] != "]":
-            raise syntax_error("expected ',' or ']' after an array element", position)
-    if skip_space(position + 1) != len(text):
-        raise syntax_error("extra data after the closing ']'", skip_space(position + 1))
+    with open(where.path, "rb") as handle:
+        yield from iter_json_array(handle, where.shown, not_utf8, lambda line: _too_deep(where.shown, line))
 
 
 def _read_csv(where: Located) -> _RawRecords:

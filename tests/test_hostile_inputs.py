@@ -599,3 +599,42 @@ def test_config_errors_name_file_and_line(
     (tmp_path / "train.jsonl").write_bytes(_jsonl(GOOD))
     (tmp_path / ".persona-lint.yaml").write_text(config, encoding="utf-8")
     _assert_one_line(_screen(tmp_path / "train.jsonl", tiny_llama_dir, vectors_dir, tmp_path), where)
+
+
+def _outcome(path: Path) -> object:
+    try:
+        samples, invalid = load_samples([str(path)], skip_invalid=True)
+    except InputError as error:
+        return str(error)
+    return [(s.line, s.prompt, s.response) for s in samples], [(r.line, r.problem) for r in invalid]
+
+
+@PROPERTY
+@given(
+    items=st.lists(records, max_size=6),
+    indent=st.sampled_from([None, 1, 3]),
+    cut=st.integers(0, 10_000),
+    insert=st.sampled_from(["", ",", "]", "\n", "1e", '"\\u12']),
+    chunk=st.integers(1, 40),
+)
+def test_json_arrays_stream_alike_whatever_the_chunk_size(
+    tmp_path: Path,
+    items: list[object],
+    indent: int | None,
+    cut: int,
+    insert: str,
+    chunk: int,
+) -> None:
+    """A .json array is read in chunks; tiny chunks cut every value and line at every place, and
+    must give the same samples, lines and errors as one chunk holding the whole file."""
+    from datalint_persona import json_array
+
+    text = _mutate(json.dumps(items, indent=indent) + "\n", cut, insert)
+    path = tmp_path / "c.json"
+    path.write_text(text, encoding="utf-8", errors="surrogatepass")
+    whole = _outcome(path)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(json_array, "CHUNK_CHARS", chunk)
+        assert _outcome(path) == whole
+    if insert == "" and items:  # the unmutated file: every element, at its line
+        assert not isinstance(whole, str)
