@@ -18,6 +18,7 @@ from datalint_persona.errors import PersonaLintError
 from datalint_persona.types import Generation
 
 DEFAULT_CACHE_DIR = ".persona-lint-cache"
+DATABASE_NAME = "generations.sqlite3"
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS generations (
     key TEXT PRIMARY KEY,
@@ -52,6 +53,32 @@ def _checksum(key: str, generation: Generation) -> str:
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 
+def _open(database: Path) -> sqlite3.Connection:
+    connection = sqlite3.connect(database, timeout=30)
+    try:
+        connection.execute(_SCHEMA)
+        connection.commit()
+    except sqlite3.Error:
+        connection.close()
+        raise
+    return connection
+
+
+def _unusable(folder: Path, error: Exception) -> PersonaLintError:
+    return PersonaLintError(
+        f"Cache folder {folder}: can't open the cache ({error}).",
+        fix="pass a writable --cache-dir, or --no-cache.",
+    )
+
+
+def _free_name(path: Path) -> Path:
+    candidate, number = path, 1
+    while candidate.exists():
+        number += 1
+        candidate = path.with_name(f"{path.name}-{number}")
+    return candidate
+
+
 @dataclass
 class CacheStats:
     hits: int = 0
@@ -75,14 +102,25 @@ class GenerationCache:
             ignore = folder / ".gitignore"
             if not ignore.exists():
                 ignore.write_text("# Created by persona-lint.\n*\n", encoding="utf-8")
-            self._connection = sqlite3.connect(folder / "generations.sqlite3", timeout=30)
-            self._connection.execute(_SCHEMA)
-            self._connection.commit()
-        except (OSError, sqlite3.Error) as error:
-            raise PersonaLintError(
-                f"Cache folder {folder}: can't open the cache ({error}).",
-                fix="pass a writable --cache-dir, or --no-cache.",
-            ) from error
+        except OSError as error:
+            raise _unusable(folder, error) from error
+        database = folder / DATABASE_NAME
+        try:
+            self._connection = _open(database)
+        except sqlite3.DatabaseError as error:
+            if isinstance(error, sqlite3.OperationalError) or not database.is_file():
+                raise _unusable(folder, error) from error
+            # Not a SQLite file any more (truncated, overwritten): keep it for inspection, start afresh.
+            aside = _free_name(database.with_name(DATABASE_NAME + ".corrupt"))
+            database.rename(aside)
+            self.warnings.append(
+                f"the y' cache {DATABASE_NAME} was unreadable ({error}); it was moved to {aside.name} "
+                "and every y' is generated again."
+            )
+            try:
+                self._connection = _open(database)
+            except sqlite3.Error as again:
+                raise _unusable(folder, again) from again
 
     def get_many(self, keys: Iterable[str]) -> dict[str, Generation]:
         found: dict[str, Generation] = {}
@@ -90,43 +128,74 @@ class GenerationCache:
         if self._connection is None:
             self.stats.misses += len(wanted)
             return found
+        try:
+            found, corrupted = self._read(self._connection, wanted)
+            if corrupted:
+                self._connection.executemany(
+                    "DELETE FROM generations WHERE key = ?", [(k,) for k in corrupted]
+                )
+                self._connection.commit()
+        except sqlite3.DatabaseError as error:  # damage that only shows when pages are read
+            self._give_up(error)
+            found, corrupted = {}, []
+        if corrupted:
+            self.stats.corrupted += len(corrupted)
+            self.warnings.append(f"{len(corrupted)} cached y' failed their checksum and will be regenerated.")
+        self.stats.hits += len(found)
+        self.stats.misses += len(wanted) - len(found)
+        return found
+
+    @staticmethod
+    def _read(connection: sqlite3.Connection, wanted: list[str]) -> tuple[dict[str, Generation], list[str]]:
+        """The entries found for ``wanted`` that pass their checksum, and the keys of those that fail."""
+        found: dict[str, Generation] = {}
         corrupted: list[str] = []
         for start in range(0, len(wanted), 500):
             chunk = wanted[start : start + 500]
             marks = ",".join("?" * len(chunk))
-            rows = self._connection.execute(
-                f"SELECT key, text, n_tokens, hit_token_limit, checksum FROM generations "
-                f"WHERE key IN ({marks})",
+            rows = connection.execute(
+                f"SELECT key, text, n_tokens, hit_token_limit, checksum FROM generations WHERE key IN ({marks})",
                 chunk,
             ).fetchall()
             for key, text, n_tokens, hit_limit, checksum in rows:
-                generation = Generation(str(text), int(n_tokens), bool(hit_limit))
+                try:  # SQLite keeps whatever type was written, so a damaged row may not even convert
+                    generation = Generation(str(text), int(n_tokens), bool(hit_limit))
+                except (TypeError, ValueError):
+                    corrupted.append(key)
+                    continue
                 if _checksum(key, generation) == checksum:
                     found[key] = generation
                 else:
                     corrupted.append(key)
-        if corrupted:
-            self.stats.corrupted += len(corrupted)
-            self.warnings.append(f"{len(corrupted)} cached y' failed their checksum and will be regenerated.")
-            self._connection.executemany("DELETE FROM generations WHERE key = ?", [(k,) for k in corrupted])
-            self._connection.commit()
-        self.stats.hits += len(found)
-        self.stats.misses += len(wanted) - len(found)
-        return found
+        return found, corrupted
 
     def put_many(self, entries: Mapping[str, Generation]) -> None:
         """Store a batch in one transaction (all of it is committed, or none)."""
         if self._connection is None or not entries:
             return
-        with self._connection:
-            self._connection.executemany(
-                "INSERT OR REPLACE INTO generations VALUES (?, ?, ?, ?, ?)",
-                [
-                    (key, g.text, g.n_tokens, int(g.hit_token_limit), _checksum(key, g))
-                    for key, g in entries.items()
-                ],
-            )
+        try:
+            with self._connection:
+                self._connection.executemany(
+                    "INSERT OR REPLACE INTO generations VALUES (?, ?, ?, ?, ?)",
+                    [
+                        (key, g.text, g.n_tokens, int(g.hit_token_limit), _checksum(key, g))
+                        for key, g in entries.items()
+                    ],
+                )
+        except sqlite3.IntegrityError:
+            raise  # a bad entry is a bug in the caller, not damage to the file
+        except sqlite3.DatabaseError as error:
+            self._give_up(error)
+            return
         self.stats.written += len(entries)
+
+    def _give_up(self, error: sqlite3.DatabaseError) -> None:
+        """Stop using a cache that turned out damaged mid-run: results are computed, not cached."""
+        self.warnings.append(
+            f"the y' cache is damaged ({error}); this run goes on without it. "
+            "Delete the cache folder to rebuild it."
+        )
+        self.close()
 
     def close(self) -> None:
         if self._connection is not None:

@@ -25,6 +25,7 @@ from datalint_persona.cli_common import (
 from datalint_persona.cli_evaluate import calibrate_command
 from datalint_persona.cli_merge import merge_command
 from datalint_persona.cli_traits import traits_group
+from datalint_persona.cli_validate import validate_command
 from datalint_persona.cli_vectors import vectors_group
 from datalint_persona.cli_workflow import finish_workflow, prepare_workflow, workflow_options
 from datalint_persona.config import Config, discover_config, read_config_file
@@ -331,6 +332,7 @@ main.add_command(vectors_group)
 main.add_command(calibrate_command)
 main.add_command(traits_group)
 main.add_command(merge_command)
+main.add_command(validate_command)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import tomllib
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -20,6 +21,8 @@ import yaml
 from datalint_persona.errors import ConfigError
 
 CONFIG_NAMES = (".persona-lint.yaml", ".persona-lint.yml")
+# A real config has a few dozen values; YAML aliases can expand a short file into billions.
+MAX_CONFIG_VALUES = 10_000
 
 
 @dataclass(frozen=True)
@@ -36,33 +39,101 @@ def _schema() -> dict[str, Any]:
     return dict(json.loads(text))
 
 
-def validate_config(values: Any, where: str) -> dict[str, Any]:
-    """Validate against the config schema; the error names the key and the fix."""
+def _check_size(values: Any, where: str) -> None:
+    """Refuse a config that expands (through YAML aliases) to more than MAX_CONFIG_VALUES values."""
+    pending, seen = [values], 0
+    while pending:
+        value = pending.pop()
+        seen += 1
+        if seen > MAX_CONFIG_VALUES:
+            raise ConfigError(
+                f"{where}: the config expands to more than {MAX_CONFIG_VALUES} values "
+                "(YAML aliases repeating a block?).",
+                fix="write the values out; a persona-lint config needs only a few dozen.",
+            )
+        if isinstance(value, dict):
+            pending.extend(value.values())
+        elif isinstance(value, list):
+            pending.extend(value)
+
+
+def validate_config(
+    values: Any, where: str, line_of: Callable[[Sequence[object]], int | None] | None = None
+) -> dict[str, Any]:
+    """Validate against the config schema; the error names the key (and its line) and the fix.
+
+    ``line_of`` maps a key path such as ``["rules", "evil", "level"]`` to its line in the file.
+    """
     import jsonschema
 
     if values is None:
         return {}
+    _check_size(values, where)
     validator = jsonschema.Draft202012Validator(_schema())
-    errors = sorted(validator.iter_errors(values), key=lambda e: list(e.absolute_path))
+    try:
+        errors = sorted(validator.iter_errors(values), key=lambda e: [str(p) for p in e.absolute_path])
+    except RecursionError:
+        raise ConfigError(f"{where}: the config is nested too deeply.", fix="flatten the config.") from None
     if errors:
         error = errors[0]
         key = ".".join(str(p) for p in error.absolute_path) or "(top level)"
+        located = list(error.absolute_path)
         if error.validator == "additionalProperties":
             allowed = sorted(error.schema.get("properties", {}))
             fix = f"remove or rename the key; allowed keys here: {', '.join(allowed) or 'any trait'}."
+            if isinstance(error.instance, dict):  # point at the first unexpected key
+                located += sorted((str(k) for k in error.instance if k not in allowed), key=str)[:1]
         else:
             fix = f"see the schema for '{key}' in the README's configuration section."
-        raise ConfigError(f"{where}: key '{key}': {error.message}.", fix=fix)
+        line = line_of(located) if line_of is not None else None
+        place = where if line is None else f"{where}:{line}"
+        raise ConfigError(f"{place}: key '{key}': {error.message}.", fix=fix)
     return dict(values)
 
 
+def _yaml_line(text: str, keys: Sequence[object]) -> int | None:
+    """The 1-based line of the value at ``keys`` in a YAML document (as far as the keys exist).
+
+    Uses ``yaml.compose``, which builds only the node tree: no objects, no tags resolved to code.
+
+    >>> _yaml_line("seed: 1\\nrules:\\n  evil:\\n    level: loud\\n", ["rules", "evil", "level"])
+    4
+    """
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except (yaml.YAMLError, RecursionError):
+        return None
+    if node is None:
+        return None
+    line: int = node.start_mark.line + 1
+    for key in keys:
+        if isinstance(node, yaml.MappingNode):
+            match = [(k, v) for k, v in node.value if isinstance(k, yaml.ScalarNode) and k.value == str(key)]
+            if not match:
+                break
+            line, node = match[0][0].start_mark.line + 1, match[0][1]
+        elif isinstance(node, yaml.SequenceNode) and isinstance(key, int) and 0 <= key < len(node.value):
+            node = node.value[key]
+            line = node.start_mark.line + 1
+        else:
+            break
+    return line
+
+
 def _read_yaml(path: Path) -> Any:
+    """Parse a YAML config as plain data: ``safe_load`` builds no objects, runs no code and
+    follows no includes; a ``!!python/...`` tag is an error."""
     try:
         return yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         line = f":{mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"{path}{line}: invalid YAML ({error}).", fix="fix the YAML syntax.") from None
+        problem = " ".join(str(getattr(error, "problem", None) or error).split())
+        if "python/" in problem or "could not determine a constructor" in problem:
+            problem += "; config files are plain data, tags that build objects are not allowed"
+        raise ConfigError(f"{path}{line}: invalid YAML: {problem}.", fix="fix the YAML syntax.") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: the YAML is nested too deeply.", fix="flatten the config.") from None
     except (OSError, UnicodeDecodeError) as error:
         raise ConfigError(f"{path}: can't read ({error}).", fix="check the file.") from None
 
@@ -75,7 +146,9 @@ def read_config_file(path: Path) -> Config:
             raise ConfigError(f"{path}: invalid TOML ({error}).", fix="fix the TOML syntax.") from None
         section = data.get("tool", {}).get("persona-lint")
         return Config(validate_config(section, f"{path} [tool.persona-lint]"), str(path))
-    return Config(validate_config(_read_yaml(path), str(path)), str(path))
+    values = _read_yaml(path)
+    text = path.read_text(encoding="utf-8")
+    return Config(validate_config(values, str(path), lambda keys: _yaml_line(text, keys)), str(path))
 
 
 def discover_config(start: Path | None = None) -> Config:

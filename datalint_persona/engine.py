@@ -135,7 +135,7 @@ def screen(
     """
     from datalint_persona.backends import GenerationSettings
     from datalint_persona.generation import auto_max_new_tokens_for, generate_y_prime
-    from datalint_persona.loaders import load_samples
+    from datalint_persona.loaders import load_dataset
     from datalint_persona.models import describe, load_model, resolve_model
     from datalint_persona.projection_cache import ProjectionCache
     from datalint_persona.rules import default_rule_for, resolve_rule, shipped_rules
@@ -148,9 +148,10 @@ def screen(
     spec = loaded_model.spec if loaded_model is not None else resolve_model(opts.model)
     vectors = find_vectors(opts.vectors, spec.name, opts.traits)
     shard = parse_shard(opts.shard) if opts.shard else None
-    all_samples, invalid = load_samples(
+    dataset = load_dataset(
         sources, skip_invalid=opts.skip_invalid, split=opts.split, max_samples=opts.max_samples
     )
+    all_samples, invalid = dataset.samples, dataset.invalid
     if not all_samples and not invalid:
         raise PersonaLintError("No samples to screen.", fix="pass at least one non-empty dataset.")
     # A shard scores its share of the samples; the whole dataset still sets the y' budget and
@@ -239,6 +240,13 @@ def screen(
         *sample_findings(scores, rules),
     ]
     warnings = list(cache.warnings)
+    if dataset.stopped_after is not None:
+        warnings.append(
+            f"--max-samples {opts.max_samples}: stopped reading after {dataset.stopped_after}; "
+            "the records after it were not screened."
+        )
+    if invalid:
+        warnings.append(f"{len(invalid)} invalid record(s) were skipped (--skip-invalid); see the findings.")
     truncated = sum(truncated_flags[:n])
     if truncated:
         warnings.append(f"{truncated} sample(s) exceeded {max_tokens} tokens and were truncated.")
@@ -288,6 +296,7 @@ def screen(
             "corrupted": cache.stats.corrupted,
         },
         calibration=_calibration_values(rules, by_trait),
+        inputs=dataset.inputs,
     )
 
 

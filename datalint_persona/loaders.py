@@ -15,6 +15,7 @@ file, since nothing after them can be located reliably.
 from __future__ import annotations
 
 import csv
+import hashlib
 import importlib
 import json
 import re
@@ -35,9 +36,11 @@ SUPPORTED_SOURCES = (
     "or a Hugging Face dataset id such as owner/name"
 )
 _HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
-_JSON_WHITESPACE = re.compile(r"[ \t\n\r]*")
 _UTF8_BOM = b"\xef\xbb\xbf"
 _NOT_UTF8_FIX = "re-encode the file as UTF-8, e.g. iconv -f latin1 -t utf-8 old.jsonl > new.jsonl"
+_TOO_DEEP_FIX = "flatten the record: a training sample needs only a few levels of nesting"
+# A CSV field may hold a long response; the csv module's default cap is 128 KiB.
+_CSV_FIELD_LIMIT = 1 << 30
 
 
 @dataclass(frozen=True)
@@ -48,7 +51,7 @@ class _Unreadable:
 
 
 @dataclass(frozen=True)
-class _Located:
+class Located:
     kind: str  # a suffix from SUPPORTED_SUFFIXES, "disk" (save_to_disk directory) or "hub"
     path: Path
     shown: str  # the display path, or the dataset id for the hub
@@ -73,7 +76,19 @@ def iter_records(
     ...     [(s.line, s.response) for s in iter_records(str(path))]
     [(1, 'Hello!')]
     """
-    return _stream(_locate(source), skip_invalid=skip_invalid, split=split)
+    return stream_located(locate(source), skip_invalid=skip_invalid, split=split)
+
+
+@dataclass(frozen=True)
+class LoadedDataset:
+    """What :func:`load_dataset` read: samples, invalid records, the inputs' hashes, what was skipped."""
+
+    samples: list[Sample]
+    invalid: list[InvalidRecord]
+    # One entry per source: {"path": display path, "sha256": hex digest or None (hub dataset)}.
+    inputs: tuple[dict[str, str | None], ...]
+    # Set when --max-samples stopped reading while records were left: the last sample read.
+    stopped_after: str | None = None
 
 
 def load_samples(
@@ -96,6 +111,31 @@ def load_samples(
     ...     len(samples), invalid[0].line, invalid[0].problem
     (1, 2, 'the record is a list, not an object')
     """
+    loaded = load_dataset(
+        sources, skip_invalid=skip_invalid, split=split, max_samples=max_samples, hash_inputs=False
+    )
+    return loaded.samples, loaded.invalid
+
+
+def load_dataset(
+    sources: Sequence[str],
+    *,
+    skip_invalid: bool = False,
+    split: str = "train",
+    max_samples: int | None = None,
+    hash_inputs: bool = True,
+) -> LoadedDataset:
+    """:func:`load_samples`, plus each input's sha256 and where ``max_samples`` stopped reading.
+
+    >>> import hashlib, pathlib, tempfile
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     path = pathlib.Path(folder, "train.jsonl")
+    ...     _ = path.write_text('{"prompt": "Hi", "response": "Hello!"}\\n' * 3)
+    ...     loaded = load_dataset([str(path)], max_samples=2)
+    ...     digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    >>> len(loaded.samples), loaded.stopped_after, loaded.inputs[0]["sha256"] == digest
+    (2, 'train.jsonl:2', True)
+    """
     if isinstance(sources, str):  # a bare string is a Sequence[str] of characters
         sources = [sources]
     if max_samples is not None and max_samples < 1:
@@ -103,25 +143,62 @@ def load_samples(
             f"max_samples (--max-samples) is {max_samples}; it must be at least 1",
             fix="pass a positive number, or leave it out to load every sample",
         )
-    located = [_locate(source) for source in sources]
+    located = [locate(source) for source in sources]
+    inputs = tuple(
+        {"path": where.shown, "sha256": input_sha256(where) if hash_inputs else None} for where in located
+    )
     samples: list[Sample] = []
     invalid: list[InvalidRecord] = []
-    for where in located:
-        with closing(_stream(where, skip_invalid=skip_invalid, split=split)) as stream:
+    for position, where in enumerate(located):
+        with closing(stream_located(where, skip_invalid=skip_invalid, split=split)) as stream:
             for item in stream:
                 if isinstance(item, InvalidRecord):
                     invalid.append(item)
                     continue
                 samples.append(item)
                 if max_samples is not None and len(samples) >= max_samples:
-                    return samples, invalid
-    return samples, invalid
+                    more = position + 1 < len(located) or _has_more(stream)
+                    stopped = item.location if more else None
+                    return LoadedDataset(samples, invalid, inputs, stopped)
+    return LoadedDataset(samples, invalid, inputs)
 
 
-def _locate(source: str) -> _Located:
+def input_sha256(where: Located) -> str | None:
+    """The sha256 of a data file, or of a save_to_disk folder's files (None for a hub dataset).
+
+    A folder's digest is the sha256 of its sorted ``relative/path\\0<file sha256>\\n`` listing.
+    """
+    if where.kind == "hub":
+        return None
+    if where.kind != "disk":
+        return _file_sha256(where.path)
+    listing = hashlib.sha256()
+    for path in sorted(p for p in where.path.rglob("*") if p.is_file()):
+        listing.update(f"{path.relative_to(where.path).as_posix()}\0{_file_sha256(path)}\n".encode())
+    return listing.hexdigest()
+
+
+def _file_sha256(path: Path) -> str:
+    with open(path, "rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
+def _has_more(stream: Iterator[Sample | InvalidRecord]) -> bool:
+    """Whether the stream holds another record (a bad one counts: it was not read either)."""
+    try:
+        next(stream)
+    except StopIteration:
+        return False
+    except InputError:
+        return True
+    return True
+
+
+def locate(source: str) -> Located:
+    """Find what kind of source ``source`` is; a missing file or unsupported type raises here."""
     path = Path(source)
     if path.is_dir():
-        return _Located("disk", path, display_path(path))
+        return Located("disk", path, display_path(path))
     suffix = path.suffix.lower()
     if path.exists():
         if suffix not in SUPPORTED_SUFFIXES:
@@ -130,9 +207,9 @@ def _locate(source: str) -> _Located:
                 path=display_path(path),
                 fix=f"give {SUPPORTED_SOURCES}",
             )
-        return _Located(suffix, path, display_path(path))
+        return Located(suffix, path, display_path(path))
     if suffix not in SUPPORTED_SUFFIXES and _HUB_ID.fullmatch(source):
-        return _Located("hub", path, source)
+        return Located("hub", path, source)
     raise InputError(
         "file not found",
         path=display_path(path),
@@ -140,7 +217,8 @@ def _locate(source: str) -> _Located:
     )
 
 
-def _stream(where: _Located, *, skip_invalid: bool, split: str) -> Generator[Sample | InvalidRecord]:
+def stream_located(where: Located, *, skip_invalid: bool, split: str) -> Generator[Sample | InvalidRecord]:
+    """Each record of a located source as a Sample (or InvalidRecord with ``skip_invalid``)."""
     readers: dict[str, Callable[[], _RawRecords]] = {
         ".jsonl": lambda: _read_jsonl(where),
         ".json": lambda: _read_json_array(where),
@@ -180,6 +258,10 @@ def _not_utf8(error: UnicodeDecodeError, shown: str, line: int, column: int) -> 
     )
 
 
+def _too_deep(shown: str, line: int) -> InputError:
+    return InputError("the JSON is nested too deeply to read", path=shown, line=line, fix=_TOO_DEEP_FIX)
+
+
 def _decoded_lines(handle: IO[bytes], shown: str) -> Iterator[tuple[int, str | InputError]]:
     """Each physical line, decoded on its own so a bad byte is reported at its line."""
     for line, raw in enumerate(handle, start=1):
@@ -191,7 +273,7 @@ def _decoded_lines(handle: IO[bytes], shown: str) -> Iterator[tuple[int, str | I
             yield line, _not_utf8(error, shown, line, error.start + 1)
 
 
-def _read_jsonl(where: _Located) -> _RawRecords:
+def _read_jsonl(where: Located) -> _RawRecords:
     with open(where.path, "rb") as handle:
         for line, text in _decoded_lines(handle, where.shown):
             if isinstance(text, InputError):
@@ -203,68 +285,29 @@ def _read_jsonl(where: _Located) -> _RawRecords:
                     problem = f"invalid JSON: {error.msg} (column {error.colno})"
                     fix = "write exactly one complete JSON object on each line"
                     yield line, _Unreadable(InputError(problem, path=where.shown, line=line, fix=fix))
+                except RecursionError:
+                    yield line, _Unreadable(_too_deep(where.shown, line))
 
 
-def _read_json_array(where: _Located) -> _RawRecords:
-    data = where.path.read_bytes()
-    if data.startswith(_UTF8_BOM):
-        data = data[len(_UTF8_BOM) :]
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as error:
-        line = data.count(b"\n", 0, error.start) + 1
-        column = error.start - (data.rfind(b"\n", 0, error.start) + 1) + 1
-        raise _not_utf8(error, where.shown, line, column) from None
+def _read_json_array(where: Located) -> _RawRecords:
+    from datalint_persona.json_array import iter_json_array
 
-    def syntax_error(problem: str, position: int) -> InputError:
-        line = text.count("\n", 0, position) + 1
-        fix = "repair the JSON so the file is one array of objects, [{...}, {...}]"
-        return InputError(f"invalid JSON: {problem}", path=where.shown, line=line, fix=fix)
+    def not_utf8(error: UnicodeDecodeError, line: int, column: int) -> InputError:
+        return _not_utf8(error, where.shown, line, column)
 
-    def skip_space(position: int) -> int:
-        match = _JSON_WHITESPACE.match(text, position)
-        return position if match is None else match.end()
-
-    position = skip_space(0)
-    if position == len(text):
-        return
-    if text[position] != "[":
-        opening = "an object" if text[position] == "{" else "not an array"
-        raise InputError(
-            f"the top-level JSON value is {opening}; expected an array of records",
-            path=where.shown,
-            line=text.count("\n", 0, position) + 1,
-            fix="wrap the records in [ ... ], or write one record per line in a .jsonl file",
-        )
-    decoder = json.JSONDecoder()
-    position = skip_space(position + 1)
-    line, counted_to = 1, 0
-    while text[position : position + 1] != "]":
-        line += text.count("\n", counted_to, position)  # counted incrementally: O(file size)
-        counted_to = position
-        try:
-            value, end = decoder.raw_decode(text, position)
-        except json.JSONDecodeError as error:
-            raise syntax_error(f"{error.msg} (column {error.colno})", error.pos) from None
-        yield line, value
-        position = skip_space(end)
-        if text[position : position + 1] == ",":
-            position = skip_space(position + 1)
-            if text[position : position + 1] == "]":
-                raise syntax_error("trailing comma before ']'", position)
-        elif text[position : position + 1] != "]":
-            raise syntax_error("expected ',' or ']' after an array element", position)
-    if skip_space(position + 1) != len(text):
-        raise syntax_error("extra data after the closing ']'", skip_space(position + 1))
+    with open(where.path, "rb") as handle:
+        yield from iter_json_array(handle, where.shown, not_utf8, lambda line: _too_deep(where.shown, line))
 
 
-def _read_csv(where: _Located) -> _RawRecords:
+def _read_csv(where: Located) -> _RawRecords:
     def text_lines(handle: IO[bytes]) -> Iterator[str]:
         for _, text in _decoded_lines(handle, where.shown):
             if isinstance(text, InputError):
                 raise text  # the csv parser cannot resume mid-record, so this is fatal
             yield text
 
+    if csv.field_size_limit() < _CSV_FIELD_LIMIT:
+        csv.field_size_limit(_CSV_FIELD_LIMIT)
     with open(where.path, "rb") as handle:
         reader = csv.reader(text_lines(handle), strict=True)
         header: list[str] | None = None
@@ -306,7 +349,7 @@ def _require(module: str, package: str, why: str) -> Any:
         raise MissingDependencyError(package, why=why) from error
 
 
-def _read_parquet(where: _Located) -> _RawRecords:
+def _read_parquet(where: Located) -> _RawRecords:
     pyarrow = _require("pyarrow", "pyarrow", "reading Parquet files")
     parquet = _require("pyarrow.parquet", "pyarrow", "reading Parquet files")
     with open(where.path, "rb") as handle:
@@ -325,7 +368,7 @@ def _read_parquet(where: _Located) -> _RawRecords:
                 yield row, record
 
 
-def _load_from_disk(where: _Located, split: str) -> Iterable[object]:
+def _load_from_disk(where: Located, split: str) -> Iterable[object]:
     datasets = _require("datasets", "datasets", "reading Hugging Face datasets")
     try:
         loaded = datasets.load_from_disk(str(where.path))
@@ -347,7 +390,7 @@ def _load_from_disk(where: _Located, split: str) -> Iterable[object]:
     return rows
 
 
-def _load_from_hub(where: _Located, split: str) -> Iterable[object]:
+def _load_from_hub(where: Located, split: str) -> Iterable[object]:
     datasets = _require("datasets", "datasets", "loading Hugging Face hub datasets")
     try:
         rows: Iterable[object] = datasets.load_dataset(where.shown, split=split)

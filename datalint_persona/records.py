@@ -59,6 +59,16 @@ def describe_type(value: object) -> str:
     return f"a {type(value).__name__}"
 
 
+def brief(value: object, limit: int = 40) -> str:
+    """A user value as an error message shows it: printable, on one line, and short.
+
+    >>> brief("user"), brief("us\\ner"), brief("x" * 50)[-4:]
+    ('user', "'us\\\\ner'", 'xxx…')
+    """
+    text = value if isinstance(value, str) and value.isprintable() else repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def record_to_sample(record: object, *, source: str, line: int) -> Sample:
     """Convert one record (a parsed JSON object, CSV row or dataset row) into a Sample.
 
@@ -89,14 +99,28 @@ def record_to_sample(record: object, *, source: str, line: int) -> Sample:
         turns = _alpaca_turns(fields, fail)
     else:
         found = ", ".join(
-            sorted(f"{key}=null" if value is None else str(key) for key, value in record.items())
+            sorted(f"{brief(key)}=null" if value is None else brief(key) for key, value in record.items())
         )
         raise fail(
             f"the record has no recognised fields (found: {found or 'none'})",
             f"use one of the accepted formats: {ACCEPTED_FORMATS}",
         )
     prompt, response = _split_conversation(turns, fail)
+    for turn in (*prompt, Message("assistant", response)):
+        _check_encodable(turn, fail)
     return Sample(source=source, line=line, prompt=prompt, response=response)
+
+
+def _check_encodable(turn: Message, fail: _Fail) -> None:
+    """JSON can escape a lone surrogate (\\ud800), which is not Unicode text and can't be tokenized."""
+    try:
+        turn.content.encode("utf-8")
+    except UnicodeEncodeError as error:
+        raise fail(
+            f"the {turn.role} text holds {brief(repr(error.object[error.start : error.end]))} at "
+            f"character {error.start + 1}, a lone surrogate that is not valid Unicode",
+            "remove the escape or write the full surrogate pair (e.g. \\ud83d\\ude00)",
+        ) from None
 
 
 def _text(fields: Mapping[str, object], name: str, fail: _Fail, *, required: bool) -> str:
@@ -136,7 +160,7 @@ def _chat_turns(value: object, fail: _Fail) -> list[Message]:
         role = turn.get("role")
         if not isinstance(role, str) or role not in CHAT_ROLES:
             raise fail(
-                f"{where} has unknown role {role!r}",
+                f"{where} has unknown role {brief(repr(role))}",
                 "use one of the roles system, user, assistant (tool and function turns are not supported)",
             )
         content = turn.get("content")
@@ -161,7 +185,7 @@ def _sharegpt_turns(value: object, fail: _Fail) -> list[Message]:
         speaker = turn.get("from")
         if not isinstance(speaker, str) or speaker not in SHAREGPT_ROLES:
             raise fail(
-                f"{where} has unknown speaker {speaker!r}",
+                f"{where} has unknown speaker {brief(repr(speaker))}",
                 "use one of human, user, gpt, assistant, system in 'from'",
             )
         text = turn.get("value")

@@ -181,6 +181,8 @@ class ScreenResult:
     # Per trait, the calibration ΔP values of the vector's held-out pairs ("normal", "trait"), when
     # the vector stores them at the rule's layer; the HTML report plots them. Not in JSON/SARIF.
     calibration: dict[str, dict[str, tuple[float, ...]]] = field(default_factory=dict)
+    # Each input as read: {"path": display path, "sha256": hex digest, or None for a hub dataset}.
+    inputs: tuple[dict[str, str | None], ...] = ()
 
     def worst_level(self) -> str:
         """The highest level among findings that are not baselined ("none" if there are none)."""

@@ -47,6 +47,7 @@ def report_document(result: ScreenResult) -> dict[str, object]:
         "vectors": [dict(vector) for vector in result.vectors],
         "rules": [dataclasses.asdict(rule) for rule in result.rules],
         "sources": list(result.sources),
+        "inputs": [dict(entry) for entry in result.inputs],
         "started_at": result.started_at,
         "finished_at": result.finished_at,
         "warnings": list(result.warnings),

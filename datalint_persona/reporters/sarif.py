@@ -77,6 +77,7 @@ def render_sarif(result: ScreenResult) -> str:
             SRCROOT: {"description": {"text": "The repository root; dataset paths are relative to it."}}
         },
         "invocations": [_invocation(result)],
+        "artifacts": [_artifact(entry) for entry in result.inputs],
         "results": results,
         "properties": {"model": dict(result.model)},
     }
@@ -229,12 +230,24 @@ def _fingerprint(finding: Finding) -> str:
 
 
 def _location(source: str, line: int) -> _Json:
+    return {
+        "physicalLocation": {"artifactLocation": _artifact_location(source), "region": {"startLine": line}}
+    }
+
+
+def _artifact_location(source: str) -> _Json:
     path = PurePosixPath(source.replace("\\", "/"))
     if path.is_absolute():  # not under the repository root: no base id, GitHub will not map it
-        artifact: _Json = {"uri": path.as_uri()}
-    else:
-        artifact = {"uri": quote(path.as_posix(), safe="/"), "uriBaseId": SRCROOT}
-    return {"physicalLocation": {"artifactLocation": artifact, "region": {"startLine": line}}}
+        return {"uri": path.as_uri()}
+    return {"uri": quote(path.as_posix(), safe="/"), "uriBaseId": SRCROOT}
+
+
+def _artifact(entry: dict[str, str | None]) -> _Json:
+    """An input file with its sha256, so the log is tied to the exact data it describes."""
+    artifact: _Json = {"location": _artifact_location(str(entry["path"])), "roles": ["analysisTarget"]}
+    if entry.get("sha256"):
+        artifact["hashes"] = {"sha-256": entry["sha256"]}
+    return artifact
 
 
 def _invocation(result: ScreenResult) -> _Json:
