@@ -26,7 +26,8 @@ from datalint_persona.types import (
     TraitScore,
 )
 
-_CONSISTENT = ("schema", "tool", "model", "vectors", "rules", "sources")
+# "inputs" holds each file's sha256: shards of different versions of the data must not merge.
+_CONSISTENT = ("schema", "tool", "model", "vectors", "rules", "sources", "inputs")
 
 
 @dataclass(frozen=True)
@@ -192,4 +193,5 @@ def merge_reports(paths: Sequence[str]) -> ScreenResult:
         started_at=min(d["started_at"] for d in documents),
         finished_at=max(d["finished_at"] for d in documents),
         warnings=tuple(warnings),
+        inputs=tuple(dict(i) for i in first.get("inputs", [])),
     )

@@ -135,6 +135,16 @@ def test_merge_refuses_an_incomplete_or_unsharded_set(shard_run: dict[str, Any],
     assert result.exit_code == 2 and "not from a sharded run" in result.output
 
 
+def test_merge_refuses_shards_of_another_version_of_the_data(shard_run: dict[str, Any], tmp_path: Path) -> None:
+    # A shard screened after the file changed carries another sha256 for it.
+    edited = json.loads(Path(shard_run["reports"][2]).read_text(encoding="utf-8"))
+    edited["inputs"][0]["sha256"] = "0" * 64
+    stale = tmp_path / "shard3.json"
+    stale.write_text(json.dumps(edited), encoding="utf-8")
+    with pytest.raises(PersonaLintError, match="its 'inputs' differs"):
+        merge_reports([*shard_run["reports"][:2], str(stale)])
+
+
 def test_shard_option_of_the_cli(shard_run: dict[str, Any], tiny_llama_dir: Path, vectors_dir: Path) -> None:
     common = ["--model", str(tiny_llama_dir), "--vectors", str(vectors_dir), "--device", "cpu", "--quiet"]
     cache = ["--cache-dir", str(shard_run["folder"] / "shard2")]
