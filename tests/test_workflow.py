@@ -141,6 +141,9 @@ def test_changed_since_errors_name_the_problem(repo: Path, lint: Any, tmp_path_f
     unknown = lint("train.jsonl", "--changed-since", "no-such-ref")
     assert unknown.exit_code == 2 and "'no-such-ref' is not a commit" in unknown.stderr
     assert "Fix:" in unknown.stderr
+    option = lint("train.jsonl", "--changed-since", "--output=stolen.txt")
+    assert option.exit_code == 2 and "is not a git ref" in option.stderr
+    assert not (repo / "stolen.txt").exists()
     outside = tmp_path_factory.mktemp("not-a-repo") / "data.jsonl"
     outside.write_text(_jsonl(PAIRS[:1]), encoding="utf-8")
     result = lint(str(outside), "--changed-since", "HEAD")
