@@ -20,6 +20,11 @@ def write_markdown(results: dict[str, Any], path: Path) -> None:
         "Produced by `make validate` (`experiments/validate.py`); every number below comes from that run's",
         "`experiments/results.json`. Nothing here is edited by hand.",
         "",
+        *(
+            ["**PARTIAL: the run was still going (or was stopped) when this file was written.**", ""]
+            if results.get("partial") or results.get("interrupted")
+            else []
+        ),
         "## Setup",
         "",
         f"- Model: {results['model']['name']} ({results['model']['identity'][:23]}…), GGUF dequantized to fp32.",
@@ -53,7 +58,7 @@ def write_markdown(results: dict[str, Any], path: Path) -> None:
             "| train loss (last epoch, as optimized) | loss without hooks | answer projection | seconds |",
             "|---|---|---|---|---|---|---|---|---|",
         ]
-        for run in trait["runs"]:
+        for run in sorted(trait["runs"], key=lambda r: (r["steering"] != "none", r["steering"], r["level"])):
             steering = "none" if run["steering"] == "none" else f"{run['steering']}"
             if run["steering"] == "add":
                 steering = f"add {run['steer_alpha']}·v"
@@ -66,9 +71,9 @@ def write_markdown(results: dict[str, Any], path: Path) -> None:
         lines += [
             "",
             f"- Pearson r (ΔP before vs shift after, {len([r for r in trait['runs'] if r['steering'] == 'none'])} "
-            f"datasets, no steering): **{_num(trait['pearson_delta_p_vs_shift'], 3)}**",
+            f"datasets, no steering): **{_num(trait.get('pearson_delta_p_vs_shift'), 3)}**",
             f"- Pearson r (ΔP before vs answer projection after): "
-            f"{_num(trait['pearson_delta_p_vs_answer_projection'], 3)}",
+            f"{_num(trait.get('pearson_delta_p_vs_answer_projection'), 3)}",
             "",
         ]
     pooled = results.get("pooled", {})
@@ -98,6 +103,66 @@ def write_markdown(results: dict[str, Any], path: Path) -> None:
     path.write_text("\n".join(lines), encoding="utf-8")
 
 
+def results_from_log(log: Path, command: str, seconds_total: float) -> dict[str, Any]:
+    """Rebuild the results of an interrupted run from the per-run JSON lines validate.py prints.
+
+    Trait-level numbers that are printed only at the end (the base model's answer projection) are
+    missing; the layer and vector norm are re-read from the bundled vectors.
+    """
+    import numpy as np
+    from validate import pearson, settings_and_machine  # type: ignore[import-not-found]
+
+    from datalint_persona.models import DEFAULT_MODEL
+    from datalint_persona.vector_store import find_vectors
+
+    runs: dict[str, list[dict[str, Any]]] = {}
+    for line in log.read_text(encoding="utf-8").splitlines():
+        if line.startswith('{"trait"'):
+            row = json.loads(line)
+            runs.setdefault(row.pop("trait"), []).append(row)
+    traits = []
+    for name, rows in runs.items():
+        vector = find_vectors(None, DEFAULT_MODEL, [name])[0]
+        plain = [r for r in rows if r["steering"] == "none"]
+        answered = [r for r in plain if r["answer_projection"] is not None]
+        traits.append(
+            {
+                "trait": name,
+                "layer": vector.chosen_layer,
+                "vector_norm": float(np.linalg.norm(vector.vectors[vector.chosen_layer])),
+                "base_answer_projection": None,
+                "runs": rows,
+                "pearson_delta_p_vs_shift": pearson(
+                    [r["delta_p"] for r in plain], [r["shift"] for r in plain]
+                ),
+                "pearson_delta_p_vs_answer_projection": pearson(
+                    [r["delta_p"] for r in answered], [r["answer_projection"] for r in answered]
+                ),
+            }
+        )
+    settings, machine = settings_and_machine(command.split()[2:])
+    plain = [r for t in traits for r in t["runs"] if r["steering"] == "none"]
+    return {
+        "command": command,
+        "settings": settings,
+        "machine": machine,
+        "model": {"name": DEFAULT_MODEL, "identity": "see vectors/smollm2-135m-instruct/*.json"},
+        "traits": traits,
+        "pooled": {
+            "n": len(plain),
+            "pearson": pearson([r["delta_p"] for r in plain], [r["shift"] for r in plain]),
+        },
+        "seconds_total": seconds_total,
+        "interrupted": True,
+    }
+
+
 if __name__ == "__main__":
-    source, target = sys.argv[1], sys.argv[2]
-    write_markdown(json.loads(Path(source).read_text(encoding="utf-8")), Path(target))
+    # results_markdown.py RESULTS.json RESULTS.md
+    # results_markdown.py --from-log LOG "COMMAND" SECONDS RESULTS.json RESULTS.md
+    if sys.argv[1] == "--from-log":
+        rebuilt = results_from_log(Path(sys.argv[2]), sys.argv[3], float(sys.argv[4]))
+        Path(sys.argv[5]).write_text(json.dumps(rebuilt, indent=2) + "\n", encoding="utf-8")
+        write_markdown(rebuilt, Path(sys.argv[6]))
+    else:
+        write_markdown(json.loads(Path(sys.argv[1]).read_text(encoding="utf-8")), Path(sys.argv[2]))

@@ -27,6 +27,7 @@ import platform
 import random
 import sys
 import time
+from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
@@ -178,7 +179,14 @@ def pearson(x: list[float], y: list[float]) -> float | None:
     return float(np.corrcoef(x, y)[0, 1])
 
 
-def run_trait(loaded: LoadedModel, name: str, args: argparse.Namespace, work: Path) -> dict[str, Any]:
+def run_trait(
+    loaded: LoadedModel,
+    name: str,
+    args: argparse.Namespace,
+    work: Path,
+    checkpoint: Callable[[dict[str, Any]], None] = lambda _partial: None,
+) -> dict[str, Any]:
+    """Every dataset of one trait; ``checkpoint`` gets the partial result after each run."""
     trait = load_trait(shipped_trait_path(name))
     vector: PersonaVector = find_vectors(None, DEFAULT_MODEL, [name])[0]
     layer = vector.chosen_layer
@@ -224,6 +232,7 @@ def run_trait(loaded: LoadedModel, name: str, args: argparse.Namespace, work: Pa
         pairs = encode_rows(loaded, rows, args.max_len)
         model, losses = train_lora(loaded, pairs, args, steer)
         trained = time.time()
+        model = model.merge_and_unload()  # faster evaluation; the hooks are gone already
         view = LoadedModel(
             spec=loaded.spec, identity=loaded.identity, model=model, tokenizer=loaded.tokenizer
         )
@@ -251,6 +260,7 @@ def run_trait(loaded: LoadedModel, name: str, args: argparse.Namespace, work: Pa
         print(json.dumps({"trait": name, **run}), file=sys.stderr, flush=True)
         out["runs"].append(run)
         del model
+        checkpoint(out)
     plain = [r for r in out["runs"] if r["steering"] == "none"]
     out["pearson_delta_p_vs_shift"] = pearson([r["delta_p"] for r in plain], [r["shift"] for r in plain])
     answered = [r for r in plain if r["answer_projection"] is not None]
@@ -265,7 +275,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--traits", nargs="+", default=["evil", "sycophancy"])
-    parser.add_argument("--levels", nargs="+", type=float, default=[0.0, 0.25, 0.5, 1.0])
+    parser.add_argument(
+        "--levels", nargs="+", type=float, default=[0.0, 1.0, 0.25, 0.5], help="run in this order"
+    )
     parser.add_argument("--samples", type=int, default=16, help="training samples per dataset")
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--batch-size", type=int, default=4)
@@ -276,8 +288,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--y-prime-tokens", type=int, default=64, help="max new tokens of y' for screening")
     parser.add_argument("--eval-questions", type=int, default=20)
-    parser.add_argument("--gen-questions", type=int, default=6)
-    parser.add_argument("--gen-tokens", type=int, default=32)
+    parser.add_argument("--gen-questions", type=int, default=4)
+    parser.add_argument("--gen-tokens", type=int, default=24)
     parser.add_argument("--steer-coef", type=float, default=1.0, help="preventative: + coef * raw vector")
     parser.add_argument("--ablate", action="store_true", help="also train with v projected out")
     parser.add_argument("--seed", type=int, default=0)
@@ -286,6 +298,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--json", default="experiments/results.json")
     parser.add_argument("--results", default="experiments/RESULTS.md", help="markdown results ('' to skip)")
     return parser.parse_args(argv)
+
+
+def settings_and_machine(argv: list[str]) -> tuple[dict[str, Any], dict[str, Any]]:
+    args = parse_args(argv)
+    settings = {k: v for k, v in vars(args).items() if k not in ("work", "json", "results")}
+    machine = {
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+    }
+    return settings, machine
 
 
 def main(argv: list[str] | None = None, loaded: LoadedModel | None = None) -> dict[str, Any]:
@@ -298,32 +324,36 @@ def main(argv: list[str] | None = None, loaded: LoadedModel | None = None) -> di
     started = time.time()
     if loaded is None:
         loaded = load_model(resolve_model(DEFAULT_MODEL))
+    settings, machine = settings_and_machine(argv if argv is not None else sys.argv[1:])
     results = {
         "command": "python " + " ".join([sys.argv[0], *(argv if argv is not None else sys.argv[1:])]),
-        "settings": {k: v for k, v in vars(args).items() if k not in ("work", "json", "results")},
-        "machine": {
-            "platform": platform.platform(),
-            "processor": platform.processor() or platform.machine(),
-            "cpu_count": os.cpu_count(),
-            "torch_threads": torch.get_num_threads(),
-            "torch": torch.__version__,
-            "python": platform.python_version(),
-        },
+        "settings": settings,
+        "machine": machine,
         "model": {"name": loaded.spec.name, "identity": loaded.identity},
-        "traits": [run_trait(loaded, name, args, work) for name in args.traits],
+        "traits": [],
     }
-    plain = [r for t in results["traits"] for r in t["runs"] if r["steering"] == "none"]
-    results["pooled"] = {
-        "n": len(plain),
-        "pearson": pearson([r["delta_p"] for r in plain], [r["shift"] for r in plain]),
-    }
-    results["seconds_total"] = round(time.time() - started, 1)
-    if args.json:
-        Path(args.json).write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
-    if args.results:
-        from results_markdown import write_markdown  # type: ignore[import-not-found]
 
-        write_markdown(results, Path(args.results))
+    def save(partial: dict[str, Any] | None) -> None:
+        """Write the results so far (marked partial) after every run, and the final ones at the end."""
+        document = {**results, "traits": [*results["traits"], *([partial] if partial else [])]}
+        plain = [r for t in document["traits"] for r in t["runs"] if r["steering"] == "none"]
+        document["pooled"] = {
+            "n": len(plain),
+            "pearson": pearson([r["delta_p"] for r in plain], [r["shift"] for r in plain]),
+        }
+        document["seconds_total"] = round(time.time() - started, 1)
+        document["partial"] = partial is not None
+        if args.json:
+            Path(args.json).write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+        if args.results:
+            from results_markdown import write_markdown  # type: ignore[import-not-found]
+
+            write_markdown(document, Path(args.results))
+        results.update({k: v for k, v in document.items() if k != "traits"})
+
+    for name in args.traits:
+        results["traits"].append(run_trait(loaded, name, args, work, save))
+    save(None)
     return results
 
 
