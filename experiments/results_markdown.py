@@ -12,13 +12,35 @@ def _num(value: float | None, digits: int = 2) -> str:
     return "n/a" if value is None else f"{value:.{digits}f}"
 
 
+def _summary(runs: list[dict[str, Any]]) -> list[str]:
+    """Computed comparisons: lowest vs highest contamination, and steered vs unsteered at the top level."""
+    plain = {r["level"]: r for r in runs if r["steering"] == "none"}
+    if len(plain) < 2:
+        return []
+    low, high = plain[min(plain)], plain[max(plain)]
+    lines = [
+        f"- {int(high['level'] * 100)}% vs {int(low['level'] * 100)}% contamination: ΔP {_num(high['delta_p'])} vs "
+        f"{_num(low['delta_p'])}, shift {_num(high['shift'])} vs {_num(low['shift'])}.",
+    ]
+    for run in runs:
+        if run["steering"] != "none" and run["level"] == high["level"]:
+            reduction = None if high["shift"] == 0 else 100.0 * (1 - run["shift"] / high["shift"])
+            lines.append(
+                f"- Preventative ({run['steering']}) at {int(high['level'] * 100)}%: shift {_num(run['shift'])} vs "
+                f"{_num(high['shift'])} unsteered ({_num(reduction, 0)}% smaller); loss without hooks "
+                f"{_num(run['loss_without_hooks'], 3)} vs {_num(high['loss_without_hooks'], 3)}, training loss as "
+                f"optimized {_num(run['train_loss_last_epoch'], 3)} vs {_num(high['train_loss_last_epoch'], 3)}."
+            )
+    return lines
+
+
 def write_markdown(results: dict[str, Any], path: Path) -> None:
     settings = results["settings"]
     lines = [
         "# Validation on the embedded model: does ΔP predict the finetuning shift?",
         "",
         "Produced by `make validate` (`experiments/validate.py`); every number below comes from that run's",
-        "`experiments/results.json`. Nothing here is edited by hand.",
+        "`experiments/results.json`; only a final section headed *hand-written* (if present) is not generated.",
         "",
         *(
             ["**PARTIAL: the run was still going (or was stopped) when this file was written.**", ""]
@@ -68,8 +90,8 @@ def write_markdown(results: dict[str, Any], path: Path) -> None:
                 f"{_num(run['train_loss_last_epoch'], 3)} | {_num(run['loss_without_hooks'], 3)} | "
                 f"{_num(run['answer_projection'])} | {run['seconds_total']} |"
             )
+        lines += ["", *_summary(trait["runs"])]
         lines += [
-            "",
             f"- Pearson r (ΔP before vs shift after, {len([r for r in trait['runs'] if r['steering'] == 'none'])} "
             f"datasets, no steering): **{_num(trait.get('pearson_delta_p_vs_shift'), 3)}**",
             f"- Pearson r (ΔP before vs answer projection after): "
