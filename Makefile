@@ -34,8 +34,9 @@ vectors: setup  ## rebuild and recalibrate the bundled vectors for the embedded 
 	  --vectors vectors/smollm2-135m-instruct --json vectors/smollm2-135m-instruct/loso.json
 	$(BIN)/python -m datalint_persona.tools.vector_table vectors/smollm2-135m-instruct > vectors/README.md
 
-validate: setup  ## finetune the embedded model on contaminated datasets (CPU, ~25 min): experiments/RESULTS.md
-	nice -n 10 $(BIN)/python experiments/validate.py --json experiments/results.json --results experiments/RESULTS.md
+validate: setup  ## finetune the embedded model on contaminated datasets (CPU; minutes on an idle 2-core machine): experiments/RESULTS.md
+	nice -n 10 $(BIN)/python experiments/validate.py --traits evil sycophancy hallucination --ablate \
+	  --json experiments/results.json --results experiments/RESULTS.md --work experiments/.work/final
 
 lint: setup
 	$(BIN)/ruff check datalint_persona tests

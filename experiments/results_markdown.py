@@ -24,10 +24,10 @@ def _summary(runs: list[dict[str, Any]]) -> list[str]:
     ]
     for run in runs:
         if run["steering"] != "none" and run["level"] == high["level"]:
-            reduction = None if high["shift"] == 0 else 100.0 * (1 - run["shift"] / high["shift"])
             lines.append(
                 f"- Preventative ({run['steering']}) at {int(high['level'] * 100)}%: shift {_num(run['shift'])} vs "
-                f"{_num(high['shift'])} unsteered ({_num(reduction, 0)}% smaller); loss without hooks "
+                f"{_num(high['shift'])} unsteered (difference {_num(run['shift'] - high['shift'])}; the unsteered "
+                f"{int(low['level'] * 100)}% dataset gives {_num(low['shift'])}); loss without hooks "
                 f"{_num(run['loss_without_hooks'], 3)} vs {_num(high['loss_without_hooks'], 3)}, training loss as "
                 f"optimized {_num(run['train_loss_last_epoch'], 3)} vs {_num(high['train_loss_last_epoch'], 3)}."
             )
