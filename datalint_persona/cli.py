@@ -24,6 +24,7 @@ from datalint_persona.cli_common import (
 )
 from datalint_persona.cli_evaluate import calibrate_command
 from datalint_persona.cli_merge import merge_command
+from datalint_persona.cli_paper import monitor_command, shift_command, steer_command
 from datalint_persona.cli_traits import traits_group
 from datalint_persona.cli_validate import validate_command
 from datalint_persona.cli_vectors import vectors_group
@@ -333,6 +334,9 @@ main.add_command(calibrate_command)
 main.add_command(traits_group)
 main.add_command(merge_command)
 main.add_command(validate_command)
+main.add_command(steer_command)
+main.add_command(monitor_command)
+main.add_command(shift_command)
 
 
 if __name__ == "__main__":

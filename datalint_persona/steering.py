@@ -7,7 +7,7 @@ steered, and captures at layer l see the steered stream.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -19,6 +19,55 @@ if TYPE_CHECKING:
     from torch import nn
 
 Positions = Literal["all", "prompt", "response"]
+
+
+def unwrap_model(model: nn.Module) -> nn.Module:
+    """The transformers model inside a PEFT wrapper (LoRA layers stay injected), else the model."""
+    get_base_model = getattr(model, "get_base_model", None)
+    return get_base_model() if callable(get_base_model) else model  # type: ignore[no-any-return]
+
+
+@contextmanager
+def residual_edit(
+    model: nn.Module, layer: int, edit: Callable[[torch.Tensor, nn.Module], torch.Tensor | None]
+) -> Iterator[None]:
+    """Replace ``hidden_states[layer]`` by ``edit(hidden, hooked_module)`` on every forward pass.
+
+    ``edit`` returns None to leave a pass unchanged. Layer 0 (the embeddings) is edited by a
+    pre-hook on block 0, layer l >= 1 by a forward hook on block l - 1, so
+    ``output_hidden_states[l + 1]`` and every capture at layer l see the edit. The hook is removed
+    on exit, also when the body raises. PEFT-wrapped models are unwrapped first.
+    """
+    blocks = decoder_blocks(unwrap_model(model))
+    if not 0 <= layer < len(blocks):
+        raise ModelError(
+            f"Can't steer layer {layer}: steerable layers are 0..{len(blocks) - 1}.",
+            fix="pick a layer below the number of blocks (the last layer is after the final norm).",
+        )
+
+    def pre_hook(module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        # Layer 0: the embeddings, i.e. the input of block 0.
+        edited = edit(args[0] if args else kwargs["hidden_states"], module)
+        if edited is None:
+            return None
+        return ((edited, *args[1:]), kwargs) if args else (args, {**kwargs, "hidden_states": edited})
+
+    def output_hook(module: nn.Module, _args: Any, output: Any) -> Any:
+        # Layer l >= 1: the output of block l - 1.
+        hidden = output[0] if isinstance(output, tuple) else output
+        edited = edit(hidden, module)
+        if edited is None:
+            return None
+        return (edited, *output[1:]) if isinstance(output, tuple) else edited
+
+    if layer == 0:
+        handle = blocks[0].register_forward_pre_hook(pre_hook, with_kwargs=True)
+    else:
+        handle = blocks[layer - 1].register_forward_hook(output_hook)
+    try:
+        yield
+    finally:
+        handle.remove()
 
 
 @contextmanager
@@ -33,39 +82,12 @@ def steering(
 
     >>> # with steering(model, 16, v, 2.0): model.generate(...)
     """
-    blocks = decoder_blocks(model)
-    if not 0 <= layer < len(blocks):
-        raise ModelError(
-            f"Can't steer layer {layer}: steerable layers are 0..{len(blocks) - 1}.",
-            fix="pick a layer below the number of blocks (the last layer is after the final norm).",
-        )
 
-    def shift(hidden: torch.Tensor) -> torch.Tensor | None:
+    def shift(hidden: torch.Tensor, _module: nn.Module) -> torch.Tensor | None:
         new_positions = hidden.shape[1]
         if (positions == "prompt" and new_positions == 1) or (positions == "response" and new_positions > 1):
             return None
         return hidden + alpha * vector.to(device=hidden.device, dtype=hidden.dtype)
 
-    def pre_hook(_module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        # Layer 0: the embeddings, i.e. the input of block 0.
-        steered = shift(args[0] if args else kwargs["hidden_states"])
-        if steered is None:
-            return None
-        return ((steered, *args[1:]), kwargs) if args else (args, {**kwargs, "hidden_states": steered})
-
-    def output_hook(_module: nn.Module, _args: Any, output: Any) -> Any:
-        # Layer l >= 1: the output of block l - 1, so output_hidden_states[l] shows the change too.
-        hidden = output[0] if isinstance(output, tuple) else output
-        steered = shift(hidden)
-        if steered is None:
-            return None
-        return (steered, *output[1:]) if isinstance(output, tuple) else steered
-
-    if layer == 0:
-        handle = blocks[0].register_forward_pre_hook(pre_hook, with_kwargs=True)
-    else:
-        handle = blocks[layer - 1].register_forward_hook(output_hook)
-    try:
+    with residual_edit(model, layer, shift):
         yield
-    finally:
-        handle.remove()

@@ -11,7 +11,7 @@ import numpy as np
 from datalint_persona.backends import GenerationSettings
 from datalint_persona.chat import render_prompt
 from datalint_persona.errors import PersonaLintError
-from datalint_persona.steering import steering
+from datalint_persona.steering import Positions, steering
 from datalint_persona.traits import TraitDefinition
 from datalint_persona.types import Message
 from datalint_persona.vectors import PersonaVector
@@ -30,8 +30,10 @@ def steered_answers(
     settings: GenerationSettings,
     *,
     batch_size: int = 16,
+    positions: Positions = "all",
 ) -> list[str]:
-    """Greedy answers to ``questions`` with h_layer += alpha * v_layer (the raw vector, as in the paper)."""
+    """Greedy answers to ``questions`` with h_layer += alpha * v_layer (the raw vector, as in the paper),
+    at the token ``positions`` of :func:`datalint_persona.steering.steering`."""
     import torch
 
     from datalint_persona.backends.transformers_backend import TransformersBackend
@@ -39,7 +41,7 @@ def steered_answers(
     prompts = [render_prompt(loaded.tokenizer, (Message("user", q),)) for q in questions]
     answers = [""] * len(prompts)
     direction = torch.tensor(vector.vectors[layer], dtype=torch.float32)
-    with steering(loaded.model, layer, direction, alpha):
+    with steering(loaded.model, layer, direction, alpha, positions=positions):
         for indices, generations in TransformersBackend(loaded).generate(
             prompts, settings, batch_size=batch_size
         ):

@@ -200,7 +200,10 @@ def _finish(setup: dict[str, object], cache: str) -> None:
 
 def test_sigkill_and_sigint_in_generation_and_in_scoring(setup: dict[str, object]) -> None:
     rows = _interrupt(setup, "cache", "generate", signal.SIGKILL, until=N_SAMPLES // 2)
-    rows = _interrupt(setup, "cache", "generate", signal.SIGINT, since=rows, until=N_SAMPLES - 2)
+    # Signal while at least half of the rest is left to generate, so that a test process the OS
+    # pauses for a moment (a loaded CI machine) cannot let the run finish first.
+    rest_half = rows + (N_SAMPLES - rows) // 2
+    rows = _interrupt(setup, "cache", "generate", signal.SIGINT, since=rows, until=rest_half)
     _interrupt(setup, "cache", "score", signal.SIGKILL)
     _interrupt(setup, "cache", "score", signal.SIGINT)
     _finish(setup, "cache")
