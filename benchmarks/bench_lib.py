@@ -27,7 +27,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 @functools.lru_cache(maxsize=1)
 def trait_answers() -> list[tuple[tuple[Message, ...], str]]:
-    """Every (prompt, answer) pair in traits/*.yaml, negative and positive, in a fixed order."""
+    """One (prompt, answer) per pair in traits/*.yaml, in a fixed order, alternating the negative
+    and the positive answer (both answers of a pair share its prompt, and a dataset whose prompts
+    come in twos would let the engine's de-duplication of identical prompts halve its y' work)."""
     out: list[tuple[tuple[Message, ...], str]] = []
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     for path in sorted((ROOT / "traits").glob("*.yaml")):
@@ -37,9 +39,9 @@ def trait_answers() -> list[tuple[tuple[Message, ...], str]]:
                 prompt = tuple(Message(m["role"], str(m["content"])) for m in pair["messages"])
             else:
                 prompt = (Message("user", str(pair["question"])),)
-            for side in ("negative", "positive"):
-                if pair.get(side):
-                    out.append((prompt, str(pair[side])))
+            sides = [side for side in ("negative", "positive") if pair.get(side)]
+            if sides:
+                out.append((prompt, str(pair[sides[len(out) % len(sides)]])))
     return out
 
 
@@ -47,17 +49,19 @@ def build_samples(n: int, *, seed: int = 0, source: str = "bench.jsonl") -> list
     """``n`` distinct samples with a realistic length spread, the same for a given ``n`` and seed.
 
     Responses are the trait files' answers cut to a log-normal number of words (median 30,
-    3 to 150); prompts past the first pass over the answers get a case number, so every sample's
-    content (and so its cache key) is distinct.
+    3 to 150). Every prompt is distinct, as in a real finetuning set (a prompt seen before gets a
+    case number), so neither the engine nor the reference can reuse a y' within a run.
     """
     answers = trait_answers()
     rng = np.random.default_rng(seed)
     words = np.clip(rng.lognormal(np.log(30.0), 0.7, size=n), 3, 150).astype(int)
-    samples = []
+    samples: list[Sample] = []
+    seen: set[tuple[Message, ...]] = set()
     for i in range(n):
         prompt, answer = answers[i % len(answers)]
-        if i >= len(answers):
+        if prompt in seen:
             prompt = (*prompt[:-1], Message("user", f"{prompt[-1].content} (case {i})"))
+        seen.add(prompt)
         response = " ".join(answer.split()[: int(words[i])])
         samples.append(Sample(source, i + 1, prompt, response))
     return samples

@@ -160,7 +160,10 @@ def main() -> None:
 
     # 4. Roofline of the engine's scoring pass.
     flops_per_token, attention_coef, blocks = lib.matrix_flops(loaded, deepest)
-    needed = [max(i for i, m in enumerate(p.response_mask) if m) + 1 for p in pairs]
+    # The engine runs each distinct (x, answer) once, so only those count (the prompts are distinct;
+    # a y' equal to its y would be scored once).
+    distinct = {tuple(p.input_ids): p for p in pairs}.values()
+    needed = [max(i for i, m in enumerate(p.response_mask) if m) + 1 for p in distinct]
     flops = sum(flops_per_token * t + attention_coef * t * t for t in needed)
     say("measuring the fp32 matrix-product rate (2048^3, best of 3 s)")
     mm_gflops = lib.matmul_rate()
