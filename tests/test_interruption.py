@@ -39,13 +39,25 @@ ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\r")
 INTERRUPTED = "persona-lint: interrupted; finished work is cached, re-run to resume."
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 class Run:
     """A persona-lint subprocess whose stderr is a pseudo-terminal, read by a thread."""
 
     def __init__(self, command: list[str], folder: Path, env: dict[str, str]) -> None:
         main_end, child_end = pty.openpty()
+        # A shell that starts a job in the background (CI runners can) makes it ignore SIGINT,
+        # and its children inherit that; Python then installs no KeyboardInterrupt handler.
+        # Give the run the default disposition, as it has when started from a terminal.
         self.process = subprocess.Popen(
-            command, cwd=folder, env=env, stdout=subprocess.DEVNULL, stderr=child_end
+            command,
+            cwd=folder,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=child_end,
+            preexec_fn=_default_sigint,
         )
         os.close(child_end)
         self.chunks: list[bytes] = []
@@ -170,7 +182,7 @@ def _interrupt(
     process.process.send_signal(how)
     code = process.wait(timeout=120)
     stderr = process.stderr
-    assert not (folder / "report.json").exists(), "the run finished before the signal arrived"
+    assert not (folder / "report.json").exists(), f"the run finished before the signal arrived: {stderr[-2000:]}"
     if how == signal.SIGKILL:
         assert code == -signal.SIGKILL
     else:
