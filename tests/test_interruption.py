@@ -182,7 +182,9 @@ def _interrupt(
     process.process.send_signal(how)
     code = process.wait(timeout=120)
     stderr = process.stderr
-    assert not (folder / "report.json").exists(), f"the run finished before the signal arrived: {stderr[-2000:]}"
+    assert not (folder / "report.json").exists(), (
+        f"the run finished before the signal arrived: {stderr[-2000:]}"
+    )
     if how == signal.SIGKILL:
         assert code == -signal.SIGKILL
     else:
