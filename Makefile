@@ -37,7 +37,7 @@ vectors: setup  ## rebuild and recalibrate the bundled vectors for the embedded 
 bench: setup  ## engine vs reference loops, roofline, scaling, re-run; writes benchmarks/RESULTS.md
 	$(BIN)/python benchmarks/bench_screening.py
 
-validate: setup  ## finetune the embedded model on contaminated datasets (CPU; minutes on an idle 2-core machine): experiments/RESULTS.md
+validate: setup  ## finetune the embedded model on contaminated datasets (CPU; 251 s measured on 2 idle cores): experiments/RESULTS.md
 	nice -n 10 $(BIN)/python experiments/validate.py --traits evil sycophancy hallucination --ablate \
 	  --json experiments/results.json --results experiments/RESULTS.md --work experiments/.work/final
 
