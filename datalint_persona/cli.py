@@ -167,7 +167,7 @@ def main() -> None:
     help="0 is greedy decoding (the default, as in the paper's screening).",
 )
 @click.option("--cache-dir", default=".persona-lint-cache", show_default=True, help="Where y' are cached.")
-@click.option("--no-cache", is_flag=True, help="Neither read nor write the y' cache.")
+@click.option("--no-cache", is_flag=True, help="Neither read nor write the caches (y' and projections).")
 @click.option("--skip-invalid", is_flag=True, help="Report invalid records as findings and go on.")
 @click.option("--split", default="train", show_default=True, help="Split of a Hugging Face dataset.")
 @click.option(
