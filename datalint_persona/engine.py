@@ -68,6 +68,23 @@ def resolve_device(choice: str) -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+def count_warnings(scores: Sequence[SampleScore], max_tokens: int, max_new_tokens: int) -> list[str]:
+    """The warnings that count samples: inputs cut at ``max_tokens``, y' cut at ``max_new_tokens``.
+
+    A merge of shards recomputes them over all samples, so both use this one wording.
+    """
+    warnings = []
+    truncated = sum(s.truncated for s in scores)
+    if truncated:
+        warnings.append(f"{truncated} sample(s) exceeded {max_tokens} tokens and were truncated.")
+    hit_limit = sum(s.y_prime_hit_token_limit for s in scores)
+    if hit_limit:
+        warnings.append(
+            f"{hit_limit} of {len(scores)} y' reached --max-new-tokens {max_new_tokens} and were cut off."
+        )
+    return warnings
+
+
 def summarize(
     scores: Sequence[SampleScore],
     rules: Sequence[RuleInfo],
@@ -247,12 +264,7 @@ def screen(
         )
     if invalid:
         warnings.append(f"{len(invalid)} invalid record(s) were skipped (--skip-invalid); see the findings.")
-    truncated = sum(truncated_flags[:n])
-    if truncated:
-        warnings.append(f"{truncated} sample(s) exceeded {max_tokens} tokens and were truncated.")
-    hit_limit = sum(g.hit_token_limit for g in generations)
-    if hit_limit:
-        warnings.append(f"{hit_limit} of {n} y' reached --max-new-tokens {max_new} and were cut off.")
+    warnings += count_warnings(scores, max_tokens, max_new)
     run_settings: dict[str, object] = {
         "backend": opts.backend,
         "max_new_tokens": max_new,

@@ -127,14 +127,9 @@ def _finding(entry: dict[str, Any]) -> Finding:
     return Finding(**{k: v for k, v in entry.items() if k in names})
 
 
-def _count_warning(text: str) -> bool:
-    """Warnings that count samples; a merge recomputes them over all shards."""
-    return "exceeded" in text and "were truncated" in text or "reached --max-new-tokens" in text
-
-
 def merge_reports(paths: Sequence[str]) -> ScreenResult:
     """The :class:`ScreenResult` an unsharded run would have produced, from every shard's JSON report."""
-    from datalint_persona.engine import summarize
+    from datalint_persona.engine import count_warnings, summarize
 
     if not paths:
         raise PersonaLintError("No reports to merge.", fix="pass the JSON report of every shard.")
@@ -169,16 +164,15 @@ def merge_reports(paths: Sequence[str]) -> ScreenResult:
         key=lambda f: (position[(f.source, f.line)], rule_order.get(f.rule_id, len(rule_order))),
     )
     findings = [*invalid_findings(invalid), *dataset_findings(summaries, rules), *sample_found]
-    warnings = list(dict.fromkeys(w for d in documents for w in d["warnings"] if not _count_warning(w)))
-    n = len(samples)
-    truncated = sum(s.truncated for s in samples)
-    if truncated:
-        warnings.append(f"{truncated} sample(s) exceeded {settings['max_tokens']} tokens and were truncated.")
-    hit_limit = sum(s.y_prime_hit_token_limit for s in samples)
-    if hit_limit:
-        warnings.append(
-            f"{hit_limit} of {n} y' reached --max-new-tokens {settings['max_new_tokens']} and were cut off."
-        )
+    # Each shard counted only its own samples; those warnings are recomputed over all of them.
+    max_tokens, max_new_tokens = int(settings["max_tokens"]), int(settings["max_new_tokens"])
+    shard_counts = {
+        w
+        for d in documents
+        for w in count_warnings([_sample(e, rules) for e in d["samples"]], max_tokens, max_new_tokens)
+    }
+    warnings = list(dict.fromkeys(w for d in documents for w in d["warnings"] if w not in shard_counts))
+    warnings += count_warnings(samples, max_tokens, max_new_tokens)
     return ScreenResult(
         tool_version=first["tool"]["version"],
         model=dict(first["model"]),

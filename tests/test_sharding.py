@@ -105,6 +105,8 @@ def test_merged_report_equals_the_unsharded_run(shard_run: dict[str, Any]) -> No
     whole = json.loads(render_json(shard_run["whole"]))
     merged = json.loads(render_json(merge_reports(list(reversed(shard_run["reports"])))))
     assert "shard" not in merged["settings"]
+    # The count warnings are recomputed over all 13 samples, not copied from the shards.
+    assert any("of 13 y' reached --max-new-tokens" in w for w in merged["warnings"]), merged["warnings"]
     _close(_comparable(merged), _comparable(whole))
     # Recomputed over all 13 samples, not copied from a shard: a shard's n differs.
     assert [d["n_samples"] for d in merged["datasets"]] == [8, 5]
