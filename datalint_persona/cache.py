@@ -53,15 +53,41 @@ def _checksum(key: str, generation: Generation) -> str:
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 
-def _open(database: Path) -> sqlite3.Connection:
+def _open(database: Path, schema: str) -> sqlite3.Connection:
     connection = sqlite3.connect(database, timeout=30)
     try:
-        connection.execute(_SCHEMA)
+        connection.execute(schema)
         connection.commit()
     except sqlite3.Error:
         connection.close()
         raise
     return connection
+
+
+def open_cache_database(
+    folder: Path, name: str, schema: str, *, what: str, consequence: str
+) -> tuple[sqlite3.Connection, str | None]:
+    """Open (or create) the SQLite cache ``folder/name`` with ``schema``; also a warning, or None.
+
+    A file that is no longer SQLite (truncated, overwritten) is kept for inspection under a
+    ``.corrupt`` name and a new cache is started; the warning says so, naming ``what`` was lost
+    and the ``consequence``. A cache that cannot be opened at all is an error.
+    """
+    database = folder / name
+    try:
+        return _open(database, schema), None
+    except sqlite3.DatabaseError as error:
+        if isinstance(error, sqlite3.OperationalError) or not database.is_file():
+            raise _unusable(folder, error) from error
+        aside = _free_name(database.with_name(name + ".corrupt"))
+        database.rename(aside)
+        warning = (
+            f"the {what} {name} was unreadable ({error}); it was moved to {aside.name} and {consequence}."
+        )
+        try:
+            return _open(database, schema), warning
+        except sqlite3.Error as again:
+            raise _unusable(folder, again) from again
 
 
 def _unusable(folder: Path, error: Exception) -> PersonaLintError:
@@ -104,23 +130,11 @@ class GenerationCache:
                 ignore.write_text("# Created by persona-lint.\n*\n", encoding="utf-8")
         except OSError as error:
             raise _unusable(folder, error) from error
-        database = folder / DATABASE_NAME
-        try:
-            self._connection = _open(database)
-        except sqlite3.DatabaseError as error:
-            if isinstance(error, sqlite3.OperationalError) or not database.is_file():
-                raise _unusable(folder, error) from error
-            # Not a SQLite file any more (truncated, overwritten): keep it for inspection, start afresh.
-            aside = _free_name(database.with_name(DATABASE_NAME + ".corrupt"))
-            database.rename(aside)
-            self.warnings.append(
-                f"the y' cache {DATABASE_NAME} was unreadable ({error}); it was moved to {aside.name} "
-                "and every y' is generated again."
-            )
-            try:
-                self._connection = _open(database)
-            except sqlite3.Error as again:
-                raise _unusable(folder, again) from again
+        self._connection, warning = open_cache_database(
+            folder, DATABASE_NAME, _SCHEMA, what="y' cache", consequence="every y' is generated again"
+        )
+        if warning:
+            self.warnings.append(warning)
 
     def get_many(self, keys: Iterable[str]) -> dict[str, Generation]:
         found: dict[str, Generation] = {}

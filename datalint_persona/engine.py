@@ -256,7 +256,7 @@ def screen(
         *dataset_findings(summaries, rules),
         *sample_findings(scores, rules),
     ]
-    warnings = list(cache.warnings)
+    warnings = [*cache.warnings, *projection_cache.warnings]
     if dataset.stopped_after is not None:
         warnings.append(
             f"--max-samples {opts.max_samples}: stopped reading after {dataset.stopped_after}; "

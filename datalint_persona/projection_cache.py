@@ -17,9 +17,11 @@ from pathlib import Path
 
 import numpy as np
 
+from datalint_persona.cache import open_cache_database
 from datalint_persona.errors import PersonaLintError
 from datalint_persona.types import Message
 
+DATABASE_NAME = "projections.sqlite3"
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS projections (
     pair TEXT NOT NULL,
@@ -60,20 +62,27 @@ class ProjectionCache:
         self.hits = 0
         self.misses = 0
         self.corrupted = 0
+        self.warnings: list[str] = []
         self._connection: sqlite3.Connection | None = None
         if directory is None:
             return
         folder = Path(directory)
         try:
             folder.mkdir(parents=True, exist_ok=True)
-            self._connection = sqlite3.connect(folder / "projections.sqlite3", timeout=30)
-            self._connection.execute(_SCHEMA)
-            self._connection.commit()
-        except (OSError, sqlite3.Error) as error:
+        except OSError as error:
             raise PersonaLintError(
                 f"Cache folder {folder}: can't open the projection cache ({error}).",
                 fix="pass a writable --cache-dir, or --no-cache.",
             ) from error
+        self._connection, warning = open_cache_database(
+            folder,
+            DATABASE_NAME,
+            _SCHEMA,
+            what="projection cache",
+            consequence="every sample is scored again",
+        )
+        if warning:
+            self.warnings.append(warning)
 
     def get_many(
         self, pairs: Iterable[str], directions: Sequence[str]

@@ -77,3 +77,20 @@ def test_another_chat_template_is_another_key(tiny_llama: LoadedModel, tmp_path:
     finally:
         tokenizer.chat_template = original
     assert (cache.hits, cache.misses) == (0, 3)
+
+
+def test_a_projection_cache_that_is_not_sqlite_is_moved_aside_with_a_warning(tmp_path: Path) -> None:
+    # The same recovery as the y' cache's (cache.open_cache_database), not a hard error.
+    garbage = b"not a database, " * 100
+    (tmp_path / "projections.sqlite3").write_bytes(garbage)
+    cache = ProjectionCache(tmp_path)
+    try:
+        assert len(cache.warnings) == 1
+        assert "projection cache projections.sqlite3 was unreadable" in cache.warnings[0]
+        assert "every sample is scored again" in cache.warnings[0]
+        assert (tmp_path / "projections.sqlite3.corrupt").read_bytes() == garbage
+        assert cache.get_many(["pair"], ["direction"]) == {}
+        cache.put_many({"pair": ([0.5], False)}, ["direction"])
+        assert cache.get_many(["pair"], ["direction"]) == {"pair": ([0.5], False)}
+    finally:
+        cache.close()
