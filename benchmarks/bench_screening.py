@@ -158,13 +158,16 @@ def main() -> None:
     loop_tokens = sum(len(tok(t, add_special_tokens=False)["input_ids"]) for t in texts)
     say(f"reference generation: {loop_s:.1f}s, {same_text}/{g} texts identical to the engine's")
 
-    # 4. Roofline of the engine's scoring pass.
+    # 4. Roofline of the engine's scoring pass: the FLOPs it ran (its own count of real tokens and
+    # causal attention pairs: a batch's shared prefix once, y' scored from generation not at all).
     flops_per_token, attention_coef, blocks = lib.matrix_flops(loaded, deepest)
-    # The engine runs each distinct (x, answer) once, so only those count (the prompts are distinct;
-    # a y' equal to its y would be scored once).
-    distinct = {tuple(p.input_ids): p for p in pairs}.values()
-    needed = [max(i for i, m in enumerate(p.response_mask) if m) + 1 for p in distinct]
-    flops = sum(flops_per_token * t + attention_coef * t * t for t in needed)
+    run_stats = result.cache_stats
+    tokens_run, pairs_run = run_stats["tokens_run"], run_stats["attention_pairs_run"]
+    # attention_coef * T^2 counts T^2 / 2 pairs, so one (query, key) pair costs 2 * attention_coef.
+    flops = flops_per_token * tokens_run + 2 * attention_coef * pairs_run
+    # What a pass over every scored pair in full would be, for comparison (tokens up to the last response token).
+    needed = [max(i for i, m in enumerate(p.response_mask) if m) + 1 for p in pairs]
+    flops_full = sum(flops_per_token * t + attention_coef * t * t for t in needed)
     say("measuring the fp32 matrix-product rate (2048^3, best of 3 s)")
     mm_gflops = lib.matmul_rate()
     engine_gflops = flops / score_s / 1e9
@@ -224,20 +227,21 @@ def main() -> None:
     abl_pairs = pairs[: 2 * m]
     abl_tokens = sum(len(p.input_ids) for p in abl_pairs)
     ablations = []
-    for label, batch_size, budget, threads in (
-        ("batch 1", 1, 10**9, None),
-        ("batch 16, budget 8192 (default)", 16, 8192, None),
-        ("batch 32, budget 16384", 32, 16384, None),
-        ("batch 64, budget 32768", 64, 32768, None),
-        ("batch 16, budget 8192, 1 thread", 16, 8192, 1),
+    for label, batch_size, budget, threads, share in (
+        ("batch 1", 1, 10**9, None, True),
+        ("batch 16, budget 8192 (default)", 16, 8192, None, True),
+        ("batch 16, budget 8192, no shared prefix", 16, 8192, None, False),
+        ("batch 32, budget 16384", 32, 16384, None, True),
+        ("batch 64, budget 32768", 64, 32768, None, True),
+        ("batch 16, budget 8192, 1 thread", 16, 8192, 1, True),
     ):
         before = torch.get_num_threads()
         if threads:
             torch.set_num_threads(threads)
         try:
             _, seconds = timed(
-                lambda bs=batch_size, tb=budget: project_pairs(
-                    loaded, abl_pairs, directions, batch_size=bs, token_budget=tb
+                lambda bs=batch_size, tb=budget, sp=share: project_pairs(
+                    loaded, abl_pairs, directions, batch_size=bs, token_budget=tb, share_prefix=sp
                 )
             )
         finally:
@@ -259,12 +263,18 @@ def main() -> None:
 
     rendered = [render_prompt(tok, s.prompt) for s in samples[: 2 * g]]
     settings = GenerationSettings(max_new_tokens=sizes["max_new"])
-    for bs in (8, 16, 32):
+    for bs, recorded in ((8, ()), (16, ()), (32, ()), (16, tuple(directions))):
         _, seconds = timed(
-            lambda bs=bs: [x for x in TransformersBackend(loaded).generate(rendered, settings, batch_size=bs)]
+            lambda bs=bs, recorded=recorded: [
+                x
+                for x in TransformersBackend(loaded, record_directions=recorded).generate(
+                    rendered, settings, batch_size=bs
+                )
+            ]
         )
-        gen_ablation.append((bs, seconds))
-        say(f"generation batch {bs}: {len(rendered)} prompts in {seconds:.1f}s")
+        label = f"{bs}, recording the {len(recorded)} projections" if recorded else str(bs)
+        gen_ablation.append((label, seconds))
+        say(f"generation batch {label}: {len(rendered)} prompts in {seconds:.1f}s")
 
     # 8. Peak memory of the loading path (another module's benchmark).
     memory = work_memory()
@@ -274,7 +284,7 @@ def main() -> None:
 
     rows = [
         ("scoring, reference loop", n, 2 * n, score_tokens, ref_s),
-        ("scoring, engine", n, 2 * n, score_tokens, score_s),
+        ("scoring, engine", n, run_stats["pairs_forwarded"], score_tokens, score_s),
         ("y' generation, reference loop", g, g, loop_tokens, loop_s),
         ("y' generation, engine (batched)", n, n, gen_tokens, gen_s),
     ]
@@ -289,6 +299,8 @@ def main() -> None:
         )
     speed_score = (n / score_s) / (n / ref_s)
     speed_gen = (n / gen_s) / (g / loop_s)
+    # End to end, the reference's generation extrapolated from its g prompts to all n.
+    reference_total = loop_s / g * n + ref_s
     print("\n".join(table))
     targets = [
         ("scoring >= 5x the reference loop", f"{speed_score:.1f}x", speed_score >= 5),
@@ -330,23 +342,37 @@ def main() -> None:
         f"{len(directions)} traits (asserted < {TOLERANCE}). The reference generation loop produced the same text "
         f"as the engine for {same_text} of {g} prompts.",
         "",
+        f"What the engine's scoring stage ran: {run_stats['pairs_forwarded']} of the {2 * n} (x, answer) pairs went "
+        f"through the model ({tokens_run} tokens, a batch's shared prefix counted once, against {score_tokens} "
+        f"tokens in the pairs); {run_stats['y_prime_from_generation']} of the {n} y' were scored from the activations "
+        "recorded while they were generated, because their tokens re-tokenize exactly (the others run "
+        "through the model).",
+        "",
         *table,
         "",
         "The reference scoring loop runs one sample at a time through the full model with "
         "`output_hidden_states=True` and autograd on, slicing the response after the separately tokenized prompt "
         "(as the persona_vectors scripts do); one forward serves all traits. The engine's scoring time is the "
         "`screen()` stage after generation (tokenization, batching, forward to the deepest layer, projection). "
-        "Generation rates are per sample: the reference loop ran on the first prompts only.",
+        "Generation rates are per sample: the reference loop ran on the first prompts only. The engine's "
+        "generation time includes recording the y' activations (and the one extra decode step that needs).",
+        "",
+        f"End to end (generation + scoring, model loaded): engine {full_s:.1f} s; reference about "
+        f"{reference_total:.0f} s ({ref_s:.1f} s scoring + generation at the loop's {loop_s / g:.2f} s per "
+        f"prompt x {n}, extrapolated from {g} prompts) = **{reference_total / full_s:.1f}x**.",
         "",
         "## Roofline of the scoring pass",
         "",
-        f"FLOPs = sum over the {len(needed)} scored sequences of 2·P·T + 2·d·L·T², with T = tokens up to the last "
-        f"response token, P = {flops_per_token / 2 / 1e6:.2f} M matrix weights in the L = {blocks} blocks that run "
+        f"FLOPs = 2·P·N + 4·d·L·A over what the scoring stage ran: N = {tokens_run} real tokens (padding "
+        f"excluded, a batch's shared prefix once), A = {pairs_run} causal (query, key) pairs among them, "
+        f"P = {flops_per_token / 2 / 1e6:.2f} M matrix weights in the L = {blocks} blocks that run "
         f"(blocks 0..{blocks - 1}; norms, activations, rotary and embedding lookup omitted), d = "
-        f"{loaded.hidden_size}, and causal attention counted as T²/2 multiply-adds for each of QKᵀ and AV. "
+        f"{loaded.hidden_size}, and 2 FLOPs per multiply-add for each of QKᵀ and AV. "
         f"That is {flops / 1e9:.1f} GFLOP in {score_s:.1f} s = {engine_gflops:.1f} GFLOP/s, against "
         f"{mm_gflops:.1f} GFLOP/s for a 2048³ fp32 matrix product measured in the same run: "
-        f"**{100 * engine_gflops / mm_gflops:.0f}%**.",
+        f"**{100 * engine_gflops / mm_gflops:.0f}%**. Running every one of the {len(pairs)} pairs in full "
+        f"(tokens up to the last response token) would be {flops_full / 1e9:.1f} GFLOP; the shared prefixes and the "
+        f"y' scored from generation skip {100 * (1 - flops / flops_full):.0f}% of that.",
         "",
         f"## Scaling (scoring pass, (x, y) pairs cut to {sizes['scale_tokens']} tokens, caches off)",
         "",
@@ -373,10 +399,8 @@ def main() -> None:
         "|---|---:|---:|",
         *[f"| {label} | {s:.2f} | {abl_tokens / s:.0f} |" for label, s in ablations],
         "",
-        f"Upper bounds of two steps not implemented (see the notes): sharing the prompt between y and y' "
-        f"could skip at most {100 * shared_prompt / score_tokens:.0f}% of the scored tokens "
-        f"({shared_prompt} of {score_tokens}); capturing y' activations during generation could skip at most "
-        f"the y' half of scoring, {100 * score_s / 2 / full_s:.0f}% of the full run.",
+        f"The prompt tokens under each y' pair are {100 * shared_prompt / score_tokens:.0f}% of the scored tokens "
+        f"({shared_prompt} of {score_tokens}): what scoring y' from its generation spares besides the y' tokens.",
         "",
         f"Padding: length-sorted batches process {sorted_pad:.3f}x the real tokens; batches in file order "
         f"{plain_pad:.3f}x.",
@@ -384,8 +408,8 @@ def main() -> None:
         f"y' generation of {len(rendered)} prompts (max_new_tokens={sizes['max_new']}):",
         "",
         "| batch size | seconds | prompts/s |",
-        "|---:|---:|---:|",
-        *[f"| {bs} | {s:.1f} | {len(rendered) / s:.2f} |" for bs, s in gen_ablation],
+        "|---|---:|---:|",
+        *[f"| {label} | {s:.1f} | {len(rendered) / s:.2f} |" for label, s in gen_ablation],
         "",
         "## Targets",
         "",

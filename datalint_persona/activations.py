@@ -3,15 +3,32 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from datalint_persona.capture import forward_to_layers
+from datalint_persona.capture import forward_to_layers, shared_prefix_length
 from datalint_persona.chat import EncodedPair
 
 if TYPE_CHECKING:
     import torch
 
     from datalint_persona.models import LoadedModel
+
+
+@dataclass
+class ForwardWork:
+    """Work done by forward passes: real tokens run (a shared prefix once per batch), and
+    causal attention pairs (query, key) among them, padding excluded."""
+
+    tokens: int = 0
+    attention_pairs: int = 0
+
+    def add_batch(self, lengths: Sequence[int], prefix: int) -> None:
+        """Rows of these real lengths, whose first ``prefix`` tokens ran once for all of them."""
+        # Token t attends to t + 1 positions, so tokens [a, b) make sum(t + 1) = (b(b+1) - a(a+1)) / 2 pairs.
+        self.tokens += prefix + sum(n - prefix for n in lengths)
+        self.attention_pairs += prefix * (prefix + 1) // 2
+        self.attention_pairs += sum((n * (n + 1) - prefix * (prefix + 1)) // 2 for n in lengths)
 
 
 def length_sorted_batches(
@@ -38,18 +55,19 @@ def length_sorted_batches(
 def pad_right(
     pairs: Sequence[EncodedPair], pad_id: int, device: torch.device
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(input_ids, attention_mask, response_mask), each (batch, longest)."""
+    """(input_ids, attention_mask, response_mask), each (batch, longest); each row stops at its
+    last response token (:attr:`EncodedPair.needed_length`)."""
     import torch
 
-    longest = max(len(p.input_ids) for p in pairs)
+    longest = max(p.needed_length for p in pairs)
     ids = torch.full((len(pairs), longest), pad_id, dtype=torch.long)
     attention = torch.zeros((len(pairs), longest), dtype=torch.long)
     response = torch.zeros((len(pairs), longest), dtype=torch.bool)
     for row, pair in enumerate(pairs):
-        n = len(pair.input_ids)
-        ids[row, :n] = torch.tensor(pair.input_ids)
+        n = pair.needed_length
+        ids[row, :n] = torch.tensor(pair.input_ids[:n])
         attention[row, :n] = 1
-        response[row, :n] = torch.tensor(pair.response_mask)
+        response[row, :n] = torch.tensor(pair.response_mask[:n])
     return ids.to(device), attention.to(device), response.to(device)
 
 
@@ -66,15 +84,22 @@ def iter_mean_activations(
     *,
     batch_size: int = 16,
     token_budget: int = 8192,
+    share_prefix: bool = True,
+    work: ForwardWork | None = None,
 ) -> Iterator[tuple[list[int], dict[int, torch.Tensor]]]:
     """Yield ``(indices, {layer: (len(indices), d_model)})`` batch by batch, in length order.
 
-    Each row is the mean of ``hidden_states[layer]`` over that pair's response tokens.
+    Each row is the mean of ``hidden_states[layer]`` over that pair's response tokens. The
+    tokens a batch's rows share at the start run once (see :func:`forward_to_layers`); ``work``,
+    when given, adds up what ran.
     """
     pad_id = loaded.tokenizer.pad_token_id
     pad_id = 0 if pad_id is None else int(pad_id)
-    lengths = [len(p.input_ids) for p in pairs]
+    lengths = [p.needed_length for p in pairs]
     for batch in length_sorted_batches(lengths, batch_size=batch_size, token_budget=token_budget):
         ids, attention, response = pad_right([pairs[i] for i in batch], pad_id, loaded.device)
-        captured = forward_to_layers(loaded.model, ids, attention, layers)
+        prefix = shared_prefix_length(ids, attention) if share_prefix else 0
+        captured = forward_to_layers(loaded.model, ids, attention, layers, prefix=prefix)
+        if work is not None:
+            work.add_batch([lengths[i] for i in batch], prefix)
         yield batch, {layer: masked_mean(captured[layer], response).float() for layer in layers}

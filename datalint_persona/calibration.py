@@ -15,9 +15,10 @@ import numpy as np
 from datalint_persona.backends import GenerationSettings
 from datalint_persona.extraction import auroc
 from datalint_persona.generation import auto_max_new_tokens_for, generate_y_prime
-from datalint_persona.scoring import Direction, project_responses
+from datalint_persona.scoring import project_responses
 from datalint_persona.stats import clean_dataset_threshold, cohens_d, threshold_at_fpr, tpr_at_threshold
 from datalint_persona.traits import TraitPair
+from datalint_persona.types import Direction
 from datalint_persona.vectors import PersonaVector
 
 if TYPE_CHECKING:

@@ -8,6 +8,7 @@ output of the final norm, as transformers reports it.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from typing import TYPE_CHECKING, Any
@@ -81,6 +82,18 @@ def _first_tensor(value: Any) -> torch.Tensor:
     return tensor
 
 
+def _blocks_and_layers(model: nn.Module, layers: Sequence[int]) -> tuple[Sequence[nn.Module], list[int]]:
+    """The model's blocks and the requested layers, sorted and checked against 0..L."""
+    blocks = decoder_blocks(model)
+    wanted = sorted(set(layers))
+    if not wanted or wanted[0] < 0 or wanted[-1] > len(blocks):
+        raise ModelError(
+            f"Layer(s) {wanted} out of range: this model has layers 0..{len(blocks)}.",
+            fix="pick layers within that range (see the layer convention in the docs).",
+        )
+    return blocks, wanted
+
+
 @contextmanager
 def residual_hooks(
     model: nn.Module, layers: Sequence[int], *, stop_after_deepest: bool = True
@@ -93,14 +106,8 @@ def residual_hooks(
 
     >>> # with residual_hooks(model, [4, 8]) as store: forward_to_layers(...)  # store[4].shape == (b, s, d)
     """
-    blocks = decoder_blocks(model)
+    blocks, wanted = _blocks_and_layers(model, layers)
     n_blocks = len(blocks)
-    wanted = sorted(set(layers))
-    if not wanted or wanted[0] < 0 or wanted[-1] > n_blocks:
-        raise ModelError(
-            f"Layer(s) {wanted} out of range: this model has layers 0..{n_blocks}.",
-            fix="pick layers within that range (see the layer convention in the docs).",
-        )
     deepest = wanted[-1]
     store: dict[int, torch.Tensor] = {}
     handles = []
@@ -133,17 +140,112 @@ def residual_hooks(
             handle.remove()
 
 
+@contextmanager
+def record_last_positions(model: nn.Module, layers: Sequence[int]) -> Iterator[dict[int, list[torch.Tensor]]]:
+    """While generating: after each forward call, append ``hidden_states[l][:, -1]`` ((b, d)) per layer.
+
+    Call 0 is the prompt's (prefill); call k feeds the k-th generated token (0-based: token k-1),
+    so the list for a layer holds one activation per fed token, in order. The hooks are removed in
+    ``finally`` and never stop the forward pass.
+    """
+    blocks, wanted = _blocks_and_layers(model, layers)
+    n_blocks = len(blocks)
+    recorded: dict[int, list[torch.Tensor]] = {layer: [] for layer in wanted}
+
+    def make_pre_hook(layer: int) -> Any:
+        def hook(_module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+            hidden = args[0] if args else kwargs["hidden_states"]
+            recorded[layer].append(hidden[:, -1].detach().clone())
+
+        return hook
+
+    def norm_hook(_module: nn.Module, _args: Any, output: Any) -> None:
+        recorded[n_blocks].append(_first_tensor(output)[:, -1].detach().clone())
+
+    handles = []
+    try:
+        for layer in wanted:
+            if layer < n_blocks:
+                handles.append(
+                    blocks[layer].register_forward_pre_hook(make_pre_hook(layer), with_kwargs=True)
+                )
+            else:
+                handles.append(final_norm(model).register_forward_hook(norm_hook))
+        yield recorded
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+MIN_SHARED_PREFIX = 4  # tokens; below this, a separate prefix pass costs more than it saves
+
+
+def shared_prefix_length(input_ids: torch.Tensor, attention_mask: torch.Tensor) -> int:
+    """Tokens at the start that every row of a right-padded batch shares, leaving each row one of its own.
+
+    Below ``MIN_SHARED_PREFIX`` tokens (or for one row) it is 0: a separate pass would cost more than it saves.
+
+    >>> import torch
+    >>> ids = torch.tensor([[5, 6, 7, 8, 9, 4], [5, 6, 7, 8, 1, 0]])
+    >>> shared_prefix_length(ids, torch.tensor([[1, 1, 1, 1, 1, 1], [1, 1, 1, 1, 1, 0]]))
+    4
+    """
+    if input_ids.shape[0] < 2:
+        return 0
+    # (batch, seq) -> (seq,): True where every row has row 0's token
+    same = (input_ids == input_ids[:1]).all(dim=0)
+    common = int(same.long().cumprod(dim=0).sum())
+    shortest = int(attention_mask.sum(dim=1).min())
+    shared = min(common, shortest - 1)
+    return shared if shared >= MIN_SHARED_PREFIX else 0
+
+
 def forward_to_layers(
     model: nn.Module,
     input_ids: torch.Tensor,
     attention_mask: torch.Tensor,
     layers: Sequence[int],
+    *,
+    prefix: int = 0,
 ) -> dict[int, torch.Tensor]:
-    """Run the model's trunk (no LM head) up to the deepest layer; return ``{layer: (b, s, d)}``."""
+    """Run the model's trunk (no LM head) up to the deepest layer; return ``{layer: (b, s, d)}``.
+
+    ``input_ids`` must be right-padded. With ``prefix`` > 0, the first ``prefix`` tokens, which
+    every row must share (see :func:`shared_prefix_length`: the chat template's system prompt, or
+    one prompt under y and y'), run once, and the rows continue from their key/value cache: the
+    same positions, tokens and masks, so the same activations up to float rounding, for fewer FLOPs.
+    """
     import torch
 
     trunk = getattr(model, "base_model", model)
     with torch.inference_mode(), residual_hooks(model, layers) as store:
+        if prefix <= 0:
+            with suppress(_StopForward):
+                trunk(input_ids=input_ids, attention_mask=attention_mask, use_cache=False)
+            return dict(store)
+        from transformers import DynamicCache
+
+        cache = DynamicCache(config=getattr(model, "config", None))
+        # transformers 5 names the argument ``cache``; earlier versions ``past_key_values``.
+        cache_argument = (
+            "cache" if "cache" in inspect.signature(trunk.forward).parameters else "past_key_values"
+        )
         with suppress(_StopForward):
-            trunk(input_ids=input_ids, attention_mask=attention_mask, use_cache=False)
-        return dict(store)
+            trunk(
+                input_ids=input_ids[:1, :prefix],
+                attention_mask=attention_mask[:1, :prefix],
+                use_cache=True,
+                **{cache_argument: cache},
+            )
+        head = dict(store)  # {layer: (1, prefix, d)}
+        cache.batch_repeat_interleave(input_ids.shape[0])
+        with suppress(_StopForward):
+            trunk(
+                input_ids=input_ids[:, prefix:],
+                attention_mask=attention_mask,  # (b, prefix + rest): the cache's positions included
+                use_cache=True,
+                **{cache_argument: cache},
+            )
+        rows = input_ids.shape[0]
+        # (1, prefix, d) + (b, rest, d) -> (b, seq, d)
+        return {layer: torch.cat([head[layer].expand(rows, -1, -1), store[layer]], dim=1) for layer in head}

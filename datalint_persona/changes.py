@@ -59,7 +59,8 @@ def _repo_root(path: Path) -> Path:
 def _check_ref(ref: str, root: Path) -> None:
     if ref.startswith("-"):  # git would read it as an option (git show --output=FILE writes a file)
         raise ConfigError(
-            f"--changed-since: '{ref}' is not a git ref.", fix="pass a branch, tag or commit, e.g. origin/main."
+            f"--changed-since: '{ref}' is not a git ref.",
+            fix="pass a branch, tag or commit, e.g. origin/main.",
         )
     done = _git(["rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}"], root)
     if done.returncode != 0:

@@ -38,6 +38,12 @@ class EncodedPair:
     def n_response_tokens(self) -> int:
         return sum(self.response_mask)
 
+    @property
+    def needed_length(self) -> int:
+        """Tokens up to the last response token: the template's tokens after it can't change the
+        response's activations (attention is causal), so a forward pass may stop there."""
+        return len(self.response_mask) - self.response_mask[::-1].index(True)
+
 
 def _as_dicts(messages: Sequence[Message]) -> list[dict[str, str]]:
     return [{"role": m.role, "content": m.content} for m in messages]

@@ -285,6 +285,12 @@ def _screen(ctx: click.Context, files: tuple[str, ...], options: dict[str, Any])
             + (f", {stats['corrupted']} corrupted entries regenerated" if stats.get("corrupted") else ""),
             err=True,
         )
+        click.echo(
+            f"scoring: {stats.get('pairs_forwarded', 0)} (x, answer) pairs run through the model, "
+            f"{stats.get('y_prime_from_generation', 0)} y' scored from their generation, "
+            f"{stats.get('projections_reused', 0)} reused from the cache",
+            err=True,
+        )
     worst = result.worst_level()
     fail_on = screen_options.fail_on
     failed = fail_on != "never" and worst != "none" and LEVEL_ORDER[worst] >= LEVEL_ORDER[fail_on]
@@ -299,7 +305,9 @@ def _check_output(options: dict[str, Any], files: tuple[str, ...]) -> None:
     if output is None:
         return
     if options["output_format"] == "terminal":
-        raise PersonaLintError("--output needs --format json or sarif (or html or gitlab).", fix="add --format sarif.")
+        raise PersonaLintError(
+            "--output needs --format json or sarif (or html or gitlab).", fix="add --format sarif."
+        )
     refuse_input_path(output, files)
 
 

@@ -18,6 +18,7 @@ from datalint_persona.findings import dataset_findings, invalid_findings, sample
 from datalint_persona.paths import display_path
 from datalint_persona.types import (
     DatasetSummary,
+    Direction,
     RuleInfo,
     Sample,
     SampleScore,
@@ -156,7 +157,7 @@ def screen(
     from datalint_persona.models import describe, load_model, resolve_model
     from datalint_persona.projection_cache import ProjectionCache
     from datalint_persona.rules import default_rule_for, resolve_rule, shipped_rules
-    from datalint_persona.scoring import Direction, project_responses
+    from datalint_persona.scoring import ScoringStats, project_responses
     from datalint_persona.sharding import parse_shard, shard_settings
     from datalint_persona.vector_store import find_vectors
 
@@ -220,10 +221,13 @@ def screen(
         cache_dir=opts.cache_dir,
         batch_size=opts.batch_size,
         tensor_parallel_size=opts.tensor_parallel_size,
+        # y' projections recorded while generating spare scoring a second pass over y'.
+        record_directions=directions,
         progress=progress,
     )
     n = len(samples)
     projection_cache = ProjectionCache(opts.cache_dir)
+    scoring_stats = ScoringStats()
     try:
         projections, truncated_flags = project_responses(
             loaded,
@@ -233,6 +237,8 @@ def screen(
             max_tokens=max_tokens,
             batch_size=opts.batch_size,
             cache=projection_cache,
+            recorded=[*(None for _ in samples), *(g.recorded for g in generations)],
+            stats=scoring_stats,
             progress=progress,
         )
     finally:
@@ -306,6 +312,7 @@ def screen(
             "hits": cache.stats.hits,
             "misses": cache.stats.misses,
             "corrupted": cache.stats.corrupted,
+            **scoring_stats.as_dict(),
         },
         calibration=_calibration_values(rules, by_trait),
         inputs=dataset.inputs,

@@ -9,7 +9,7 @@ import numpy as np
 
 from datalint_persona.backends import GenerationBackend, GenerationSettings
 from datalint_persona.cache import GenerationCache, generation_key
-from datalint_persona.types import Generation, Message
+from datalint_persona.types import Direction, Generation, Message
 
 if TYPE_CHECKING:
     from datalint_persona.models import LoadedModel
@@ -78,12 +78,14 @@ def generate_y_prime(
     cache_dir: str | None = None,
     batch_size: int = 16,
     tensor_parallel_size: int = 1,
+    record_directions: Sequence[Direction] = (),
     progress: ProgressCallback | None = None,
 ) -> tuple[list[Generation], GenerationCache]:
     """The base model's own answer to each prompt, rendered with its chat template.
 
     Returns the generations and the (closed) cache, whose ``stats`` and ``warnings`` say what
-    was reused.
+    was reused. Fresh generations carry their projections onto ``record_directions`` where the
+    backend can record them; reused ones never do.
     """
     from datalint_persona.backends import make_backend
     from datalint_persona.chat import render_prompt
@@ -91,7 +93,9 @@ def generate_y_prime(
     rendered = [render_prompt(loaded.tokenizer, p) for p in prompts]
     cache = GenerationCache(cache_dir)
     try:
-        chosen = make_backend(backend, loaded, tensor_parallel_size=tensor_parallel_size)
+        chosen = make_backend(
+            backend, loaded, tensor_parallel_size=tensor_parallel_size, record_directions=record_directions
+        )
         generations = generate_with_cache(
             chosen, cache, loaded.identity, rendered, settings, batch_size=batch_size, progress=progress
         )

@@ -19,9 +19,9 @@ import numpy as np
 
 from datalint_persona.backends import GenerationSettings
 from datalint_persona.generation import generate_y_prime
-from datalint_persona.scoring import Direction, project_responses
+from datalint_persona.scoring import project_responses
 from datalint_persona.shift import last_prompt_activations
-from datalint_persona.types import Message
+from datalint_persona.types import Direction, Message
 from datalint_persona.vectors import PersonaVector
 
 if TYPE_CHECKING:

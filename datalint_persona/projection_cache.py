@@ -15,8 +15,6 @@ import struct
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
-import numpy as np
-
 from datalint_persona.cache import open_cache_database
 from datalint_persona.errors import PersonaLintError
 from datalint_persona.types import Message
@@ -42,12 +40,6 @@ def pair_key(model_identity: str, max_tokens: int, prompt: Sequence[Message], re
         separators=(",", ":"),
     )
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
-
-
-def direction_key(layer: int, unit: np.ndarray) -> str:
-    """The cache key of one unit vector at one layer."""
-    digest = hashlib.sha256(np.ascontiguousarray(unit, dtype=np.float64).tobytes()).hexdigest()
-    return f"{layer}:{digest}"
 
 
 def _checksum(pair: str, direction: str, value: float, truncated: bool) -> str:

@@ -14,10 +14,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from datalint_persona.backends import GenerationSettings
-from datalint_persona.scoring import Direction, project_responses
+from datalint_persona.scoring import project_responses
 from datalint_persona.steering import Positions
 from datalint_persona.steering_selection import steered_answers
-from datalint_persona.types import Message
+from datalint_persona.types import Direction, Message
 from datalint_persona.vectors import PersonaVector
 
 if TYPE_CHECKING:

@@ -8,8 +8,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    import numpy as np
 
 Role = Literal["system", "user", "assistant"]
 Level = Literal["note", "warning", "error"]
@@ -66,12 +70,57 @@ class InvalidRecord:
 
 
 @dataclass(frozen=True)
+class Direction:
+    """A trait's unit vector at the layer its rule reads (float64, shape (hidden_size,))."""
+
+    trait: str
+    layer: int
+    unit: np.ndarray
+
+    @property
+    def key(self) -> str:
+        """``"layer:sha256 of the float64 bytes"``: names this exact direction in caches and recordings."""
+        import numpy as np
+
+        digest = hashlib.sha256(np.ascontiguousarray(self.unit, dtype=np.float64).tobytes()).hexdigest()
+        return f"{self.layer}:{digest}"
+
+
+def token_digest(token_ids: Sequence[int]) -> str:
+    """sha256 of token ids (as little-endian int64), to compare token sequences without keeping them."""
+    payload = b"".join(int(t).to_bytes(8, "little", signed=True) for t in token_ids)
+    return hashlib.sha256(payload).hexdigest()
+
+
+@dataclass(frozen=True)
+class RecordedProjections:
+    """A response's mean activation projected onto unit vectors, recorded while it was generated.
+
+    The model was fed ``n_tokens`` tokens (digest ``tokens_sha256``): the prompt's, then from
+    ``response_start`` on the response's. Scoring uses ``values`` (one per direction in
+    ``direction_keys``) only where tokenizing the rendered conversation gives exactly these tokens
+    (see :func:`datalint_persona.scoring.recorded_matches`).
+    """
+
+    tokens_sha256: str
+    n_tokens: int
+    response_start: int
+    direction_keys: tuple[str, ...]
+    values: tuple[float, ...]
+
+
+@dataclass(frozen=True)
 class Generation:
-    """The base model's own response y' to a prompt."""
+    """The base model's own response y' to a prompt.
+
+    ``recorded`` is set only by a backend asked to record projections while generating; it is
+    never cached.
+    """
 
     text: str
     n_tokens: int
     hit_token_limit: bool
+    recorded: RecordedProjections | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -175,8 +224,9 @@ class ScreenResult:
     started_at: str  # ISO 8601 UTC
     finished_at: str
     warnings: tuple[str, ...] = ()
-    # y' cache hits/misses/corrupted of this run. Not part of reports: they differ between a first
-    # run and a re-run, and reports of the same inputs must be identical.
+    # y' cache hits/misses/corrupted of this run, and the scoring counts of ScoringStats.as_dict().
+    # Not part of reports: they differ between a first run and a re-run, and reports of the same
+    # inputs must be identical.
     cache_stats: dict[str, int] = field(default_factory=dict)
     # Per trait, the calibration ΔP values of the vector's held-out pairs ("normal", "trait"), when
     # the vector stores them at the rule's layer; the HTML report plots them. Not in JSON/SARIF.

@@ -9,7 +9,12 @@ from conftest import PAD_ID
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from datalint_persona.activations import iter_mean_activations, length_sorted_batches, masked_mean
+from datalint_persona.activations import (
+    ForwardWork,
+    iter_mean_activations,
+    length_sorted_batches,
+    masked_mean,
+)
 from datalint_persona.chat import EncodedPair, encode_pair
 from datalint_persona.models import LoadedModel
 from datalint_persona.types import Message
@@ -126,3 +131,39 @@ def test_batch_size_is_honoured_by_iter_mean_activations(tiny_llama: LoadedModel
     pairs = _encoded(tiny_llama)
     sizes = [len(b) for b, _ in iter_mean_activations(tiny_llama, pairs, [1], batch_size=batch_size)]
     assert max(sizes) <= batch_size and sum(sizes) == len(pairs)
+
+
+def test_forward_work_counts_tokens_and_causal_pairs_by_brute_force() -> None:
+    lengths, prefix = [7, 9, 12], 5
+    work = ForwardWork()
+    work.add_batch(lengths, prefix)
+    # By hand: the prefix's tokens once, then each row's own tokens; token t sees t + 1 keys.
+    tokens = set(range(prefix)) | {(row, t) for row, n in enumerate(lengths) for t in range(prefix, n)}
+    pairs = sum(t + 1 for t in range(prefix)) + sum(t + 1 for n in lengths for t in range(prefix, n))
+    assert (work.tokens, work.attention_pairs) == (len(tokens), pairs)
+    unshared = ForwardWork()
+    unshared.add_batch(lengths, 0)
+    assert unshared.tokens == sum(lengths) == work.tokens + prefix * (len(lengths) - 1)
+
+
+def test_shared_prefix_runs_fewer_tokens_for_the_same_means(tiny_llama: LoadedModel) -> None:
+    system = (Message("system", "You are a careful assistant who always answers in full sentences."),)
+    prompts = [(*system, Message("user", q)) for q in ("Hi", "Name a colour.", "What is 2 + 2?")]
+    pairs = [
+        encode_pair(tiny_llama.tokenizer, p, r, max_tokens=512)
+        for p, r in zip(prompts, ["Hello there.", "Blue.", "Four."], strict=True)
+    ]
+    runs = {}
+    for share in (True, False):
+        work = ForwardWork()
+        [(batch, means)] = list(
+            iter_mean_activations(tiny_llama, pairs, [1, 3], batch_size=8, share_prefix=share, work=work)
+        )
+        runs[share] = (work, batch, means)
+    shared_work, batch, shared_means = runs[True]
+    plain_work, plain_batch, plain_means = runs[False]
+    assert batch == plain_batch
+    assert plain_work.tokens == sum(p.needed_length for p in pairs)
+    assert shared_work.tokens < plain_work.tokens - 10  # the system prompt ran once, not three times
+    for layer in (1, 3):
+        torch.testing.assert_close(shared_means[layer], plain_means[layer], rtol=1e-5, atol=1e-5)

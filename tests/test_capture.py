@@ -8,11 +8,13 @@ import pytest
 import torch
 
 from datalint_persona.capture import (
+    MIN_SHARED_PREFIX,
     _StopForward,
     decoder_blocks,
     final_norm,
     forward_to_layers,
     residual_hooks,
+    shared_prefix_length,
 )
 from datalint_persona.errors import ModelError
 from datalint_persona.models import LoadedModel
@@ -168,3 +170,92 @@ def test_out_of_range_layers_are_refused(tiny_llama: LoadedModel, layers: list[i
 def test_unknown_architecture_names_what_was_tried() -> None:
     with pytest.raises(ModelError, match="model.layers"):
         decoder_blocks(torch.nn.Linear(2, 2))
+
+
+def _rows_sharing_a_prefix(loaded: LoadedModel) -> tuple[torch.Tensor, torch.Tensor]:
+    """Three right-padded conversations under one system prompt, of different lengths."""
+    tokenizer = loaded.tokenizer
+    system = (
+        "<|im_start|>system\nYou are a careful assistant who answers briefly.<|im_end|>\n<|im_start|>user\n"
+    )
+    texts = [
+        system + "How do I bake bread?<|im_end|>\n<|im_start|>assistant\nMix flour, water and yeast.",
+        system + "Hi<|im_end|>\n",
+        system + "Name a colour.<|im_end|>\n<|im_start|>assistant\nBlue.",
+    ]
+    encoded = [tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
+    width = max(len(e) for e in encoded)
+    pad = tokenizer.pad_token_id
+    ids = torch.tensor([e + [pad] * (width - len(e)) for e in encoded])
+    attention = torch.tensor([[1] * len(e) + [0] * (width - len(e)) for e in encoded])
+    return ids, attention
+
+
+def test_shared_prefix_is_found_and_leaves_every_row_a_token() -> None:
+    shared = [3, 4, 5, 6, 7, 8]
+    ids = torch.tensor([[*shared, 1, 1], [*shared, 1, 0], [*shared, 9, 9]])
+    assert shared_prefix_length(ids, torch.ones_like(ids)) == 6
+    # Identical rows: the shortest row still keeps one token of its own.
+    same = torch.tensor([[*shared, 1], [*shared, 1]])
+    assert shared_prefix_length(same, torch.tensor([[1] * 7, [1] * 6 + [0]])) == 5
+    # One row, or too short a prefix to pay for its own pass: none.
+    assert shared_prefix_length(ids[:1], torch.ones_like(ids[:1])) == 0
+    short = torch.tensor([[3, 4, 5, 1], [3, 4, 5, 2]])
+    assert shared_prefix_length(short, torch.ones_like(short)) == 0
+
+
+def test_a_shared_prefix_gives_the_activations_of_separate_rows(any_tiny: LoadedModel) -> None:
+    ids, attention = _rows_sharing_a_prefix(any_tiny)
+    prefix = shared_prefix_length(ids, attention)
+    assert prefix >= MIN_SHARED_PREFIX  # the test must exercise the cached path
+    reference = _reference(any_tiny, ids, attention)
+    hooks_before = _hook_counts(any_tiny.model)
+    layers = list(range(any_tiny.num_layers + 1))
+    shared = forward_to_layers(any_tiny.model, ids, attention, layers, prefix=prefix)
+    plain = forward_to_layers(any_tiny.model, ids, attention, layers)
+    real = attention.bool()
+    for layer in layers:
+        assert shared[layer].shape == reference[layer].shape
+        # Padded positions may differ; every real token must match a separate forward pass.
+        torch.testing.assert_close(shared[layer][real], reference[layer][real], rtol=1e-5, atol=1e-5)
+        assert torch.equal(plain[layer], reference[layer])
+    # Each row alone, unpadded, gives the same activations too.
+    for row in range(ids.shape[0]):
+        n = int(attention[row].sum())
+        alone = _reference(any_tiny, ids[row : row + 1, :n], attention[row : row + 1, :n])
+        for layer in layers:
+            torch.testing.assert_close(shared[layer][row, :n], alone[layer][0], rtol=1e-5, atol=1e-5)
+    assert _hook_counts(any_tiny.model) == hooks_before
+
+
+def test_a_shared_prefix_longer_than_a_sliding_window_gives_the_same_activations() -> None:
+    """Gemma 3 mixes sliding-window and full attention; its cache keeps only a window of the prefix."""
+    from transformers import Gemma3ForCausalLM, Gemma3TextConfig
+
+    torch.manual_seed(0)
+    config = Gemma3TextConfig(
+        vocab_size=100,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=4,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        head_dim=8,
+        sliding_window=4,
+        max_position_embeddings=256,
+        layer_types=["sliding_attention", "full_attention", "sliding_attention", "full_attention"],
+    )
+    model = Gemma3ForCausalLM(config).eval()
+    shared = list(range(10, 22))  # 12 tokens, three windows
+    lengths = [17, 14, 15]
+    ids = torch.tensor([[*shared, *range(40 + 10 * row, 45 + 10 * row)] for row in range(3)])
+    attention = torch.tensor([[1] * n + [0] * (17 - n) for n in lengths])
+    prefix = shared_prefix_length(ids, attention)
+    assert prefix == 12
+    layers = list(range(5))
+    captured = forward_to_layers(model, ids, attention, layers, prefix=prefix)
+    with torch.no_grad():
+        for row, n in enumerate(lengths):
+            alone = model(input_ids=ids[row : row + 1, :n], output_hidden_states=True).hidden_states
+            for layer in layers:
+                torch.testing.assert_close(captured[layer][row, :n], alone[layer][0], rtol=1e-5, atol=1e-5)

@@ -87,11 +87,15 @@ def test_end_of_turn_tokens_stay_in_the_input_and_in_the_attention_mask(tiny_lla
     assert len(in_short) >= 3  # system, user and assistant turn ends
     assert not any(short.response_mask[i] for i in in_short)
     ids, attention, response = pad_right([short, long], PAD_ID, torch.device("cpu"))
-    n = len(short.input_ids)
+    # A row stops at its last response token: the template's tokens after it can't change the response.
+    n = short.needed_length
+    assert n < len(short.input_ids) and short.response_mask[n - 1] and not any(short.response_mask[n:])
+    assert len([i for i in in_short if i < n]) >= 2  # the system and user turn ends are still fed
+    assert ids[0, :n].tolist() == list(short.input_ids[:n])
     assert attention[0, :n].tolist() == [1] * n  # every real token attends, <|im_end|> included
     assert attention[0, n:].sum() == 0
     assert (ids[0, n:] == PAD_ID).all()
-    assert response[0, :n].tolist() == list(short.response_mask)
+    assert response[0, :n].tolist() == list(short.response_mask[:n])
     # The wrong mask really differs here, so the batched-vs-single tests below can catch it.
     assert not torch.equal((ids != PAD_ID).long(), attention)
 

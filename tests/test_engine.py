@@ -71,7 +71,13 @@ def run(
 
 def _options(model: Path, vectors: Path, folder: Path, **values: Any) -> ScreenOptions:
     return ScreenOptions(
-        model=str(model), vectors=str(vectors), cache_dir=str(folder / "cache"), device="cpu", **values
+        **{
+            "model": str(model),
+            "vectors": str(vectors),
+            "cache_dir": str(folder / "cache"),
+            "device": "cpu",
+            **values,
+        }
     )
 
 
@@ -198,11 +204,26 @@ def test_second_run_reuses_every_y_prime(
 ) -> None:
     result, folder = run
     options = _options(tiny_llama_dir, vectors_dir, folder, batch_size=1)
-    again = screen([str(folder / "train.jsonl"), str(folder / "more.jsonl")], options)
-    assert again.cache_stats == {"hits": len(result.samples), "misses": 0, "corrupted": 0}
-    assert result.cache_stats["misses"] == len(result.samples)
-    # batch size 1 against batch size 4: same scores.
-    for a, b in zip(result.samples, again.samples, strict=True):
+    files = [str(folder / "train.jsonl"), str(folder / "more.jsonl")]
+    again = screen(files, options)
+    n = len(result.samples)
+    assert result.cache_stats["misses"] == n
+    # Every y' and every projection comes from the caches: nothing runs through the model.
+    assert again.cache_stats == {
+        "hits": n,
+        "misses": 0,
+        "corrupted": 0,
+        "projections_reused": 2 * n,
+        "y_prime_from_generation": 0,
+        "pairs_forwarded": 0,
+        "tokens_run": 0,
+        "attention_pairs_run": 0,
+    }
+    assert [s.scores for s in again.samples] == [s.scores for s in result.samples]
+    # Without caches, batch size 1 against batch size 4: the same y' and scores.
+    uncached = screen(files, _options(tiny_llama_dir, vectors_dir, folder, batch_size=1, cache_dir=None))
+    assert uncached.cache_stats["pairs_forwarded"] + uncached.cache_stats["y_prime_from_generation"] == 2 * n
+    for a, b in zip(result.samples, uncached.samples, strict=True):
         assert a.y_prime == b.y_prime
         assert abs(a.scores[0].delta_p - b.scores[0].delta_p) < 1e-5
 

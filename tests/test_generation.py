@@ -219,3 +219,45 @@ def test_generate_y_prime_renders_with_the_template_and_caches(
     again, cache = generate_y_prime(tiny_llama, PROMPTS[:3], SETTINGS, cache_dir=folder, batch_size=2)
     assert again == generations and cache.stats.hits == 3 and cache.stats.written == 0
     assert (tmp_path / ".gitignore").read_text(encoding="utf-8").strip().endswith("*")
+
+
+@pytest.mark.parametrize("architecture", ["llama", "gpt2"])
+def test_recorded_projections_equal_a_forward_pass_over_the_fed_tokens(
+    architecture: str, request: pytest.FixtureRequest
+) -> None:
+    import numpy as np
+
+    from datalint_persona.capture import forward_to_layers
+    from datalint_persona.types import Direction, token_digest
+
+    loaded = load_tiny(request.getfixturevalue(f"tiny_{architecture}_dir"))  # private: eos changed below
+    prompts = _rendered(loaded)
+    free = [_greedy_by_hand(loaded, p, 5, set()) for p in prompts]
+    # Some rows end at an end-of-sequence token (the one prompt 0 generates at step 2), the rest hit the limit.
+    loaded.model.generation_config.eos_token_id = [2, free[0][2]]
+    settings = GenerationSettings(max_new_tokens=5)
+    rng = np.random.default_rng(0)
+    directions = []
+    for layer in (0, 1, 1, loaded.num_layers):  # two directions share layer 1; L is the final norm
+        raw = rng.standard_normal(loaded.hidden_size)
+        directions.append(Direction(f"t{len(directions)}", layer, raw / np.linalg.norm(raw)))
+    plain = _run(TransformersBackend(loaded), prompts, settings, batch_size=8)
+    assert all(g.recorded is None for g in plain)
+    for batch_size in (8, 2):
+        backend = TransformersBackend(loaded, record_directions=directions)
+        recorded = _run(backend, prompts, settings, batch_size)
+        assert recorded == plain  # recording changes no text, count or limit flag
+        assert {g.hit_token_limit for g in recorded} == {True, False}
+        for prompt, generation in zip(prompts, recorded, strict=True):
+            projections = generation.recorded
+            assert projections is not None
+            prompt_ids = loaded.tokenizer(prompt, add_special_tokens=False)["input_ids"]
+            fed = [*prompt_ids, *_greedy_by_hand(loaded, prompt, generation.n_tokens, set())]
+            assert projections.tokens_sha256 == token_digest(fed)
+            assert (projections.n_tokens, projections.response_start) == (len(fed), len(prompt_ids))
+            assert projections.direction_keys == tuple(d.key for d in directions)
+            ids = torch.tensor([fed])
+            hidden = forward_to_layers(loaded.model, ids, torch.ones_like(ids), [d.layer for d in directions])
+            for direction, value in zip(directions, projections.values, strict=True):
+                mean = hidden[direction.layer][0, len(prompt_ids) :].double().mean(dim=0).numpy()
+                assert abs(value - float(mean @ direction.unit)) < 1e-5, (direction.layer, generation)

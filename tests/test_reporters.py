@@ -503,7 +503,12 @@ def test_registry_maps_formats_to_renderers() -> None:
     from datalint_persona.reporters.gitlab import render_gitlab
     from datalint_persona.reporters.html import render_html
 
-    assert {"json": render_json, "sarif": render_sarif, "html": render_html, "gitlab": render_gitlab} == REPORTERS
+    assert {
+        "json": render_json,
+        "sarif": render_sarif,
+        "html": render_html,
+        "gitlab": render_gitlab,
+    } == REPORTERS
 
 
 # ------------------------------------------------------------------------------------- terminal

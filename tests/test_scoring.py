@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import torch
 
-from datalint_persona.chat import encode_pair
+from datalint_persona.chat import EncodedPair, encode_pair
 from datalint_persona.models import LoadedModel
-from datalint_persona.scoring import Direction, project_pairs, project_responses
-from datalint_persona.types import Message
+from datalint_persona.scoring import Direction, ScoringStats, project_pairs, project_responses
+from datalint_persona.types import Message, RecordedProjections, token_digest
 
 PROMPTS = [
     (Message("user", "Hi"),),
@@ -81,3 +83,82 @@ def test_project_responses_reports_truncation_and_scores_empty_as_space(tiny_lla
     for k, direction in enumerate(directions):
         mean = hidden[direction.layer][0][torch.tensor(pair.response_mask)].double().mean(0).numpy()
         assert abs(projections[1, k] - float(mean @ direction.unit)) < 1e-5
+
+
+def _recording(pair: EncodedPair, directions: list[Direction], values: list[float]) -> RecordedProjections:
+    """A recording of exactly ``pair``'s prompt and response tokens."""
+    fed = pair.input_ids[: pair.needed_length]
+    return RecordedProjections(
+        token_digest(fed),
+        len(fed),
+        pair.response_mask.index(True),
+        tuple(d.key for d in directions),
+        tuple(values),
+    )
+
+
+def test_a_matching_recording_replaces_the_forward_pass_and_a_mismatch_falls_back(
+    tiny_llama: LoadedModel,
+) -> None:
+    directions = _directions(tiny_llama)
+    prompt, response = PROMPTS[0], RESPONSES[0]
+    pair = encode_pair(tiny_llama.tokenizer, prompt, response, max_tokens=4096)
+    values = [0.5, -1.25, 2.0, 3.5]  # not what the model gives: shows which path ran
+    forward, _ = project_responses(tiny_llama, [prompt], [response], directions, max_tokens=4096)
+    assert not np.allclose(forward[0], values)
+
+    # Tokens and directions match: the recorded values are used, and no forward pass runs.
+    stats = ScoringStats()
+    used, _ = project_responses(
+        tiny_llama,
+        [prompt],
+        [response],
+        directions,
+        max_tokens=4096,
+        recorded=[_recording(pair, directions, values)],
+        stats=stats,
+    )
+    assert used[0].tolist() == values
+    assert stats.as_dict() == {
+        "projections_reused": 0,
+        "y_prime_from_generation": 1,
+        "pairs_forwarded": 0,
+        "tokens_run": 0,
+        "attention_pairs_run": 0,
+    }
+
+    # Anything else differs (other tokens than the text re-tokenizes to, another span or length,
+    # other directions): the pair runs through the model.
+    good = _recording(pair, directions, values)
+    ids = list(pair.input_ids[: good.n_tokens])
+    ids[-1] = (ids[-1] + 1) % len(tiny_llama.tokenizer)
+    for recording in (
+        dataclasses.replace(good, tokens_sha256=token_digest(ids)),
+        dataclasses.replace(good, response_start=good.response_start + 1),
+        dataclasses.replace(good, n_tokens=good.n_tokens - 1),
+        dataclasses.replace(good, direction_keys=good.direction_keys[::-1]),
+    ):
+        stats = ScoringStats()
+        fallback, _ = project_responses(
+            tiny_llama, [prompt], [response], directions, max_tokens=4096, recorded=[recording], stats=stats
+        )
+        np.testing.assert_array_equal(fallback, forward)
+        assert stats.forwarded == 1 and stats.from_generation == 0
+
+
+def test_a_recording_is_not_used_for_a_truncated_pair(tiny_llama: LoadedModel) -> None:
+    directions = _directions(tiny_llama)
+    prompt, response = PROMPTS[1], RESPONSES[1]
+    full = encode_pair(tiny_llama.tokenizer, prompt, response, max_tokens=4096)
+    cut = full.needed_length - 5
+    stats = ScoringStats()
+    project_responses(
+        tiny_llama,
+        [prompt],
+        [response],
+        directions,
+        max_tokens=cut,
+        recorded=[_recording(full, directions, [0.0] * len(directions))],
+        stats=stats,
+    )
+    assert stats.forwarded == 1 and stats.from_generation == 0

@@ -137,7 +137,9 @@ def test_merge_refuses_an_incomplete_or_unsharded_set(shard_run: dict[str, Any],
     assert result.exit_code == 2 and "not from a sharded run" in result.output
 
 
-def test_merge_refuses_shards_of_another_version_of_the_data(shard_run: dict[str, Any], tmp_path: Path) -> None:
+def test_merge_refuses_shards_of_another_version_of_the_data(
+    shard_run: dict[str, Any], tmp_path: Path
+) -> None:
     # A shard screened after the file changed carries another sha256 for it.
     edited = json.loads(Path(shard_run["reports"][2]).read_text(encoding="utf-8"))
     edited["inputs"][0]["sha256"] = "0" * 64

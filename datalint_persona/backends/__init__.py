@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from datalint_persona.backends.base import GenerationBackend, GenerationSettings
 from datalint_persona.errors import ConfigError
+from datalint_persona.types import Direction
 
 if TYPE_CHECKING:
     from datalint_persona.models import LoadedModel
@@ -13,12 +15,23 @@ if TYPE_CHECKING:
 BACKENDS = ("transformers", "vllm")
 
 
-def make_backend(name: str, loaded: LoadedModel, *, tensor_parallel_size: int = 1) -> GenerationBackend:
-    """Build the named backend for a loaded model (vLLM loads its own copy of the weights)."""
+def make_backend(
+    name: str,
+    loaded: LoadedModel,
+    *,
+    tensor_parallel_size: int = 1,
+    record_directions: Sequence[Direction] = (),
+) -> GenerationBackend:
+    """Build the named backend for a loaded model (vLLM loads its own copy of the weights).
+
+    ``record_directions``: unit vectors onto which the backend should project each response's
+    mean activation while generating it. Only the transformers backend can; vLLM's y' are scored
+    by a forward pass later.
+    """
     if name == "transformers":
         from datalint_persona.backends.transformers_backend import TransformersBackend
 
-        return TransformersBackend(loaded)
+        return TransformersBackend(loaded, record_directions=record_directions)
     if name == "vllm":
         from datalint_persona.backends.vllm_backend import VLLMBackend
 

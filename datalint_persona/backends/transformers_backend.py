@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from typing import TYPE_CHECKING, Any
 
 from datalint_persona.activations import length_sorted_batches
 from datalint_persona.backends.base import GenerationSettings
-from datalint_persona.types import Generation
+from datalint_persona.capture import record_last_positions
+from datalint_persona.types import Direction, Generation, RecordedProjections, token_digest
 
 if TYPE_CHECKING:
+    import torch
+
     from datalint_persona.models import LoadedModel
 
 
@@ -18,12 +22,18 @@ class TransformersBackend:
 
     The tokenizer's pad id may equal its end-of-turn id (SmolLM2: both are 2), so the attention mask
     is always passed explicitly and never derived from ``ids != pad_id``.
+
+    With ``record_directions``, each generation also carries the projections of its tokens' mean
+    activation onto those unit vectors, recorded as the tokens are fed back (so scoring need not
+    run y' through the model again). That takes one decode step more than ``max_new_tokens``,
+    whose token is discarded: the last kept token is fed once. The texts do not change.
     """
 
     name = "transformers"
 
-    def __init__(self, loaded: LoadedModel) -> None:
+    def __init__(self, loaded: LoadedModel, *, record_directions: Sequence[Direction] = ()) -> None:
         self.loaded = loaded
+        self.record_directions = tuple(record_directions)
 
     def generate(
         self, prompts: Sequence[str], settings: GenerationSettings, *, batch_size: int
@@ -47,11 +57,17 @@ class TransformersBackend:
                 attention[row, longest - n :] = 1
             sampling = settings.temperature > 0
             torch.manual_seed(settings.seed)
-            with torch.inference_mode():
+            capture = bool(self.record_directions)
+            recorder: AbstractContextManager[dict[int, list[torch.Tensor]]] = (
+                record_last_positions(model, [d.layer for d in self.record_directions])
+                if capture
+                else nullcontext({})
+            )
+            with torch.inference_mode(), recorder as recorded:
                 output = model.generate(
                     input_ids=ids.to(self.loaded.device),
                     attention_mask=attention.to(self.loaded.device),
-                    max_new_tokens=settings.max_new_tokens,
+                    max_new_tokens=settings.max_new_tokens + (1 if capture else 0),
                     do_sample=sampling,
                     temperature=settings.temperature if sampling else None,
                     top_p=settings.top_p if sampling else None,
@@ -59,8 +75,46 @@ class TransformersBackend:
                     pad_token_id=pad_id,
                     eos_token_id=eos_ids,
                 )
-            new_tokens = output[:, longest:].tolist()
-            yield batch, [_to_generation(self.loaded, row, eos_ids) for row in new_tokens]
+            new_tokens = [row[: settings.max_new_tokens] for row in output[:, longest:].tolist()]
+            generations = [_to_generation(self.loaded, row, eos_ids) for row in new_tokens]
+            if capture:
+                generations = [
+                    _with_projections(
+                        g, encoded[index], new_tokens[row], recorded, row, self.record_directions
+                    )
+                    for row, (index, g) in enumerate(zip(batch, generations, strict=True))
+                ]
+            yield batch, generations
+
+
+def _with_projections(
+    generation: Generation,
+    prompt_ids: list[int],
+    new_tokens: list[int],
+    recorded: dict[int, list[torch.Tensor]],
+    row: int,
+    directions: Sequence[Direction],
+) -> Generation:
+    """Attach the projections of the mean activation over the kept tokens (fed at forward calls
+    1..n_tokens; call 0 is the prompt's), computed as scoring computes them."""
+    import dataclasses
+
+    import torch
+
+    n = generation.n_tokens
+    if n == 0 or any(len(steps) < n + 1 for steps in recorded.values()):
+        return generation  # nothing to average, or a generate() that fed fewer tokens: score it later
+    # n x (batch, d) -> (n, d) -> (d,), in float32 like the scoring pass's mean
+    means = {
+        layer: torch.stack([step[row] for step in steps[1 : n + 1]]).float().mean(dim=0).cpu()
+        for layer, steps in recorded.items()
+    }
+    values = tuple(float(means[d.layer].double() @ torch.from_numpy(d.unit)) for d in directions)
+    fed = [*prompt_ids, *new_tokens[:n]]
+    projections = RecordedProjections(
+        token_digest(fed), len(fed), len(prompt_ids), tuple(d.key for d in directions), values
+    )
+    return dataclasses.replace(generation, recorded=projections)
 
 
 def _eos_ids(loaded: LoadedModel) -> list[int]:

@@ -7,12 +7,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import reference_means
 
 from datalint_persona.engine import ScreenOptions, screen
 from datalint_persona.extraction import build_contrastive
 from datalint_persona.models import LoadedModel
 from datalint_persona.traits import TraitDefinition, TraitPair
 from datalint_persona.types import Message
+from datalint_persona.vectors import PersonaVector
 
 # Extraction pairs written for this test only (not in traits/ and not in the dataset below).
 EXTRACTION = [
@@ -127,11 +129,29 @@ def test_trait_samples_have_higher_delta_p_and_rerun_hits_cache(
     assert delta[:n_evil].mean() > delta[n_evil:].mean()
     # Same prompts, opposite answers: each evil answer must beat its normal twin.
     assert (delta[:n_evil] > delta[n_evil:]).all()
-    # 8 samples, 4 distinct prompts: each y' is generated once.
-    assert first.cache_stats == {"hits": 0, "misses": 4, "corrupted": 0}
+    # 8 samples, 4 distinct prompts: each y' is generated once, and scored from its generation
+    # where its tokens survive decoding (the rest run through the model).
+    stats = first.cache_stats
+    assert {k: stats[k] for k in ("hits", "misses", "corrupted")} == {"hits": 0, "misses": 4, "corrupted": 0}
+    assert stats["y_prime_from_generation"] >= 3
+    assert stats["pairs_forwarded"] + stats["y_prime_from_generation"] == 8 + 4
+    # Every y' projection, whichever way it was made, against a plain forward pass of its text.
+    direction = PersonaVector.load(evil_vector_dir / "evil").unit(16)
+    for score in first.samples:
+        expected = reference_means(smollm, score.sample.prompt, score.y_prime)[16] @ direction
+        assert abs(score.for_trait("evil").projection_y_prime - expected) < 1e-4, score.sample.location
 
     second = screen([str(dataset)], options, loaded_model=smollm)
-    assert second.cache_stats == {"hits": 4, "misses": 0, "corrupted": 0}
+    assert second.cache_stats == {
+        "hits": 4,
+        "misses": 0,
+        "corrupted": 0,
+        "projections_reused": 12,
+        "y_prime_from_generation": 0,
+        "pairs_forwarded": 0,
+        "tokens_run": 0,
+        "attention_pairs_run": 0,
+    }
     again = np.array([s.for_trait("evil").delta_p for s in second.samples])
     np.testing.assert_allclose(again, delta, rtol=0, atol=1e-6)
     assert [s.y_prime for s in second.samples] == [s.y_prime for s in first.samples]
