@@ -276,8 +276,9 @@ def main() -> None:
         gen_ablation.append((label, seconds))
         say(f"generation batch {label}: {len(rendered)} prompts in {seconds:.1f}s")
 
-    # 8. Peak memory of the loading path (another module's benchmark).
+    # 8. Peak memory of the loading path and of the scoring stage (other scripts of this folder).
     memory = work_memory()
+    scoring_memory = run_script("scoring_memory.py")
 
     # 9. GPU.
     gpu = gpu_section(loaded, samples, directions) if torch.cuda.is_available() else None
@@ -421,6 +422,13 @@ def main() -> None:
         "",
         memory,
         "",
+        "## Peak memory of the scoring stage",
+        "",
+        "Growth of peak RSS while `project_responses` scores N pairs, all at once against in chunks of 4096 "
+        "(a random 2-layer model with SmolLM2's tokenizer; see the script's docstring):",
+        "",
+        scoring_memory,
+        "",
         "## GPU",
         "",
         gpu
@@ -436,17 +444,22 @@ def main() -> None:
 
 
 def work_memory() -> str:
-    script = Path(__file__).resolve().parent / "load_memory.py"
+    return run_script("load_memory.py")
+
+
+def run_script(name: str) -> str:
+    """Run another benchmark script of this folder in its own process; its output, fenced."""
+    script = Path(__file__).resolve().parent / name
     if not script.exists():
-        say("benchmarks/load_memory.py is missing; peak-memory section skipped")
-        return "**Missing:** benchmarks/load_memory.py does not exist in this checkout, so this was not measured."
-    say("running benchmarks/load_memory.py")
+        say(f"benchmarks/{name} is missing; its section is skipped")
+        return f"**Missing:** benchmarks/{name} does not exist in this checkout, so this was not measured."
+    say(f"running benchmarks/{name}")
     done = subprocess.run(
-        [sys.executable, str(script)], capture_output=True, text=True, timeout=600, check=False
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=900, check=False
     )
-    output = (done.stdout + done.stderr).strip()
+    output = "\n".join(line for line in (done.stdout + done.stderr).splitlines() if line.startswith("|"))
     print(output)
-    return f"`python benchmarks/load_memory.py` (exit {done.returncode}):\n\n```\n{output[-4000:]}\n```"
+    return f"`python benchmarks/{name}` (exit {done.returncode}):\n\n```\n{output[-4000:]}\n```"
 
 
 def gpu_section(loaded_cpu: Any, samples: Any, directions: Any) -> str:

@@ -115,6 +115,7 @@ def project_responses(
     cache: ProjectionCache | None = None,
     recorded: Sequence[RecordedProjections | None] | None = None,
     stats: ScoringStats | None = None,
+    chunk_size: int = 4096,
     progress: Callable[[str, int, int], None] | None = None,
 ) -> tuple[np.ndarray, list[bool]]:
     """Projections (len(responses), len(directions)) of each (prompt, response), and which were cut.
@@ -124,6 +125,8 @@ def project_responses(
     response) are read from it and only the others run through the model; identical pairs in
     one call are scored once. ``recorded[i]``, when given, holds response i's projections recorded
     during generation; they replace its forward pass where its tokens match (:func:`recorded_matches`).
+    Pairs are tokenized and scored ``chunk_size`` at a time, so memory beyond the per-pair
+    projections does not grow with the number of pairs.
     """
     scored = [response or " " for response in responses]
     # The chat template decides the scored tokens, so it is part of the key (the weights' hash is not enough).
@@ -134,35 +137,49 @@ def project_responses(
     known = cache.get_many(keys, dkeys) if cache is not None else {}
     todo = [k for k in dict.fromkeys(keys) if k not in known]
     first = {k: i for i, k in reversed(list(enumerate(keys)))}
-    encoded = {
-        k: encode_pair(loaded.tokenizer, prompts[first[k]], scored[first[k]], max_tokens=max_tokens)
-        for k in todo
-    }
-    computed: dict[str, tuple[list[float], bool]] = {}
-    for k in todo:
-        recording = recorded[first[k]] if recorded is not None else None
-        if recording is not None and recorded_matches(encoded[k], recording, dkeys):
-            computed[k] = (list(recording.values), False)
-    forward = [k for k in todo if k not in computed]
-    fresh = project_pairs(
-        loaded,
-        [encoded[k] for k in forward],
-        directions,
-        batch_size=batch_size,
-        token_budget=token_budget or default_token_budget(batch_size, max_tokens),
-        work=stats.work if stats is not None else None,
-        progress=progress,
-    )
-    computed.update(
-        {k: ([float(v) for v in fresh[row]], encoded[k].truncated) for row, k in enumerate(forward)}
-    )
+    budget = token_budget or default_token_budget(batch_size, max_tokens)
+    if progress:
+        progress("score", 0, len(todo))
+    # Chunks keep the token lists of at most ``chunk_size`` pairs in memory, and commit each
+    # chunk's projections to the cache, so an interrupted run keeps what it scored.
+    for start in range(0, len(todo), chunk_size):
+        chunk = todo[start : start + chunk_size]
+        encoded = {
+            k: encode_pair(loaded.tokenizer, prompts[first[k]], scored[first[k]], max_tokens=max_tokens)
+            for k in chunk
+        }
+        computed: dict[str, tuple[list[float], bool]] = {}
+        for k in chunk:
+            recording = recorded[first[k]] if recorded is not None else None
+            if recording is not None and recorded_matches(encoded[k], recording, dkeys):
+                computed[k] = (list(recording.values), False)
+        forward = [k for k in chunk if k not in computed]
+        finished = start + len(computed)
+
+        def report(_stage: str, done: int, _total: int, finished: int = finished) -> None:
+            if progress:
+                progress("score", finished + done, len(todo))
+
+        fresh = project_pairs(
+            loaded,
+            [encoded[k] for k in forward],
+            directions,
+            batch_size=batch_size,
+            token_budget=budget,
+            work=stats.work if stats is not None else None,
+            progress=report,
+        )
+        computed.update(
+            {k: ([float(v) for v in fresh[row]], encoded[k].truncated) for row, k in enumerate(forward)}
+        )
+        if stats is not None:
+            stats.from_generation += len(chunk) - len(forward)
+            stats.forwarded += len(forward)
+        if cache is not None:
+            cache.put_many(computed, dkeys)
+        known.update(computed)
     if stats is not None:
         stats.reused += len(set(keys)) - len(todo)
-        stats.from_generation += len(todo) - len(forward)
-        stats.forwarded += len(forward)
-    if cache is not None:
-        cache.put_many(computed, dkeys)
-    known.update(computed)
     out = np.array([known[k][0] for k in keys], dtype=np.float64).reshape(len(keys), len(directions))
     return out, [known[k][1] for k in keys]
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from datalint_persona.chat import EncodedPair, encode_pair
 from datalint_persona.models import LoadedModel
+from datalint_persona.projection_cache import ProjectionCache
 from datalint_persona.scoring import Direction, ScoringStats, project_pairs, project_responses
 from datalint_persona.types import Message, RecordedProjections, token_digest
 
@@ -162,3 +164,51 @@ def test_a_recording_is_not_used_for_a_truncated_pair(tiny_llama: LoadedModel) -
         stats=stats,
     )
     assert stats.forwarded == 1 and stats.from_generation == 0
+
+
+def test_chunks_give_the_same_projections_cache_rows_and_progress(
+    tiny_llama: LoadedModel, tmp_path: Path
+) -> None:
+    directions = _directions(tiny_llama)
+    prompts = [PROMPTS[i % 3] for i in range(7)]
+    responses = [f"Answer number {i}." for i in range(7)]
+    recorded: list[RecordedProjections | None] = [None] * 7
+    pair = encode_pair(tiny_llama.tokenizer, prompts[3], responses[3], max_tokens=4096)
+    recorded[3] = _recording(pair, directions, [1.0, 2.0, 3.0, 4.0])
+    whole, _ = project_responses(
+        tiny_llama, prompts, responses, directions, max_tokens=4096, recorded=recorded, chunk_size=100
+    )
+    seen: list[tuple[str, int, int]] = []
+    stats = ScoringStats()
+    cache = ProjectionCache(tmp_path)
+    try:
+        chunked, _ = project_responses(
+            tiny_llama,
+            prompts,
+            responses,
+            directions,
+            max_tokens=4096,
+            recorded=recorded,
+            cache=cache,
+            stats=stats,
+            chunk_size=2,
+            progress=lambda *event: seen.append(event),
+        )
+    finally:
+        cache.close()
+    np.testing.assert_allclose(chunked, whole, rtol=0, atol=1e-6)
+    assert chunked[3].tolist() == [1.0, 2.0, 3.0, 4.0]
+    assert (stats.forwarded, stats.from_generation) == (6, 1)
+    done = [event[1] for event in seen]
+    assert {event[2] for event in seen} == {7} and done == sorted(done) and done[0] == 0 and done[-1] == 7
+    # Every chunk was committed: a second call reads all seven from the cache.
+    again_stats = ScoringStats()
+    cache = ProjectionCache(tmp_path)
+    try:
+        again, _ = project_responses(
+            tiny_llama, prompts, responses, directions, max_tokens=4096, cache=cache, stats=again_stats
+        )
+    finally:
+        cache.close()
+    assert again_stats.reused == 7 and again_stats.forwarded == 0
+    np.testing.assert_array_equal(again, chunked)

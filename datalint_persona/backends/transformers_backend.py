@@ -6,6 +6,8 @@ from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from datalint_persona.activations import length_sorted_batches
 from datalint_persona.backends.base import GenerationSettings
 from datalint_persona.capture import record_last_positions
@@ -44,7 +46,10 @@ class TransformersBackend:
         model: Any = self.loaded.model  # its stubs don't type generate()
         eos_ids = _eos_ids(self.loaded)
         pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos_ids[0]
-        encoded = [tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
+        # int32 arrays: a list of Python ints costs about 36 bytes a token, for every prompt of the run
+        encoded = [
+            np.asarray(tokenizer(p, add_special_tokens=False)["input_ids"], dtype=np.int32) for p in prompts
+        ]
         lengths = [len(ids) for ids in encoded]
         budget = batch_size * (max(lengths, default=1) + settings.max_new_tokens)
         for batch in length_sorted_batches(lengths, batch_size=batch_size, token_budget=budget):
@@ -53,7 +58,7 @@ class TransformersBackend:
             attention = torch.zeros((len(batch), longest), dtype=torch.long)
             for row, index in enumerate(batch):
                 n = lengths[index]
-                ids[row, longest - n :] = torch.tensor(encoded[index])
+                ids[row, longest - n :] = torch.from_numpy(encoded[index])
                 attention[row, longest - n :] = 1
             sampling = settings.temperature > 0
             torch.manual_seed(settings.seed)
@@ -80,7 +85,7 @@ class TransformersBackend:
             if capture:
                 generations = [
                     _with_projections(
-                        g, encoded[index], new_tokens[row], recorded, row, self.record_directions
+                        g, encoded[index].tolist(), new_tokens[row], recorded, row, self.record_directions
                     )
                     for row, (index, g) in enumerate(zip(batch, generations, strict=True))
                 ]
