@@ -22,16 +22,18 @@ import tempfile
 from pathlib import Path
 
 SIZES = (1_000, 10_000, 100_000)
-CHILD = """
-import json, sys, time
-from datalint_persona.loaders import load_samples
-from datalint_persona.validation import validate_sources
-
-def status_mib(field):  # VmRSS (now) or VmHWM (peak) from /proc, in MiB
+# Prepended to each child's code: VmRSS (now) or VmHWM (peak) from /proc, in MiB.
+STATUS_MIB = """
+def status_mib(field):
     with open("/proc/self/status") as handle:
         for line in handle:
             if line.startswith(field + ":"):
                 return int(line.split()[1]) / 1024
+"""
+CHILD = """
+import json, sys, time
+from datalint_persona.loaders import load_samples
+from datalint_persona.validation import validate_sources
 
 path, mode = sys.argv[1], sys.argv[2]
 before = status_mib("VmRSS")
@@ -72,13 +74,20 @@ def write_dataset(folder: Path, n: int, suffix: str) -> Path:
     return path
 
 
-def measure(path: Path, mode: str) -> dict[str, float]:
-    """Run one child process. Its peak is /proc's VmHWM, which starts afresh at exec; getrusage's
-    ru_maxrss would carry over this (forking) process's peak."""
+def run_child(code: str, *args: str) -> dict[str, float]:
+    """Run ``code`` (with ``status_mib`` defined) in a fresh process; the JSON its last line prints.
+
+    Its peak is /proc's VmHWM, which starts afresh at exec; getrusage's ru_maxrss would carry over
+    this (forking) process's peak.
+    """
     done = subprocess.run(
-        [sys.executable, "-c", CHILD, str(path), mode], capture_output=True, text=True, check=True
+        [sys.executable, "-c", STATUS_MIB + code, *args], capture_output=True, text=True, check=True
     )
-    return dict(json.loads(done.stdout))
+    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+def measure(path: Path, mode: str) -> dict[str, float]:
+    return run_child(CHILD, str(path), mode)
 
 
 def main() -> None:

@@ -18,11 +18,11 @@ Run: ``python benchmarks/scoring_memory.py [N ...]`` (prints a markdown table; a
 
 from __future__ import annotations
 
-import json
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
+from load_memory import run_child  # this folder is sys.path[0] when run as a script
 
 SIZES = tuple(int(n) for n in sys.argv[1:]) or (4_000, 16_000, 64_000)
 CHUNK = 4096
@@ -32,12 +32,6 @@ import numpy as np
 from datalint_persona.models import load_model, resolve_model
 from datalint_persona.scoring import project_responses
 from datalint_persona.types import Direction, Message
-
-def status_mib(field):  # VmRSS (now) or VmHWM (peak) from /proc, in MiB
-    with open("/proc/self/status") as handle:
-        for line in handle:
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) / 1024
 
 folder, n, chunk = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 loaded = load_model(resolve_model(folder), device="cpu")
@@ -81,14 +75,8 @@ def build_model(folder: Path) -> Path:
 
 
 def measure(folder: Path, n: int, chunk: int) -> dict[str, float]:
-    """One child process; VmHWM starts afresh at exec (see load_memory.py)."""
-    done = subprocess.run(
-        [sys.executable, "-c", CHILD, str(folder), str(n), str(chunk)],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+    """One child process (see :func:`load_memory.run_child`)."""
+    return run_child(CHILD, str(folder), str(n), str(chunk))
 
 
 def main() -> None:

@@ -9,7 +9,7 @@ output of the final norm, as transformers reports it.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from typing import TYPE_CHECKING, Any
 
@@ -95,6 +95,43 @@ def _blocks_and_layers(model: nn.Module, layers: Sequence[int]) -> tuple[Sequenc
 
 
 @contextmanager
+def _layer_hooks(
+    model: nn.Module, layers: Sequence[int], on_layer: Callable[[int, torch.Tensor], None]
+) -> Iterator[list[int]]:
+    """Call ``on_layer(l, hidden_states[l])`` for each requested layer in every forward pass.
+
+    Layer ``l < L`` is the input of block ``l`` (a pre-hook), ``L`` the final norm's output. The
+    hooks are removed in ``finally``, so a crash never leaves the model altered. Yields the
+    sorted layers.
+    """
+    blocks, wanted = _blocks_and_layers(model, layers)
+    n_blocks = len(blocks)
+
+    def make_pre_hook(layer: int) -> Any:
+        def hook(_module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+            on_layer(layer, args[0] if args else kwargs["hidden_states"])
+
+        return hook
+
+    def norm_hook(_module: nn.Module, _args: Any, output: Any) -> None:
+        on_layer(n_blocks, _first_tensor(output))
+
+    handles = []
+    try:
+        for layer in wanted:
+            if layer < n_blocks:
+                handles.append(
+                    blocks[layer].register_forward_pre_hook(make_pre_hook(layer), with_kwargs=True)
+                )
+            else:
+                handles.append(final_norm(model).register_forward_hook(norm_hook))
+        yield wanted
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+@contextmanager
 def residual_hooks(
     model: nn.Module, layers: Sequence[int], *, stop_after_deepest: bool = True
 ) -> Iterator[dict[int, torch.Tensor]]:
@@ -106,38 +143,16 @@ def residual_hooks(
 
     >>> # with residual_hooks(model, [4, 8]) as store: forward_to_layers(...)  # store[4].shape == (b, s, d)
     """
-    blocks, wanted = _blocks_and_layers(model, layers)
-    n_blocks = len(blocks)
-    deepest = wanted[-1]
     store: dict[int, torch.Tensor] = {}
-    handles = []
+    deepest = max(layers, default=-1)
 
-    def make_pre_hook(layer: int) -> Any:
-        def hook(_module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-            store[layer] = args[0] if args else kwargs["hidden_states"]
-            if stop_after_deepest and layer == deepest:
-                raise _StopForward
-
-        return hook
-
-    def norm_hook(_module: nn.Module, _args: Any, output: Any) -> None:
-        store[n_blocks] = _first_tensor(output)
-        if stop_after_deepest:
+    def keep(layer: int, hidden: torch.Tensor) -> None:
+        store[layer] = hidden
+        if stop_after_deepest and layer == deepest:
             raise _StopForward
 
-    try:
-        for layer in wanted:
-            if layer < n_blocks:
-                # The input of block l is hidden_states[l].
-                handles.append(
-                    blocks[layer].register_forward_pre_hook(make_pre_hook(layer), with_kwargs=True)
-                )
-            else:
-                handles.append(final_norm(model).register_forward_hook(norm_hook))
+    with _layer_hooks(model, layers, keep):
         yield store
-    finally:
-        for handle in handles:
-            handle.remove()
 
 
 @contextmanager
@@ -148,33 +163,13 @@ def record_last_positions(model: nn.Module, layers: Sequence[int]) -> Iterator[d
     so the list for a layer holds one activation per fed token, in order. The hooks are removed in
     ``finally`` and never stop the forward pass.
     """
-    blocks, wanted = _blocks_and_layers(model, layers)
-    n_blocks = len(blocks)
-    recorded: dict[int, list[torch.Tensor]] = {layer: [] for layer in wanted}
+    recorded: dict[int, list[torch.Tensor]] = {layer: [] for layer in layers}
 
-    def make_pre_hook(layer: int) -> Any:
-        def hook(_module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-            hidden = args[0] if args else kwargs["hidden_states"]
-            recorded[layer].append(hidden[:, -1].detach().clone())
+    def append(layer: int, hidden: torch.Tensor) -> None:
+        recorded[layer].append(hidden[:, -1].detach().clone())
 
-        return hook
-
-    def norm_hook(_module: nn.Module, _args: Any, output: Any) -> None:
-        recorded[n_blocks].append(_first_tensor(output)[:, -1].detach().clone())
-
-    handles = []
-    try:
-        for layer in wanted:
-            if layer < n_blocks:
-                handles.append(
-                    blocks[layer].register_forward_pre_hook(make_pre_hook(layer), with_kwargs=True)
-                )
-            else:
-                handles.append(final_norm(model).register_forward_hook(norm_hook))
+    with _layer_hooks(model, layers, append):
         yield recorded
-    finally:
-        for handle in handles:
-            handle.remove()
 
 
 MIN_SHARED_PREFIX = 4  # tokens; below this, a separate prefix pass costs more than it saves
