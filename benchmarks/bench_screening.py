@@ -279,6 +279,7 @@ def main() -> None:
     # 8. Peak memory of the loading path and of the scoring stage (other scripts of this folder).
     memory = work_memory()
     scoring_memory = run_script("scoring_memory.py")
+    result_memory = run_script("result_memory.py")
 
     # 9. GPU.
     gpu = gpu_section(loaded, samples, directions) if torch.cuda.is_available() else None
@@ -428,6 +429,13 @@ def main() -> None:
         "(a random 2-layer model with SmolLM2's tokenizer; see the script's docstring):",
         "",
         scoring_memory,
+        "",
+        "## Memory of the per-sample results a run keeps",
+        "",
+        "`screen` returns every sample with its y' and its scores, because the reports list them; "
+        "this is what those records take (see the script's docstring):",
+        "",
+        result_memory,
         "",
         "## GPU",
         "",

@@ -30,7 +30,7 @@ from datalint_persona.types import (
 _CONSISTENT = ("schema", "tool", "model", "vectors", "rules", "sources", "inputs")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ReportedSample(Sample):
     """A sample known only from a report: its place and content hash, not its text."""
 

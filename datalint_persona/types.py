@@ -20,13 +20,13 @@ Level = Literal["note", "warning", "error"]
 LEVEL_ORDER: dict[str, int] = {"none": 0, "note": 1, "warning": 2, "error": 3}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Message:
     role: Role
     content: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Sample:
     """One training example: a prompt x (all turns before the last assistant turn) and a response y.
 
@@ -123,7 +123,7 @@ class Generation:
     recorded: RecordedProjections | None = field(default=None, compare=False, repr=False)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class TraitScore:
     """Projections of one sample onto one trait's unit persona vector at the rule's layer."""
 
@@ -135,7 +135,7 @@ class TraitScore:
     z: float | None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class SampleScore:
     sample: Sample
     index: int
