@@ -280,6 +280,7 @@ def main() -> None:
     memory = work_memory()
     scoring_memory = run_script("scoring_memory.py")
     result_memory = run_script("result_memory.py")
+    screen_memory = run_script("screen_memory.py")
 
     # 9. GPU.
     gpu = gpu_section(loaded, samples, directions) if torch.cuda.is_available() else None
@@ -430,10 +431,17 @@ def main() -> None:
         "",
         scoring_memory,
         "",
-        "## Memory of the per-sample results a run keeps",
+        "## Peak memory of a whole `screen()` run",
         "",
-        "`screen` returns every sample with its y' and its scores, because the reports list them; "
-        "this is what those records take (see the script's docstring):",
+        "Growth of peak RSS while `screen()` runs on N samples in chunks of 2048 (a random 2-layer model with "
+        "SmolLM2's tokenizer; see the script's docstring). The per-sample results go to a spool on disk:",
+        "",
+        screen_memory,
+        "",
+        "## Memory of the per-sample records",
+        "",
+        "What the per-sample records would take in memory (the spool keeps them on disk instead; a merge of "
+        "shard reports and the JSON report still build them; see the script's docstring):",
         "",
         result_memory,
         "",
@@ -463,7 +471,7 @@ def run_script(name: str) -> str:
         return f"**Missing:** benchmarks/{name} does not exist in this checkout, so this was not measured."
     say(f"running benchmarks/{name}")
     done = subprocess.run(
-        [sys.executable, str(script)], capture_output=True, text=True, timeout=900, check=False
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=1200, check=False
     )
     output = "\n".join(line for line in (done.stdout + done.stderr).splitlines() if line.startswith("|"))
     print(output)

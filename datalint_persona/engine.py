@@ -1,12 +1,15 @@
 """The one module that wires the stages together:
 
 load dataset -> generate y' -> capture activations -> score (ΔP) -> rules -> findings -> ScreenResult
+
+The samples stream through generation and scoring in chunks; per-sample results go to a spool.
 """
 
 from __future__ import annotations
 
 import datetime
-from collections.abc import Callable, Mapping, Sequence
+from array import array
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +22,7 @@ from datalint_persona.paths import display_path
 from datalint_persona.types import (
     DatasetSummary,
     Direction,
+    Finding,
     RuleInfo,
     Sample,
     SampleScore,
@@ -28,6 +32,7 @@ from datalint_persona.types import (
 
 if TYPE_CHECKING:
     from datalint_persona.models import LoadedModel
+    from datalint_persona.sharding import Shard
 
 ProgressCallback = Callable[[str, int, int], None]
 
@@ -54,6 +59,7 @@ class ScreenOptions:
     device: str = "auto"
     tensor_parallel_size: int = 1
     shard: str | None = None  # "i/N": screen only samples whose global index % N == i - 1
+    chunk_size: int = 8192  # samples generated and scored together (vLLM gets one call per chunk)
     rule_overrides: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
 
@@ -69,25 +75,28 @@ def resolve_device(choice: str) -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def count_warnings(scores: Sequence[SampleScore], max_tokens: int, max_new_tokens: int) -> list[str]:
+def count_warnings(scores: Iterable[SampleScore], max_tokens: int, max_new_tokens: int) -> list[str]:
     """The warnings that count samples: inputs cut at ``max_tokens``, y' cut at ``max_new_tokens``.
 
     A merge of shards recomputes them over all samples, so both use this one wording.
     """
     warnings = []
-    truncated = sum(s.truncated for s in scores)
+    total = truncated = hit_limit = 0
+    for score in scores:  # one pass: a spool on disk is read once
+        total += 1
+        truncated += score.truncated
+        hit_limit += score.y_prime_hit_token_limit
     if truncated:
         warnings.append(f"{truncated} sample(s) exceeded {max_tokens} tokens and were truncated.")
-    hit_limit = sum(s.y_prime_hit_token_limit for s in scores)
     if hit_limit:
         warnings.append(
-            f"{hit_limit} of {len(scores)} y' reached --max-new-tokens {max_new_tokens} and were cut off."
+            f"{hit_limit} of {total} y' reached --max-new-tokens {max_new_tokens} and were cut off."
         )
     return warnings
 
 
 def summarize(
-    scores: Sequence[SampleScore],
+    scores: Iterable[SampleScore],
     rules: Sequence[RuleInfo],
     clean_values: Mapping[str, Sequence[float]],
     *,
@@ -97,37 +106,45 @@ def summarize(
 ) -> list[DatasetSummary]:
     """Per source file and trait: mean ΔP with a bootstrap 95% interval, and the verdict.
 
+    One pass over ``scores`` (a spool on disk is read once) keeps three floats per sample and trait.
     ``thresholds`` ({source: {trait: threshold}}), when given, replaces each dataset threshold
     (a merge of shards passes the thresholds computed for the whole files).
     """
     from datalint_persona.stats import bootstrap_mean_ci, clean_dataset_threshold
 
-    summaries = []
-    sources = list(dict.fromkeys(s.sample.source for s in scores))
-    for source in sources:
-        rows = [s for s in scores if s.sample.source == source]
+    # {source: {trait: (ΔP, projection of y, projection of y')}}, sources in reading order
+    columns: dict[str, dict[str, tuple[array[float], array[float], array[float]]]] = {}
+    for score in scores:
+        per_trait = columns.setdefault(score.sample.source, {})
         for rule in rules:
-            values = [r.for_trait(rule.trait) for r in rows]
-            delta = np.array([v.delta_p for v in values])
-            low, high = bootstrap_mean_ci(delta, seed=seed)
+            value = score.for_trait(rule.trait)
+            delta, y, y_prime = per_trait.setdefault(rule.trait, (array("d"), array("d"), array("d")))
+            delta.append(value.delta_p)
+            y.append(value.projection_y)
+            y_prime.append(value.projection_y_prime)
+    summaries = []
+    for source, per_trait in columns.items():
+        for rule in rules:
+            delta_values, y_values, y_prime_values = (np.asarray(c) for c in per_trait[rule.trait])
+            low, high = bootstrap_mean_ci(delta_values, seed=seed)
             threshold = rule.dataset_threshold
             if thresholds is not None:
                 threshold = thresholds.get(source, {}).get(rule.trait)
             elif threshold is None and rule.trait in clean_values:
                 threshold = clean_dataset_threshold(
-                    clean_values[rule.trait], len(rows), fpr=dataset_fpr, seed=seed
+                    clean_values[rule.trait], len(delta_values), fpr=dataset_fpr, seed=seed
                 )
-            mean = float(delta.mean())
+            mean = float(delta_values.mean())
             summaries.append(
                 DatasetSummary(
                     trait=rule.trait,
                     source=source,
-                    n_samples=len(rows),
+                    n_samples=len(delta_values),
                     mean_delta_p=mean,
                     ci_low=low,
                     ci_high=high,
-                    mean_projection_y=float(np.mean([v.projection_y for v in values])),
-                    mean_projection_y_prime=float(np.mean([v.projection_y_prime for v in values])),
+                    mean_projection_y=float(np.mean(y_values)),
+                    mean_projection_y_prime=float(np.mean(y_prime_values)),
                     threshold=threshold,
                     flagged=threshold is not None and mean > threshold,
                 )
@@ -145,20 +162,25 @@ def screen(
 ) -> ScreenResult:
     """Screen datasets and return every score and finding; the CLI prints exactly this.
 
+    The samples stream through generation and scoring ``options.chunk_size`` at a time, and each
+    chunk's per-sample results go to a spool on disk (``result.samples``), so the memory a run
+    holds does not grow with the dataset beyond a few numbers per sample.
+
     ``loaded_model`` reuses a model loaded with :func:`datalint_persona.models.load_model` across
     calls (it must be the one ``options.model`` names); otherwise the model is loaded here.
 
     >>> result = screen(["train.jsonl"], fail_on="warning")  # doctest: +SKIP
     >>> [f.location for f in result.findings]  # doctest: +SKIP
     """
-    from datalint_persona.backends import GenerationSettings
+    from datalint_persona.backends import GenerationSettings, make_backend
     from datalint_persona.generation import auto_max_new_tokens_for, generate_y_prime
-    from datalint_persona.loaders import load_dataset
+    from datalint_persona.loaders import iter_dataset, scan_dataset
     from datalint_persona.models import describe, load_model, resolve_model
     from datalint_persona.projection_cache import ProjectionCache
     from datalint_persona.rules import default_rule_for, resolve_rule, shipped_rules
     from datalint_persona.scoring import ScoringStats, project_responses
     from datalint_persona.sharding import parse_shard, shard_settings
+    from datalint_persona.spool import SampleSpool
     from datalint_persona.vector_store import find_vectors
 
     opts = ScreenOptions(**{**asdict(options or ScreenOptions()), **overrides})
@@ -166,18 +188,20 @@ def screen(
     spec = loaded_model.spec if loaded_model is not None else resolve_model(opts.model)
     vectors = find_vectors(opts.vectors, spec.name, opts.traits)
     shard = parse_shard(opts.shard) if opts.shard else None
-    dataset = load_dataset(
-        sources, skip_invalid=opts.skip_invalid, split=opts.split, max_samples=opts.max_samples
-    )
-    all_samples, invalid = dataset.samples, dataset.invalid
-    if not all_samples and not invalid:
+    reading = {"skip_invalid": opts.skip_invalid, "split": opts.split, "max_samples": opts.max_samples}
+    # A first pass checks every record and counts them before the model loads; the samples are
+    # read again (streamed) for the y' budget and for the work.
+    scan = scan_dataset(sources, **reading)  # type: ignore[arg-type]
+    if not scan.n_samples and not scan.invalid:
         raise PersonaLintError("No samples to screen.", fix="pass at least one non-empty dataset.")
+
+    def all_samples() -> Iterator[Sample]:
+        return (item for item in iter_dataset(sources, **reading) if isinstance(item, Sample))  # type: ignore[arg-type]
+
     # A shard scores its share of the samples; the whole dataset still sets the y' budget and
     # the dataset thresholds, and shard 1 alone reports the invalid records.
-    indices = [g for g in range(len(all_samples)) if shard is None or shard.owns(g)]
-    samples = [all_samples[g] for g in indices]
-    if shard is not None and shard.index != 1:
-        invalid = []
+    invalid = scan.invalid if shard is None or shard.index == 1 else []
+    n_owned = sum(1 for g in range(scan.n_samples) if shard is None or shard.owns(g))
     if loaded_model is not None:
         loaded = loaded_model
     else:
@@ -210,67 +234,80 @@ def screen(
 
     max_tokens = opts.max_tokens or loaded.context_length
     # The responses are tokenized only when --max-new-tokens is left to the dataset.
-    max_new = opts.max_new_tokens or auto_max_new_tokens_for(loaded, [s.response for s in all_samples])
+    max_new = opts.max_new_tokens or auto_max_new_tokens_for(loaded, (s.response for s in all_samples()))
     settings = GenerationSettings(max_new_tokens=max_new, temperature=opts.temperature, seed=opts.seed)
-    prompts = [s.prompt for s in samples]
-    generations, cache = generate_y_prime(
-        loaded,
-        prompts,
-        settings,
-        backend=opts.backend,
-        cache_dir=opts.cache_dir,
-        batch_size=opts.batch_size,
-        tensor_parallel_size=opts.tensor_parallel_size,
-        # y' projections recorded while generating spare scoring a second pass over y'.
-        record_directions=directions,
-        progress=progress,
+    # y' projections recorded while generating spare scoring a second pass over y'.
+    backend = make_backend(
+        opts.backend, loaded, tensor_parallel_size=opts.tensor_parallel_size, record_directions=directions
     )
-    n = len(samples)
-    projection_cache = ProjectionCache(opts.cache_dir)
+    spool = SampleSpool()
+    sample_found: list[Finding] = []
+    generation_stats = {"hits": 0, "misses": 0, "corrupted": 0}
+    cache_warnings: list[str] = []
     scoring_stats = ScoringStats()
+    stages = _RunProgress(progress, {"generate": n_owned, "score": 2 * n_owned})
+    projection_cache = ProjectionCache(opts.cache_dir)
     try:
-        projections, truncated_flags = project_responses(
-            loaded,
-            [*prompts, *prompts],
-            [*(s.response for s in samples), *(g.text for g in generations)],
-            directions,
-            max_tokens=max_tokens,
-            batch_size=opts.batch_size,
-            cache=projection_cache,
-            recorded=[*(None for _ in samples), *(g.recorded for g in generations)],
-            stats=scoring_stats,
-            progress=progress,
-        )
+        for chunk in _owned_chunks(all_samples(), shard, opts.chunk_size):
+            samples = [sample for _, sample in chunk]
+            prompts = [s.prompt for s in samples]
+            generations, cache = generate_y_prime(
+                loaded,
+                prompts,
+                settings,
+                backend=backend,
+                cache_dir=opts.cache_dir,
+                batch_size=opts.batch_size,
+                progress=stages.chunk("generate", len(chunk)),
+            )
+            for key in generation_stats:
+                generation_stats[key] += getattr(cache.stats, key)
+            cache_warnings += cache.warnings
+            projections, truncated_flags = project_responses(
+                loaded,
+                [*prompts, *prompts],
+                [*(s.response for s in samples), *(g.text for g in generations)],
+                directions,
+                max_tokens=max_tokens,
+                batch_size=opts.batch_size,
+                cache=projection_cache,
+                recorded=[*(None for _ in samples), *(g.recorded for g in generations)],
+                stats=scoring_stats,
+                progress=stages.chunk("score", 2 * len(chunk)),
+            )
+            n = len(samples)
+            scores = [
+                _sample_score(
+                    index,
+                    sample,
+                    generations[i].text,
+                    generations[i].hit_token_limit,
+                    truncated_flags[i],
+                    projections[i],
+                    projections[n + i],
+                    rules,
+                )
+                for i, (index, sample) in enumerate(chunk)
+            ]
+            sample_found += sample_findings(scores, rules)
+            spool.extend(scores)
     finally:
         projection_cache.close()
-    scores = [
-        _sample_score(
-            indices[i],
-            sample,
-            generations[i].text,
-            generations[i].hit_token_limit,
-            truncated_flags[i],
-            projections[i],
-            projections[n + i],
-            rules,
-        )
-        for i, sample in enumerate(samples)
-    ]
-    summaries = summarize(scores, rules, clean_values, dataset_fpr=opts.dataset_fpr, seed=opts.seed)
+    summaries = summarize(spool, rules, clean_values, dataset_fpr=opts.dataset_fpr, seed=opts.seed)
     findings = [
         *invalid_findings(invalid),
         *dataset_findings(summaries, rules),
-        *sample_findings(scores, rules),
+        *sample_found,
     ]
-    warnings = [*cache.warnings, *projection_cache.warnings]
-    if dataset.stopped_after is not None:
+    warnings = [*dict.fromkeys(cache_warnings), *projection_cache.warnings]
+    if scan.stopped_after is not None:
         warnings.append(
-            f"--max-samples {opts.max_samples}: stopped reading after {dataset.stopped_after}; "
+            f"--max-samples {opts.max_samples}: stopped reading after {scan.stopped_after}; "
             "the records after it were not screened."
         )
     if invalid:
         warnings.append(f"{len(invalid)} invalid record(s) were skipped (--skip-invalid); see the findings.")
-    warnings += count_warnings(scores, max_tokens, max_new)
+    warnings += count_warnings(spool, max_tokens, max_new)
     run_settings: dict[str, object] = {
         "backend": opts.backend,
         "max_new_tokens": max_new,
@@ -283,7 +320,7 @@ def screen(
     }
     if shard is not None:
         run_settings["shard"] = shard_settings(
-            shard, all_samples, rules, clean_values, dataset_fpr=opts.dataset_fpr, seed=opts.seed
+            shard, scan.sizes, rules, clean_values, dataset_fpr=opts.dataset_fpr, seed=opts.seed
         )
     return ScreenResult(
         tool_version=__version__,
@@ -300,23 +337,58 @@ def screen(
             for v in vectors
         ),
         rules=tuple(all_rules),
-        sources=tuple(dict.fromkeys([*(s.source for s in all_samples), *(r.source for r in invalid)])),
-        samples=tuple(scores),
+        sources=tuple(dict.fromkeys([*scan.sizes, *(r.source for r in invalid)])),
+        samples=spool,
         summaries=tuple(summaries),
         findings=tuple(findings),
         invalid=tuple(invalid),
         started_at=started,
         finished_at=_now(),
         warnings=tuple(warnings),
-        cache_stats={
-            "hits": cache.stats.hits,
-            "misses": cache.stats.misses,
-            "corrupted": cache.stats.corrupted,
-            **scoring_stats.as_dict(),
-        },
+        cache_stats={**generation_stats, **scoring_stats.as_dict()},
         calibration=_calibration_values(rules, by_trait),
-        inputs=dataset.inputs,
+        inputs=scan.inputs,
     )
+
+
+def _owned_chunks(
+    samples: Iterable[Sample], shard: Shard | None, size: int
+) -> Iterator[list[tuple[int, Sample]]]:
+    """``(global index, sample)`` of the samples this shard owns, ``size`` at a time."""
+    chunk: list[tuple[int, Sample]] = []
+    for index, sample in enumerate(samples):
+        if shard is not None and not shard.owns(index):
+            continue
+        chunk.append((index, sample))
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+class _RunProgress:
+    """Reports each stage over the whole run while the run works chunk by chunk.
+
+    A chunk's stage reports ``(done, todo)`` over the work it has left after its caches; the
+    run's callback gets ``(finished before this chunk + what the caches spared + done, total)``.
+    """
+
+    def __init__(self, progress: ProgressCallback | None, totals: Mapping[str, int]) -> None:
+        self.progress = progress
+        self.totals = dict(totals)
+        self.offsets = dict.fromkeys(totals, 0)
+
+    def chunk(self, stage: str, size: int) -> ProgressCallback | None:
+        if self.progress is None:
+            return None
+        report, offset, total = self.progress, self.offsets[stage], self.totals[stage]
+        self.offsets[stage] += size
+
+        def chunk_report(name: str, done: int, todo: int) -> None:
+            report(name, offset + (size - todo) + done, total)
+
+        return chunk_report
 
 
 def _calibration_values(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -32,7 +32,7 @@ def auto_max_new_tokens(response_token_counts: Sequence[int]) -> int:
     return int(min(max(p95, MIN_AUTO_NEW_TOKENS), MAX_AUTO_NEW_TOKENS))
 
 
-def auto_max_new_tokens_for(loaded: LoadedModel, responses: Sequence[str]) -> int:
+def auto_max_new_tokens_for(loaded: LoadedModel, responses: Iterable[str]) -> int:
     """:func:`auto_max_new_tokens` of the responses' lengths in the model's own tokens."""
     tokenizer = loaded.tokenizer
     return auto_max_new_tokens([len(tokenizer(r, add_special_tokens=False)["input_ids"]) for r in responses])
@@ -74,7 +74,7 @@ def generate_y_prime(
     prompts: Sequence[Sequence[Message]],
     settings: GenerationSettings,
     *,
-    backend: str = "transformers",
+    backend: str | GenerationBackend = "transformers",
     cache_dir: str | None = None,
     batch_size: int = 16,
     tensor_parallel_size: int = 1,
@@ -83,9 +83,10 @@ def generate_y_prime(
 ) -> tuple[list[Generation], GenerationCache]:
     """The base model's own answer to each prompt, rendered with its chat template.
 
-    Returns the generations and the (closed) cache, whose ``stats`` and ``warnings`` say what
-    was reused. Fresh generations carry their projections onto ``record_directions`` where the
-    backend can record them; reused ones never do.
+    ``backend`` is a backend's name or one built by :func:`make_backend` (a run that generates in
+    chunks builds it once). Returns the generations and the (closed) cache, whose ``stats`` and
+    ``warnings`` say what was reused. Fresh generations carry their projections onto
+    ``record_directions`` where the backend can record them; reused ones never do.
     """
     from datalint_persona.backends import make_backend
     from datalint_persona.chat import render_prompt
@@ -93,8 +94,15 @@ def generate_y_prime(
     rendered = [render_prompt(loaded.tokenizer, p) for p in prompts]
     cache = GenerationCache(cache_dir)
     try:
-        chosen = make_backend(
-            backend, loaded, tensor_parallel_size=tensor_parallel_size, record_directions=record_directions
+        chosen = (
+            make_backend(
+                backend,
+                loaded,
+                tensor_parallel_size=tensor_parallel_size,
+                record_directions=record_directions,
+            )
+            if isinstance(backend, str)
+            else backend
         )
         generations = generate_with_cache(
             chosen, cache, loaded.identity, rendered, settings, batch_size=batch_size, progress=progress

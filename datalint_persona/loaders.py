@@ -120,6 +120,66 @@ def load_dataset(
     >>> len(loaded.samples), loaded.stopped_after, loaded.inputs[0]["sha256"] == digest
     (2, 'train.jsonl:2', True)
     """
+    located, inputs = _prepare(sources, max_samples, hash_inputs)
+    samples: list[Sample] = []
+    invalid: list[InvalidRecord] = []
+    stopped: list[str] = []
+    for item in _read(
+        located, skip_invalid=skip_invalid, split=split, max_samples=max_samples, stopped=stopped
+    ):
+        (invalid if isinstance(item, InvalidRecord) else samples).append(item)  # type: ignore[arg-type]
+    return LoadedDataset(samples, invalid, inputs, stopped[0] if stopped else None)
+
+
+@dataclass(frozen=True)
+class DatasetScan:
+    """What :func:`scan_dataset` found: samples per source, invalid records, hashes, where it stopped."""
+
+    sizes: dict[str, int]  # samples per source (display path), in reading order
+    invalid: list[InvalidRecord]
+    inputs: tuple[dict[str, str | None], ...]
+    stopped_after: str | None = None
+
+    @property
+    def n_samples(self) -> int:
+        return sum(self.sizes.values())
+
+
+def scan_dataset(
+    sources: Sequence[str],
+    *,
+    skip_invalid: bool = False,
+    split: str = "train",
+    max_samples: int | None = None,
+) -> DatasetScan:
+    """Read every record once, as :func:`load_dataset` does, but keep only counts and invalid records.
+
+    >>> import pathlib, tempfile
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     path = pathlib.Path(folder, "train.jsonl")
+    ...     _ = path.write_text('{"prompt": "Hi", "response": "Hello!"}\\n' * 3)
+    ...     scan = scan_dataset([str(path)], max_samples=2)
+    >>> scan.sizes, scan.stopped_after
+    ({'train.jsonl': 2}, 'train.jsonl:2')
+    """
+    located, inputs = _prepare(sources, max_samples, True)
+    sizes: dict[str, int] = {}
+    invalid: list[InvalidRecord] = []
+    stopped: list[str] = []
+    for item in _read(
+        located, skip_invalid=skip_invalid, split=split, max_samples=max_samples, stopped=stopped
+    ):
+        if isinstance(item, InvalidRecord):
+            invalid.append(item)
+        else:
+            sizes[item.source] = sizes.get(item.source, 0) + 1
+    return DatasetScan(sizes, invalid, inputs, stopped[0] if stopped else None)
+
+
+def _prepare(
+    sources: Sequence[str], max_samples: int | None, hash_inputs: bool
+) -> tuple[list[Located], tuple[dict[str, str | None], ...]]:
+    """Check ``max_samples``, locate every source before any is read, and hash the inputs."""
     if isinstance(sources, str):  # a bare string is a Sequence[str] of characters
         sources = [sources]
     if max_samples is not None and max_samples < 1:
@@ -131,20 +191,44 @@ def load_dataset(
     inputs = tuple(
         {"path": where.shown, "sha256": input_sha256(where) if hash_inputs else None} for where in located
     )
-    samples: list[Sample] = []
-    invalid: list[InvalidRecord] = []
+    return located, inputs
+
+
+def iter_dataset(
+    sources: Sequence[str],
+    *,
+    skip_invalid: bool = False,
+    split: str = "train",
+    max_samples: int | None = None,
+) -> Iterator[Sample | InvalidRecord]:
+    """Stream what :func:`load_dataset` reads (samples and, with ``skip_invalid``, invalid records)
+    in the same order, keeping nothing; each call reads the sources again."""
+    located, _ = _prepare(sources, max_samples, False)
+    yield from _read(located, skip_invalid=skip_invalid, split=split, max_samples=max_samples, stopped=[])
+
+
+def _read(
+    located: Sequence[Located],
+    *,
+    skip_invalid: bool,
+    split: str,
+    max_samples: int | None,
+    stopped: list[str],
+) -> Iterator[Sample | InvalidRecord]:
+    """Records of every source in order, up to ``max_samples`` samples; when that stops reading
+    while records are left, the last sample's location is appended to ``stopped``."""
+    count = 0
     for position, where in enumerate(located):
         with closing(stream_located(where, skip_invalid=skip_invalid, split=split)) as stream:
             for item in stream:
+                yield item
                 if isinstance(item, InvalidRecord):
-                    invalid.append(item)
                     continue
-                samples.append(item)
-                if max_samples is not None and len(samples) >= max_samples:
-                    more = position + 1 < len(located) or _has_more(stream)
-                    stopped = item.location if more else None
-                    return LoadedDataset(samples, invalid, inputs, stopped)
-    return LoadedDataset(samples, invalid, inputs)
+                count += 1
+                if max_samples is not None and count >= max_samples:
+                    if position + 1 < len(located) or _has_more(stream):
+                        stopped.append(item.location)
+                    return
 
 
 def input_sha256(where: Located) -> str | None:

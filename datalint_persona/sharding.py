@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from datalint_persona.errors import ConfigError
-from datalint_persona.types import RuleInfo, Sample
+from datalint_persona.types import RuleInfo
 
 _PATTERN = re.compile(r"^\s*(\d+)\s*/\s*(\d+)\s*$")
 
@@ -58,7 +58,7 @@ def parse_shard(text: str) -> Shard:
 
 def shard_settings(
     shard: Shard,
-    all_samples: Sequence[Sample],
+    sizes: Mapping[str, int],
     rules: Sequence[RuleInfo],
     clean_values: Mapping[str, Sequence[float]],
     *,
@@ -66,12 +66,10 @@ def shard_settings(
     seed: int,
 ) -> dict[str, object]:
     """What ``persona-lint merge`` needs beyond the per-sample values: which shard this is, and
-    each file's dataset thresholds at its full size (calibrated thresholds depend on n)."""
+    each file's dataset thresholds at its full size (``sizes``: samples per source; calibrated
+    thresholds depend on n)."""
     from datalint_persona.stats import clean_dataset_threshold
 
-    sizes: dict[str, int] = {}
-    for sample in all_samples:
-        sizes[sample.source] = sizes.get(sample.source, 0) + 1
     thresholds: dict[str, dict[str, float | None]] = {}
     for source, size in sizes.items():
         per_trait: dict[str, float | None] = {}
@@ -86,6 +84,6 @@ def shard_settings(
     return {
         "index": shard.index,
         "count": shard.count,
-        "total_samples": len(all_samples),
+        "total_samples": sum(sizes.values()),
         "dataset_thresholds": thresholds,
     }

@@ -217,7 +217,7 @@ class ScreenResult:
     vectors: tuple[dict[str, object], ...]  # trait, file, sha256, layer, model_identity
     rules: tuple[RuleInfo, ...]
     sources: tuple[str, ...]  # display paths, relative to the repo root
-    samples: tuple[SampleScore, ...]
+    samples: Sequence[SampleScore]  # a tuple, or the run's spool on disk (datalint_persona.spool)
     summaries: tuple[DatasetSummary, ...]
     findings: tuple[Finding, ...]
     invalid: tuple[InvalidRecord, ...]

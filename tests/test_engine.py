@@ -253,3 +253,34 @@ def test_dataset_threshold_override_flags_each_source(
         ("more.jsonl", 1, "warning"),
     ]
     assert dataset_findings[0].delta_p == pytest.approx(result.summaries[0].mean_delta_p)
+
+
+def test_chunks_stream_to_the_same_result_with_progress_over_the_whole_run(
+    run: tuple[ScreenResult, Path], tiny_llama_dir: Path, vectors_dir: Path, tmp_path: Path
+) -> None:
+    from datalint_persona.spool import SampleSpool
+
+    result, folder = run
+    files = [str(folder / "train.jsonl"), str(folder / "more.jsonl")]
+    events: list[tuple[str, int, int]] = []
+    options = _options(tiny_llama_dir, vectors_dir, tmp_path, batch_size=4, chunk_size=3)
+    chunked = screen(files, options, progress=lambda *event: events.append(event))
+    n = len(result.samples)
+    assert isinstance(chunked.samples, SampleSpool) and len(chunked.samples) == n
+    assert [s.index for s in chunked.samples] == list(range(n))
+    assert [s.sample for s in chunked.samples] == [s.sample for s in result.samples]
+    assert [s.y_prime for s in chunked.samples] == [s.y_prime for s in result.samples]
+    for a, b in zip(chunked.samples, result.samples, strict=True):
+        assert abs(a.scores[0].delta_p - b.scores[0].delta_p) < 1e-5
+    assert [(f.rule_id, f.source, f.line) for f in chunked.findings] == [
+        (f.rule_id, f.source, f.line) for f in result.findings
+    ]
+    for a, b in zip(chunked.summaries, result.summaries, strict=True):
+        assert (a.source, a.trait, a.n_samples) == (b.source, b.trait, b.n_samples)
+        assert abs(a.mean_delta_p - b.mean_delta_p) < 1e-5
+    assert chunked.warnings == result.warnings
+    # Each stage reports over the whole run: 3 chunks, one bar per stage that only moves forward.
+    for stage, total in (("generate", n), ("score", 2 * n)):
+        done = [d for s, d, t in events if s == stage and t == total]
+        assert len(done) == len([e for e in events if e[0] == stage])
+        assert done == sorted(done) and done[-1] == total

@@ -122,3 +122,22 @@ def test_cohens_d_without_spread_keeps_the_sign() -> None:
     assert cohens_d([1.0, 1.0], [1.0, 1.0]) == 0.0
     assert cohens_d([0.0, 0.0], [1.0, 1.0]) == -math.inf
     assert cohens_d([2.0, 2.0], [1.0, 1.0]) == math.inf
+
+
+def test_bootstrap_of_a_large_sample_is_batched_and_equals_scipy_unbatched() -> None:
+    from scipy.stats import bootstrap
+
+    from datalint_persona.stats import BOOTSTRAP_BATCH_VALUES, BOOTSTRAP_RESAMPLES
+
+    values = np.random.default_rng(3).standard_normal(5_000)
+    assert BOOTSTRAP_RESAMPLES * values.size > BOOTSTRAP_BATCH_VALUES  # the batched path runs
+    unbatched = bootstrap(
+        (values,),
+        np.mean,
+        n_resamples=BOOTSTRAP_RESAMPLES,
+        confidence_level=0.95,
+        method="percentile",
+        rng=np.random.default_rng(7),
+        vectorized=True,
+    ).confidence_interval
+    assert bootstrap_mean_ci(values, seed=7) == (float(unbatched.low), float(unbatched.high))

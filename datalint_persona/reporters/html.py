@@ -78,9 +78,12 @@ def _has(scores: tuple[Any, ...], trait: str) -> bool:
 
 
 def _table_rows(result: ScreenResult) -> list[dict[str, Any]]:
-    by_hash = {s.sample.content_hash: s for s in result.samples}
+    shown = ranked_sample_findings(result)[:TOP_SAMPLES]
+    wanted = {finding.content_hash for finding in shown}
+    # Only the shown samples are kept (result.samples may be a spool of a large run).
+    by_hash = {s.sample.content_hash: s for s in result.samples if s.sample.content_hash in wanted}
     rows = []
-    for finding in ranked_sample_findings(result)[:TOP_SAMPLES]:
+    for finding in shown:
         sample = by_hash.get(finding.content_hash or "")
         response = sample.sample.response if sample else finding.excerpt or ""
         y_prime = sample.y_prime if sample else finding.y_prime_excerpt or ""

@@ -93,7 +93,13 @@ def _sample_table(result: ScreenResult, shown: list[Finding], total: int, width:
         + 1
     )
     excerpt_width = max(16, width - fixed)
-    responses = {s.sample.content_hash: s.sample.response for s in result.samples}
+    wanted = {f.content_hash for f in shown if f.excerpt is None}
+    # Only the shown samples' texts are kept (result.samples may be a spool of a large run).
+    responses = (
+        {s.sample.content_hash: s.sample.response for s in result.samples if s.sample.content_hash in wanted}
+        if wanted
+        else {}
+    )
     for finding in shown:
         excerpt = finding.excerpt
         if excerpt is None:
