@@ -8,7 +8,6 @@ The samples stream through generation and scoring in chunks; per-sample results 
 from __future__ import annotations
 
 import datetime
-from array import array
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -19,8 +18,8 @@ from datalint_persona import __version__
 from datalint_persona.errors import PersonaLintError
 from datalint_persona.findings import dataset_findings, invalid_findings, sample_findings
 from datalint_persona.paths import display_path
+from datalint_persona.summaries import count_warnings, summarize
 from datalint_persona.types import (
-    DatasetSummary,
     Direction,
     Finding,
     RuleInfo,
@@ -73,83 +72,6 @@ def resolve_device(choice: str) -> str:
     import torch
 
     return "cuda" if torch.cuda.is_available() else "cpu"
-
-
-def count_warnings(scores: Iterable[SampleScore], max_tokens: int, max_new_tokens: int) -> list[str]:
-    """The warnings that count samples: inputs cut at ``max_tokens``, y' cut at ``max_new_tokens``.
-
-    A merge of shards recomputes them over all samples, so both use this one wording.
-    """
-    warnings = []
-    total = truncated = hit_limit = 0
-    for score in scores:  # one pass: a spool on disk is read once
-        total += 1
-        truncated += score.truncated
-        hit_limit += score.y_prime_hit_token_limit
-    if truncated:
-        warnings.append(f"{truncated} sample(s) exceeded {max_tokens} tokens and were truncated.")
-    if hit_limit:
-        warnings.append(
-            f"{hit_limit} of {total} y' reached --max-new-tokens {max_new_tokens} and were cut off."
-        )
-    return warnings
-
-
-def summarize(
-    scores: Iterable[SampleScore],
-    rules: Sequence[RuleInfo],
-    clean_values: Mapping[str, Sequence[float]],
-    *,
-    dataset_fpr: float,
-    seed: int,
-    thresholds: Mapping[str, Mapping[str, float | None]] | None = None,
-) -> list[DatasetSummary]:
-    """Per source file and trait: mean ΔP with a bootstrap 95% interval, and the verdict.
-
-    One pass over ``scores`` (a spool on disk is read once) keeps three floats per sample and trait.
-    ``thresholds`` ({source: {trait: threshold}}), when given, replaces each dataset threshold
-    (a merge of shards passes the thresholds computed for the whole files).
-    """
-    from datalint_persona.stats import bootstrap_mean_ci, clean_dataset_threshold
-
-    # {source: {trait: (ΔP, projection of y, projection of y')}}, sources in reading order
-    columns: dict[str, dict[str, tuple[array[float], array[float], array[float]]]] = {}
-    for score in scores:
-        per_trait = columns.setdefault(score.sample.source, {})
-        for rule in rules:
-            value = score.for_trait(rule.trait)
-            delta, y, y_prime = per_trait.setdefault(rule.trait, (array("d"), array("d"), array("d")))
-            delta.append(value.delta_p)
-            y.append(value.projection_y)
-            y_prime.append(value.projection_y_prime)
-    summaries = []
-    for source, per_trait in columns.items():
-        for rule in rules:
-            delta_values, y_values, y_prime_values = (np.asarray(c) for c in per_trait[rule.trait])
-            low, high = bootstrap_mean_ci(delta_values, seed=seed)
-            threshold = rule.dataset_threshold
-            if thresholds is not None:
-                threshold = thresholds.get(source, {}).get(rule.trait)
-            elif threshold is None and rule.trait in clean_values:
-                threshold = clean_dataset_threshold(
-                    clean_values[rule.trait], len(delta_values), fpr=dataset_fpr, seed=seed
-                )
-            mean = float(delta_values.mean())
-            summaries.append(
-                DatasetSummary(
-                    trait=rule.trait,
-                    source=source,
-                    n_samples=len(delta_values),
-                    mean_delta_p=mean,
-                    ci_low=low,
-                    ci_high=high,
-                    mean_projection_y=float(np.mean(y_values)),
-                    mean_projection_y_prime=float(np.mean(y_prime_values)),
-                    threshold=threshold,
-                    flagged=threshold is not None and mean > threshold,
-                )
-            )
-    return summaries
 
 
 def screen(
@@ -248,7 +170,8 @@ def screen(
     stages = _RunProgress(progress, {"generate": n_owned, "score": 2 * n_owned})
     projection_cache = ProjectionCache(opts.cache_dir)
     try:
-        for chunk in _owned_chunks(all_samples(), shard, opts.chunk_size):
+        seen = [0]
+        for chunk in _owned_chunks(all_samples(), shard, opts.chunk_size, seen):
             samples = [sample for _, sample in chunk]
             prompts = [s.prompt for s in samples]
             generations, cache = generate_y_prime(
@@ -291,6 +214,12 @@ def screen(
             ]
             sample_found += sample_findings(scores, rules)
             spool.extend(scores)
+        if seen[0] != scan.n_samples:
+            raise PersonaLintError(
+                f"The input changed while it was being screened: {scan.n_samples} samples on the first "
+                f"read, {seen[0]} on the second.",
+                fix="screen a copy of the data that nothing writes to.",
+            )
     finally:
         projection_cache.close()
     summaries = summarize(spool, rules, clean_values, dataset_fpr=opts.dataset_fpr, seed=opts.seed)
@@ -352,11 +281,13 @@ def screen(
 
 
 def _owned_chunks(
-    samples: Iterable[Sample], shard: Shard | None, size: int
+    samples: Iterable[Sample], shard: Shard | None, size: int, seen: list[int]
 ) -> Iterator[list[tuple[int, Sample]]]:
-    """``(global index, sample)`` of the samples this shard owns, ``size`` at a time."""
+    """``(global index, sample)`` of the samples this shard owns, ``size`` at a time; ``seen[0]``
+    counts every sample read."""
     chunk: list[tuple[int, Sample]] = []
     for index, sample in enumerate(samples):
+        seen[0] = index + 1
         if shard is not None and not shard.owns(index):
             continue
         chunk.append((index, sample))

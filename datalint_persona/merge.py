@@ -129,7 +129,7 @@ def _finding(entry: dict[str, Any]) -> Finding:
 
 def merge_reports(paths: Sequence[str]) -> ScreenResult:
     """The :class:`ScreenResult` an unsharded run would have produced, from every shard's JSON report."""
-    from datalint_persona.engine import count_warnings, summarize
+    from datalint_persona.summaries import count_warnings, summarize
 
     if not paths:
         raise PersonaLintError("No reports to merge.", fix="pass the JSON report of every shard.")

@@ -12,6 +12,7 @@ import torch
 from conftest import TRAIT, reference_means
 
 from datalint_persona.engine import ScreenOptions, screen
+from datalint_persona.errors import PersonaLintError
 from datalint_persona.models import LoadedModel
 from datalint_persona.stats import clean_dataset_threshold
 from datalint_persona.types import Message, ScreenResult
@@ -284,3 +285,23 @@ def test_chunks_stream_to_the_same_result_with_progress_over_the_whole_run(
         done = [d for s, d, t in events if s == stage and t == total]
         assert len(done) == len([e for e in events if e[0] == stage])
         assert done == sorted(done) and done[-1] == total
+
+
+def test_a_file_that_changes_between_the_reads_stops_the_run(
+    tiny_llama_dir: Path, vectors_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The samples are read twice (check and count, then work); a file rewritten in between is caught."""
+    import datalint_persona.loaders as loaders
+
+    data = write_jsonl(tmp_path / "train.jsonl", RECORDS)
+    real_iter = loaders.iter_dataset
+
+    def rewritten_after_the_scan(*args: Any, **kwargs: Any) -> Any:
+        data.write_text(data.read_text(encoding="utf-8").splitlines(keepends=True)[0], encoding="utf-8")
+        return real_iter(*args, **kwargs)
+
+    monkeypatch.setattr(loaders, "iter_dataset", rewritten_after_the_scan)
+    with pytest.raises(
+        PersonaLintError, match=r"changed while it was being screened: 6 samples .* 1 on the second"
+    ):
+        screen([str(data)], _options(tiny_llama_dir, vectors_dir, tmp_path, max_new_tokens=4))
