@@ -110,15 +110,19 @@ def screen(
     spec = loaded_model.spec if loaded_model is not None else resolve_model(opts.model)
     vectors = find_vectors(opts.vectors, spec.name, opts.traits)
     shard = parse_shard(opts.shard) if opts.shard else None
-    reading = {"skip_invalid": opts.skip_invalid, "split": opts.split, "max_samples": opts.max_samples}
     # A first pass checks every record and counts them before the model loads; the samples are
     # read again (streamed) for the y' budget and for the work.
-    scan = scan_dataset(sources, **reading)  # type: ignore[arg-type]
+    scan = scan_dataset(
+        sources, skip_invalid=opts.skip_invalid, split=opts.split, max_samples=opts.max_samples
+    )
     if not scan.n_samples and not scan.invalid:
         raise PersonaLintError("No samples to screen.", fix="pass at least one non-empty dataset.")
 
     def all_samples() -> Iterator[Sample]:
-        return (item for item in iter_dataset(sources, **reading) if isinstance(item, Sample))  # type: ignore[arg-type]
+        records = iter_dataset(
+            sources, skip_invalid=opts.skip_invalid, split=opts.split, max_samples=opts.max_samples
+        )
+        return (item for item in records if isinstance(item, Sample))
 
     # A shard scores its share of the samples; the whole dataset still sets the y' budget and
     # the dataset thresholds, and shard 1 alone reports the invalid records.

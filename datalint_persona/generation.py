@@ -9,7 +9,7 @@ import numpy as np
 
 from datalint_persona.backends import GenerationBackend, GenerationSettings
 from datalint_persona.cache import GenerationCache, generation_key
-from datalint_persona.types import Direction, Generation, Message
+from datalint_persona.types import Generation, Message
 
 if TYPE_CHECKING:
     from datalint_persona.models import LoadedModel
@@ -78,15 +78,14 @@ def generate_y_prime(
     cache_dir: str | None = None,
     batch_size: int = 16,
     tensor_parallel_size: int = 1,
-    record_directions: Sequence[Direction] = (),
     progress: ProgressCallback | None = None,
 ) -> tuple[list[Generation], GenerationCache]:
     """The base model's own answer to each prompt, rendered with its chat template.
 
     ``backend`` is a backend's name or one built by :func:`make_backend` (a run that generates in
-    chunks builds it once). Returns the generations and the (closed) cache, whose ``stats`` and
-    ``warnings`` say what was reused. Fresh generations carry their projections onto
-    ``record_directions`` where the backend can record them; reused ones never do.
+    chunks builds it once, and asks it to record projections). Returns the generations and the
+    (closed) cache, whose ``stats`` and ``warnings`` say what was reused. Generations reused from
+    the cache never carry recorded projections.
     """
     from datalint_persona.backends import make_backend
     from datalint_persona.chat import render_prompt
@@ -95,12 +94,7 @@ def generate_y_prime(
     cache = GenerationCache(cache_dir)
     try:
         chosen = (
-            make_backend(
-                backend,
-                loaded,
-                tensor_parallel_size=tensor_parallel_size,
-                record_directions=record_directions,
-            )
+            make_backend(backend, loaded, tensor_parallel_size=tensor_parallel_size)
             if isinstance(backend, str)
             else backend
         )

@@ -36,6 +36,9 @@ class TransformersBackend:
     def __init__(self, loaded: LoadedModel, *, record_directions: Sequence[Direction] = ()) -> None:
         self.loaded = loaded
         self.record_directions = tuple(record_directions)
+        self._direction_keys = tuple(
+            d.key for d in self.record_directions
+        )  # a sha256 each: once, not per sample
 
     def generate(
         self, prompts: Sequence[str], settings: GenerationSettings, *, batch_size: int
@@ -85,7 +88,13 @@ class TransformersBackend:
             if capture:
                 generations = [
                     _with_projections(
-                        g, encoded[index].tolist(), new_tokens[row], recorded, row, self.record_directions
+                        g,
+                        encoded[index].tolist(),
+                        new_tokens[row],
+                        recorded,
+                        row,
+                        self.record_directions,
+                        self._direction_keys,
                     )
                     for row, (index, g) in enumerate(zip(batch, generations, strict=True))
                 ]
@@ -99,6 +108,7 @@ def _with_projections(
     recorded: dict[int, list[torch.Tensor]],
     row: int,
     directions: Sequence[Direction],
+    direction_keys: tuple[str, ...],
 ) -> Generation:
     """Attach the projections of the mean activation over the kept tokens (fed at forward calls
     1..n_tokens; call 0 is the prompt's), computed as scoring computes them."""
@@ -116,9 +126,7 @@ def _with_projections(
     }
     values = tuple(float(means[d.layer].double() @ torch.from_numpy(d.unit)) for d in directions)
     fed = [*prompt_ids, *new_tokens[:n]]
-    projections = RecordedProjections(
-        token_digest(fed), len(fed), len(prompt_ids), tuple(d.key for d in directions), values
-    )
+    projections = RecordedProjections(token_digest(fed), len(fed), len(prompt_ids), direction_keys, values)
     return dataclasses.replace(generation, recorded=projections)
 
 
