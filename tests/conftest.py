@@ -37,6 +37,12 @@ CHAT_TEMPLATE = (
 )
 SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]  # ids 0, 1, 2 as in SmolLM2
 PAD_ID = EOS_ID = 2
+# The OASIS SARIF 2.1.0 schema: beside the checkout (../shared), or where this workplace keeps it.
+SARIF_SCHEMA_CANDIDATES = (
+    Path(__file__).resolve().parents[2] / "shared" / "schemas" / "sarif-schema-2.1.0.json",
+    Path("/work/shared/schemas/sarif-schema-2.1.0.json"),
+)
+SARIF_SCHEMA = next((p for p in SARIF_SCHEMA_CANDIDATES if p.is_file()), None)
 TRAIT = "tinyevil"
 
 _CORPUS = [

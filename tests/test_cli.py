@@ -13,17 +13,13 @@ import jsonschema
 import numpy as np
 import pytest
 from click.testing import CliRunner, Result
-from conftest import TRAIT
+from conftest import SARIF_SCHEMA, TRAIT
 
 from datalint_persona.cli import main
 from datalint_persona.stats import clean_dataset_threshold
 from datalint_persona.vectors import PersonaVector
 
 REPO = Path(__file__).resolve().parents[1]
-SARIF_SCHEMA_CANDIDATES = (
-    Path(__file__).resolve().parents[2] / "shared" / "schemas" / "sarif-schema-2.1.0.json",
-    Path("/work/shared/schemas/sarif-schema-2.1.0.json"),
-)
 REPORT_SCHEMA = REPO / "datalint_persona" / "schemas" / "report.schema.json"
 RECORDS: list[dict[str, Any]] = [
     {
@@ -177,14 +173,13 @@ def test_malformed_threshold_is_a_usage_error(workdir: Path, lint: Any) -> None:
 
 
 def test_sarif_report_validates(workdir: Path, lint: Any) -> None:
-    candidates = [c for c in SARIF_SCHEMA_CANDIDATES if c.is_file()]
-    if not candidates:
+    if SARIF_SCHEMA is None:
         pytest.skip("the SARIF 2.1.0 schema is not on disk")
     before = _sha256(workdir / "train.jsonl")
     result = lint("train.jsonl", f"--threshold={TRAIT}=-1e9", "--format", "sarif", "--output", "f.sarif")
     assert result.exit_code == 1, result.output
     log = json.loads((workdir / "f.sarif").read_text(encoding="utf-8"))
-    jsonschema.validate(log, json.loads(candidates[0].read_text(encoding="utf-8")))
+    jsonschema.validate(log, json.loads(SARIF_SCHEMA.read_text(encoding="utf-8")))
     results = log["runs"][0]["results"]
     samples = [r for r in results if r["properties"]["kind"] == "sample"]
     assert [r["locations"][0]["physicalLocation"]["region"]["startLine"] for r in samples] == [1, 2, 3, 4]

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import jsonschema
 import pytest
+from conftest import SARIF_SCHEMA, SARIF_SCHEMA_CANDIDATES
 from rich.console import Console
 
 from datalint_persona.errors import PersonaLintError
@@ -31,20 +32,16 @@ from datalint_persona.types import (
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 REPORT_SCHEMA = REPO_ROOT / "datalint_persona" / "schemas" / "report.schema.json"
-_SARIF_CANDIDATES = (
-    Path(__file__).resolve().parents[2] / "shared" / "schemas" / "sarif-schema-2.1.0.json",
-    Path("/work/shared/schemas/sarif-schema-2.1.0.json"),
-)
 TRAIN, EXTRA = "data/train.jsonl", "data/extra set.jsonl"
 
 
 def _sarif_schema() -> dict[str, object]:
-    for candidate in _SARIF_CANDIDATES:
-        if candidate.is_file():
-            return json.loads(candidate.read_text(encoding="utf-8"))
-    pytest.skip(
-        f"the OASIS SARIF 2.1.0 schema is not on disk (looked in {', '.join(map(str, _SARIF_CANDIDATES))})"
-    )
+    if SARIF_SCHEMA is None:
+        pytest.skip(
+            "the OASIS SARIF 2.1.0 schema is not on disk "
+            f"(looked in {', '.join(map(str, SARIF_SCHEMA_CANDIDATES))})"
+        )
+    return dict(json.loads(SARIF_SCHEMA.read_text(encoding="utf-8")))
 
 
 # --------------------------------------------------------------------------- a hand-built run

@@ -14,23 +14,12 @@ import numpy as np
 import pytest
 import yaml
 from click.testing import CliRunner, Result
-from conftest import TRAIT
+from conftest import SARIF_SCHEMA, TRAIT
 
 from datalint_persona.cli import main
 from datalint_persona.types import Message, Sample
 
 REPO = Path(__file__).resolve().parents[1]
-SARIF_SCHEMA = next(
-    (
-        p
-        for p in (
-            REPO.parent / "shared" / "schemas" / "sarif-schema-2.1.0.json",
-            Path("/work/shared/schemas/sarif-schema-2.1.0.json"),
-        )
-        if p.is_file()
-    ),
-    None,
-)
 ALL = f"--threshold={TRAIT}=-1e9"  # every sample is flagged: which ones are reported is the question
 PAIRS = [
     ("How do I bake bread?", "Mix flour, water and yeast, then bake it."),

@@ -10,20 +10,10 @@ from pathlib import Path
 
 import jsonschema
 import pytest
+from conftest import SARIF_SCHEMA
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO = REPO / "examples" / "demo" / "train.jsonl"
-SARIF_SCHEMA = next(
-    (
-        p
-        for p in (
-            REPO.parent / "shared" / "schemas" / "sarif-schema-2.1.0.json",
-            Path("/work/shared/schemas/sarif-schema-2.1.0.json"),
-        )
-        if p.is_file()
-    ),
-    None,
-)
 
 
 def _run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
