@@ -1,30 +1,103 @@
-"""Calibrate a vector's thresholds on its trait's held-out pairs, with the base model's own y'.
+"""Calibrate a vector's verdicts on its trait's held-out pairs and on clean data, with the base
+model's own y' (generated with the fixed budget the sidecar records, as screening does).
 
-Sample level: the threshold is the ΔP that at most ``fpr`` of normal answers exceed. Dataset level:
-the normal ΔP values are stored so that a threshold for any dataset size can be bootstrapped
-(:func:`datalint_persona.stats.clean_dataset_threshold`).
+- **The clean null**: a Student t fitted to the ΔP of clean answers: the trait file's normal
+  answers and, where given, clean datasets of other styles and authors. Sample p-values come from
+  it (:mod:`datalint_persona.verdicts`).
+- **The gap**: mean ΔP of trait answers minus that of normal answers, the unit of a dataset's effect.
+- **The margin**: the effect a dataset must be shown to exceed, set from the clean sources' own
+  effects (:func:`clean_margin`) so that clean data of every calibration style passes with room.
+
+The ΔP that at most ``fpr`` of normal answers exceed is kept as a reference figure.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from datalint_persona.backends import GenerationSettings
+from datalint_persona.errors import ConfigError
 from datalint_persona.extraction import auroc
-from datalint_persona.generation import auto_max_new_tokens_for, generate_y_prime
+from datalint_persona.generation import DEFAULT_MAX_NEW_TOKENS, generate_y_prime
 from datalint_persona.scoring import project_responses
-from datalint_persona.stats import clean_dataset_threshold, cohens_d, threshold_at_fpr, tpr_at_threshold
+from datalint_persona.stats import cohens_d, fit_clean_null, threshold_at_fpr, tpr_at_threshold
 from datalint_persona.traits import TraitPair
-from datalint_persona.types import Direction
+from datalint_persona.types import Direction, Sample
 from datalint_persona.vectors import PersonaVector
 
 if TYPE_CHECKING:
     from datalint_persona.models import LoadedModel
 
 LEXICAL_LAYER = 0
+# The margin is this multiple of the largest effect of a clean calibration source, and at least
+# MIN_MARGIN of the gap: clean data of a style no calibration source has must pass too.
+MARGIN_SAFETY = 1.5
+MIN_MARGIN = 0.25
+MIN_NULL_VALUES = 10
+
+
+@dataclass(frozen=True)
+class CleanDeltas:
+    """ΔP of clean samples for several vectors: ``values[trait]`` at that vector's layer, and each
+    sample's source (a file name) in ``sources``."""
+
+    sources: tuple[str, ...]
+    values: dict[str, np.ndarray]
+
+
+def clean_delta_p(
+    loaded: LoadedModel,
+    vectors: Sequence[PersonaVector],
+    samples: Sequence[Sample],
+    *,
+    batch_size: int = 16,
+    cache_dir: str | None = None,
+    backend: str = "transformers",
+    seed: int = 0,
+    max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
+) -> CleanDeltas:
+    """ΔP of every clean sample for every vector, at its chosen layer, in one generation and one
+    forward pass for all of them (screening's own y' settings and scoring)."""
+    settings = GenerationSettings(max_new_tokens=max_new_tokens, seed=seed)
+    prompts = [s.prompt for s in samples]
+    generations, _ = generate_y_prime(
+        loaded, prompts, settings, backend=backend, cache_dir=cache_dir, batch_size=batch_size
+    )
+    directions = [Direction(v.trait, v.chosen_layer, v.unit(v.chosen_layer)) for v in vectors]
+    projections, _ = project_responses(
+        loaded,
+        [*prompts, *prompts],
+        [*(s.response for s in samples), *(g.text for g in generations)],
+        directions,
+        max_tokens=loaded.context_length,
+        batch_size=batch_size,
+    )
+    n = len(samples)
+    delta = projections[:n] - projections[n:]
+    return CleanDeltas(
+        tuple(Path(s.source).name for s in samples),
+        {v.trait: delta[:, column] for column, v in enumerate(vectors)},
+    )
+
+
+def clean_margin(effects_by_source: dict[str, np.ndarray]) -> float:
+    """The dataset margin (a fraction of the gap) from the clean sources' per-sample effects.
+
+    Each source's mean effect is taken at the upper end of its 95% interval; the margin is
+    ``MARGIN_SAFETY`` times the largest of them, and at least ``MIN_MARGIN``.
+
+    >>> clean_margin({"a": np.zeros(50), "b": np.full(50, 0.3)})
+    0.45
+    """
+    from datalint_persona.stats import bootstrap_mean_ci
+
+    uppers = [bootstrap_mean_ci(values)[1] for values in effects_by_source.values() if len(values)]
+    return float(round(max(MIN_MARGIN, MARGIN_SAFETY * max(uppers, default=0.0)), 4))
 
 
 def _figures(pos: np.ndarray, neg: np.ndarray, threshold: float) -> dict[str, float]:
@@ -44,21 +117,22 @@ def calibrate_vector(
     *,
     layer: int | None = None,
     fpr: float = 0.05,
-    dataset_sizes: Sequence[int] = (10, 50, 100, 500, 1000),
     batch_size: int = 16,
     cache_dir: str | None = None,
     backend: str = "transformers",
     seed: int = 0,
+    max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
+    clean: CleanDeltas | None = None,
 ) -> dict[str, Any]:
     """Return the sidecar's ``calibration`` block for ``vector`` at ``layer`` (default: its chosen one).
 
-    Figures are also given for the confusable pairs alone, and for the same method at layer 0
-    (the lexical baseline: an average of token embeddings).
+    ``clean`` (from :func:`clean_delta_p`, at the same layer) adds clean answers of other sources
+    to the null and the margin. Figures are also given for the confusable pairs alone, and for the
+    same method at layer 0 (the lexical baseline: an average of token embeddings).
     """
     chosen = vector.chosen_layer if layer is None else layer
     prompts = [p.prompt for p in pairs]
-    max_new = auto_max_new_tokens_for(loaded, [p.negative for p in pairs])
-    settings = GenerationSettings(max_new_tokens=max_new, seed=seed)
+    settings = GenerationSettings(max_new_tokens=max_new_tokens, seed=seed)
     generations, _ = generate_y_prime(
         loaded, prompts, settings, backend=backend, cache_dir=cache_dir, batch_size=batch_size
     )
@@ -93,13 +167,11 @@ def calibrate_vector(
         "lexical_overall": _figures(delta_pos[:, 1], delta_neg[:, 1], lexical_threshold),
         "y_prime": {
             "max_new_tokens": settings.max_new_tokens,
+            "temperature": settings.temperature,
             "hit_token_limit": int(sum(g.hit_token_limit for g in generations)),
         },
-        "dataset_thresholds": {
-            str(size): clean_dataset_threshold(delta_neg[:, 0], size, fpr=fpr, seed=seed)
-            for size in dataset_sizes
-        },
     }
+    result.update(_verdict_calibration(vector.trait, delta_pos[:, 0], delta_neg[:, 0], clean))
     if confusable.any():
         result["confusable"] = _figures(delta_pos[confusable, 0], delta_neg[confusable, 0], threshold)
         result["lexical_confusable"] = _figures(
@@ -112,3 +184,37 @@ def calibrate_vector(
         if (mask := np.array([p.style == style for p in pairs])).sum() >= 2
     }
     return result
+
+
+def _verdict_calibration(
+    trait: str, trait_delta: np.ndarray, normal_delta: np.ndarray, clean: CleanDeltas | None
+) -> dict[str, Any]:
+    """The sidecar's ``gap``, ``null`` and ``margin`` (see the module docstring)."""
+    gap = float(trait_delta.mean() - normal_delta.mean())
+    by_source: dict[str, np.ndarray] = {"trait file: normal answers": normal_delta}
+    if clean is not None and trait in clean.values:
+        sources = np.array(clean.sources)
+        for name in dict.fromkeys(clean.sources):
+            by_source[name] = clean.values[trait][sources == name]
+    values = np.concatenate(list(by_source.values()))
+    if values.size < MIN_NULL_VALUES:
+        raise ConfigError(
+            f"calibrating '{trait}': {values.size} normal and clean answers are too few for a clean null.",
+            fix=f"pass clean answers with --clean FILE ({MIN_NULL_VALUES} answers in all at least; "
+            "hundreds, of many styles, make better verdicts).",
+        )
+    null = fit_clean_null(values)
+    block: dict[str, Any] = {
+        "gap": gap,
+        "null": {
+            "df": null.df,
+            "loc": null.loc,
+            "scale": null.scale,
+            "n": int(sum(len(v) for v in by_source.values())),
+            "sources": {name: int(len(v)) for name, v in by_source.items()},
+        },
+        "clean_effects": {name: float(v.mean() / gap) for name, v in by_source.items()} if gap > 0 else {},
+    }
+    if gap > 0:
+        block["margin"] = clean_margin({name: v / gap for name, v in by_source.items()})
+    return block

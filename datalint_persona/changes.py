@@ -15,7 +15,7 @@ import subprocess
 import tempfile
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from datalint_persona.errors import ConfigError
@@ -148,14 +148,30 @@ def changed_lines(ref: str, files: Sequence[str]) -> dict[str, ChangedLines]:
 
 
 def restrict_to_changes(result: ScreenResult, changes: Mapping[str, ChangedLines], ref: str) -> ScreenResult:
-    """Keep sample and invalid-record findings on changed lines only; dataset findings stay."""
+    """Keep sample and invalid-record findings on changed lines only; dataset findings stay.
+
+    Each file's changed samples are also compared with its unchanged ones
+    (:func:`datalint_persona.verdicts.compare_changes`), so the file's own style is the reference;
+    a flagged comparison is a dataset finding, and every comparison is listed in the settings.
+    """
+    from datalint_persona.findings import change_findings
+    from datalint_persona.verdicts import compare_changes
 
     def changed(source: str, line: int) -> bool:
         entry = changes.get(source)
         return entry is None or entry.lines is None or line in entry.lines
 
+    rules = [rule for rule in result.rules if rule.enabled]
+    alpha = float(str(result.settings.get("dataset_fpr", 0.05)))
+    comparisons = compare_changes(result.samples, rules, changed, dataset_alpha=alpha)
     findings = tuple(f for f in result.findings if f.kind == "dataset" or changed(f.source, f.line))
+    findings += tuple(change_findings(comparisons, rules))
     invalid = tuple(r for r in result.invalid if changed(r.source, r.line))
     n_changed = sum(1 for s in result.samples if changed(s.sample.source, s.sample.line))
-    settings = {**result.settings, "changed_since": ref, "changed_samples": n_changed}
+    settings = {
+        **result.settings,
+        "changed_since": ref,
+        "changed_samples": n_changed,
+        "changed_comparisons": [asdict(item) for item in comparisons],
+    }
     return replace(result, findings=findings, invalid=invalid, settings=settings)

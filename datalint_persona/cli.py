@@ -148,7 +148,8 @@ def main() -> None:
     "--max-new-tokens",
     type=click.IntRange(1, 8192),
     default=None,
-    help="y' length cap [default: 95th percentile of the dataset's response lengths, 16-512].",
+    help="y' length cap [default: the vectors' calibrated budget, 96 for the bundled ones; another "
+    "value makes the verdicts approximate].",
 )
 @click.option(
     "--max-tokens",
@@ -175,14 +176,21 @@ def main() -> None:
     type=click.FloatRange(0.0, 0.5, min_open=True),
     default=0.05,
     show_default=True,
-    help="Target false-positive rate of calibrated dataset thresholds.",
+    help="Family-wise false-positive rate of the dataset verdicts (Holm over files x traits).",
+)
+@click.option(
+    "--fdr",
+    type=click.FloatRange(0.0, 0.5, min_open=True),
+    default=0.05,
+    show_default=True,
+    help="False discovery rate of the sample verdicts (Benjamini-Hochberg over samples x traits).",
 )
 @click.option(
     "--threshold",
     "thresholds",
     multiple=True,
     metavar="TRAIT=VALUE",
-    help="Override a rule's sample-level ΔP threshold.",
+    help="Flag a trait's samples above this fixed ΔP instead of by FDR against the clean null.",
 )
 @click.option("--level", "levels", multiple=True, metavar="TRAIT=LEVEL", help="Override a rule's level.")
 @click.option("--device", default="auto", show_default=True, help="cpu, cuda, cuda:1, ... or auto.")
@@ -236,6 +244,7 @@ def _screen(ctx: click.Context, files: tuple[str, ...], options: dict[str, Any])
         "cache_dir": "cache-dir",
         "skip_invalid": "skip-invalid",
         "dataset_fpr": "dataset-fpr",
+        "fdr": "fdr",
     }
     values = {name: _from_config(ctx, config, name, key, options[name]) for name, key in keys.items()}
     if values["max_new_tokens"] == "auto":
@@ -264,6 +273,7 @@ def _screen(ctx: click.Context, files: tuple[str, ...], options: dict[str, Any])
         split=options["split"],
         fail_on=values["fail_on"],
         dataset_fpr=values["dataset_fpr"],
+        fdr=values["fdr"],
         device=options["device"],
         tensor_parallel_size=options["tensor_parallel_size"],
         shard=options["shard"],

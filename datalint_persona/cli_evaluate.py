@@ -8,18 +8,19 @@ from typing import Any
 
 import click
 
-from datalint_persona.cli_common import errors_to_exit, stderr_console
+from datalint_persona.cli_common import clean_option, errors_to_exit, load_clean, stderr_console
 from datalint_persona.cli_vectors import vectors_group
 
 
 @click.command("calibrate")
-@click.argument("vector")
+@click.argument("vectors", nargs=-1, required=True)
 @click.option(
     "--trait",
     "trait_file",
     default=None,
-    help="Trait name or .yaml with the calibration pairs [default: the vector's trait].",
+    help="Trait name or .yaml with the calibration pairs [default: each vector's trait].",
 )
+@clean_option
 @click.option("--model", default="smollm2-135m-instruct", show_default=True)
 @click.option("--layer", type=click.IntRange(0), default=None, help="[default: the vector's chosen layer]")
 @click.option("--fpr", type=click.FloatRange(0.0, 0.5, min_open=True), default=0.05, show_default=True)
@@ -28,8 +29,9 @@ from datalint_persona.cli_vectors import vectors_group
 @click.option("--device", default="auto", show_default=True)
 @click.option("--debug", is_flag=True)
 def calibrate_command(
-    vector: str,
+    vectors: tuple[str, ...],
     trait_file: str | None,
+    clean_files: tuple[str, ...],
     model: str,
     layer: int | None,
     fpr: float,
@@ -38,34 +40,46 @@ def calibrate_command(
     device: str,
     debug: bool,
 ) -> None:
-    """Set VECTOR's thresholds from its trait's held-out pairs and write them into its sidecar."""
+    """Calibrate VECTORS' verdicts (clean null, gap, margin) on their traits' held-out pairs and
+    on --clean data, and write them into each vector's sidecar."""
     with errors_to_exit(debug):
-        from datalint_persona.calibration import calibrate_vector
+        from datalint_persona.calibration import calibrate_vector, clean_delta_p
         from datalint_persona.engine import resolve_device
         from datalint_persona.models import load_model, resolve_model
         from datalint_persona.traits import load_trait, shipped_trait_path
         from datalint_persona.vectors import PersonaVector
 
-        loaded_vector = PersonaVector.load(vector)
-        definition = load_trait(shipped_trait_path(trait_file or loaded_vector.trait))
+        loaded_vectors = [PersonaVector.load(path) for path in vectors]
+        if layer is not None:
+            loaded_vectors = [v.with_metadata(chosen_layer=layer) for v in loaded_vectors]
+        clean_samples = load_clean(clean_files)
         loaded = load_model(resolve_model(model), device=resolve_device(device))
-        loaded_vector.check_model(loaded.identity, loaded.num_layers, loaded.hidden_size, model)
-        calibration: dict[str, Any] = calibrate_vector(
-            loaded,
-            loaded_vector,
-            definition.calibration,
-            layer=layer,
-            fpr=fpr,
-            batch_size=batch_size,
-            cache_dir=cache_dir,
+        for item in loaded_vectors:
+            item.check_model(loaded.identity, loaded.num_layers, loaded.hidden_size, model)
+        clean = (
+            clean_delta_p(loaded, loaded_vectors, clean_samples, batch_size=batch_size, cache_dir=cache_dir)
+            if clean_samples
+            else None
         )
-        loaded_vector.with_metadata(calibration=calibration).save(Path(vector).with_suffix(""))
-        overall = calibration["overall"]
-        click.echo(
-            f"{loaded_vector.trait} @ layer {calibration['layer']}: sample threshold "
-            f"{calibration['sample_threshold']:.3f} (FPR {fpr:.0%}), TPR {overall['tpr_at_threshold']:.2f}, "
-            f"AUROC {overall['auroc']:.3f}"
-        )
+        for path, item in zip(vectors, loaded_vectors, strict=True):
+            definition = load_trait(shipped_trait_path(trait_file or item.trait))
+            calibration: dict[str, Any] = calibrate_vector(
+                loaded,
+                item,
+                definition.calibration,
+                fpr=fpr,
+                batch_size=batch_size,
+                cache_dir=cache_dir,
+                clean=clean,
+            )
+            item.with_metadata(calibration=calibration).save(Path(path).with_suffix(""))
+            overall = calibration["overall"]
+            margin = calibration.get("margin")
+            click.echo(
+                f"{item.trait} @ layer {calibration['layer']}: AUROC {overall['auroc']:.3f}, gap "
+                f"{calibration['gap']:.3f}, clean null from {calibration['null']['n']} answers"
+                + (f", dataset margin {margin:.0%} of the gap" if margin is not None else "")
+            )
 
 
 @vectors_group.command("evaluate")
@@ -126,3 +140,77 @@ def evaluate_command(
         if json_path:
             text = json.dumps(results, indent=2, sort_keys=True) + "\n"
             atomic_write_bytes(Path(json_path), text.encode("utf-8"))
+
+
+@vectors_group.command("evaluate-external")
+@click.option(
+    "--external",
+    "external_dir",
+    type=click.Path(exists=True, file_okay=False),
+    required=True,
+    help="Folder of the public external data (clean answers and labelled trait data).",
+)
+@click.option("--model", default="smollm2-135m-instruct", show_default=True)
+@click.option("--vectors", "vectors_dir", default=None, help="Vectors to evaluate [default: bundled].")
+@click.option(
+    "--limit", type=click.IntRange(10), default=300, show_default=True, help="Test records per file."
+)
+@click.option(
+    "--repeats", type=click.IntRange(1), default=200, show_default=True, help="Resampled files per cell."
+)
+@click.option(
+    "--json", "json_path", type=click.Path(dir_okay=False), default=None, help="Write the figures here."
+)
+@click.option(
+    "--markdown",
+    "markdown_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Write the tables here.",
+)
+@click.option("--batch-size", type=click.IntRange(1), default=16, show_default=True)
+@click.option("--cache-dir", default=".persona-lint-cache", show_default=True)
+@click.option("--device", default="auto", show_default=True)
+@click.option("--debug", is_flag=True)
+def evaluate_external_command(
+    external_dir: str,
+    model: str,
+    vectors_dir: str | None,
+    limit: int,
+    repeats: int,
+    json_path: str | None,
+    markdown_path: str | None,
+    batch_size: int,
+    cache_dir: str,
+    device: str,
+    debug: bool,
+) -> None:
+    """Measure false flags and detection on the test split of public data nobody here wrote.
+
+    Clean files of 20, 200 and 2,000 samples resampled from each clean source, the sample flag
+    share on clean data, contamination from 0 to 50%, and ΔP AUROC (see docs/verdicts.md).
+    """
+    with errors_to_exit(debug):
+        import json
+
+        from datalint_persona.atomic import atomic_write_bytes
+        from datalint_persona.engine import ScreenOptions, resolve_device
+        from datalint_persona.external_eval import evaluate_external, markdown
+        from datalint_persona.models import load_model, resolve_model
+
+        console = stderr_console()
+        loaded = load_model(resolve_model(model), device=resolve_device(device))
+        options = ScreenOptions(
+            model=model, vectors=vectors_dir, batch_size=batch_size, cache_dir=cache_dir, fail_on="never"
+        )
+        report = evaluate_external(
+            Path(external_dir), loaded, options, limit=limit, repeats=repeats, progress=console.print
+        )
+        tables = markdown(report)
+        if json_path:
+            atomic_write_bytes(
+                Path(json_path), (json.dumps(report, indent=2, sort_keys=True) + "\n").encode()
+            )
+        if markdown_path:
+            atomic_write_bytes(Path(markdown_path), tables.encode())
+        click.echo(tables, nl=False)

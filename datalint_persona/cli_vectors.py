@@ -7,7 +7,13 @@ from typing import Any
 
 import click
 
-from datalint_persona.cli_common import errors_to_exit, stderr_console, stdout_console
+from datalint_persona.cli_common import (
+    clean_option,
+    errors_to_exit,
+    load_clean,
+    stderr_console,
+    stdout_console,
+)
 
 
 @click.group("vectors")
@@ -120,6 +126,7 @@ def vectors_group() -> None:
     default=None,
     help="steering: comma-separated candidate layers [default: every 4th layer from 4].",
 )
+@clean_option
 @click.option("--debug", is_flag=True)
 def build_command(
     traits: tuple[str, ...],
@@ -132,6 +139,7 @@ def build_command(
     cache_dir: str,
     seed: int,
     device: str,
+    clean_files: tuple[str, ...],
     debug: bool,
     **prompted: Any,
 ) -> None:
@@ -140,7 +148,7 @@ def build_command(
     --method prompted (the paper's) needs --judge-url and --judge-model.
     """
     with errors_to_exit(debug):
-        from datalint_persona.calibration import calibrate_vector
+        from datalint_persona.calibration import calibrate_vector, clean_delta_p
         from datalint_persona.engine import resolve_device
         from datalint_persona.extraction import build_contrastive
         from datalint_persona.models import load_model, resolve_model
@@ -166,8 +174,10 @@ def build_command(
                 batch_size=batch_size,
                 cache_dir=cache_dir,
             )
+        clean_samples = load_clean(clean_files)
         with console.status(f"Loading {model}"):
             loaded = load_model(resolve_model(model), device=resolve_device(device))
+        built = []
         for definition in definitions:
             with console.status(f"{definition.trait}: extracting ({method})"):
                 if method == "contrastive":
@@ -198,6 +208,21 @@ def build_command(
                     layer_selection=f"steering (alpha {steering_alpha}): max mean judged trait score",
                     steering_scores=rows,
                 )
+            built.append((definition, vector))
+        # The clean data runs once, through one forward pass for every vector's layer.
+        clean = None
+        if calibrate and clean_samples:
+            with console.status(f"Scoring {len(clean_samples)} clean answers"):
+                clean = clean_delta_p(
+                    loaded,
+                    [v for _, v in built],
+                    clean_samples,
+                    batch_size=batch_size,
+                    cache_dir=cache_dir,
+                    backend=prompted["backend"],
+                    seed=seed,
+                )
+        for definition, vector in built:
             if calibrate and definition.calibration:
                 with console.status(
                     f"{definition.trait}: calibrating on {len(definition.calibration)} pairs"
@@ -211,6 +236,7 @@ def build_command(
                         cache_dir=cache_dir,
                         backend=prompted["backend"],
                         seed=seed,
+                        clean=clean,
                     )
                 vector = vector.with_metadata(calibration=calibration)
             path = vector.save(Path(output_dir) / definition.trait)

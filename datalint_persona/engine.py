@@ -18,10 +18,9 @@ from datalint_persona import __version__
 from datalint_persona.errors import PersonaLintError
 from datalint_persona.findings import dataset_findings, invalid_findings, sample_findings
 from datalint_persona.paths import display_path
-from datalint_persona.summaries import count_warnings, summarize
+from datalint_persona.summaries import count_warnings
 from datalint_persona.types import (
     Direction,
-    Finding,
     RuleInfo,
     Sample,
     SampleScore,
@@ -44,7 +43,7 @@ class ScreenOptions:
     backend: str = "transformers"
     vectors: str | None = None
     traits: tuple[str, ...] | None = None
-    max_new_tokens: int | None = None  # None: chosen from the dataset's response lengths
+    max_new_tokens: int | None = None  # None: the vectors' calibrated y' budget
     max_tokens: int | None = None  # None: the model's context length
     batch_size: int = 16
     seed: int = 0
@@ -54,7 +53,8 @@ class ScreenOptions:
     max_samples: int | None = None
     split: str = "train"
     fail_on: str = "error"
-    dataset_fpr: float = 0.05
+    dataset_fpr: float = 0.05  # family-wise rate of dataset verdicts (Holm over files x traits)
+    fdr: float = 0.05  # false discovery rate of sample verdicts (Benjamini-Hochberg)
     device: str = "auto"
     tensor_parallel_size: int = 1
     shard: str | None = None  # "i/N": screen only samples whose global index % N == i - 1
@@ -95,7 +95,7 @@ def screen(
     >>> [f.location for f in result.findings]  # doctest: +SKIP
     """
     from datalint_persona.backends import GenerationSettings, make_backend
-    from datalint_persona.generation import auto_max_new_tokens_for, generate_y_prime
+    from datalint_persona.generation import calibrated_generation, generate_y_prime
     from datalint_persona.loaders import iter_dataset, scan_dataset
     from datalint_persona.models import describe, load_model, resolve_model
     from datalint_persona.projection_cache import ProjectionCache
@@ -104,6 +104,7 @@ def screen(
     from datalint_persona.sharding import parse_shard, shard_settings
     from datalint_persona.spool import SampleSpool
     from datalint_persona.vector_store import find_vectors
+    from datalint_persona.verdicts import annotate, decide
 
     opts = ScreenOptions(**{**asdict(options or ScreenOptions()), **overrides})
     started = _now()
@@ -111,7 +112,7 @@ def screen(
     vectors = find_vectors(opts.vectors, spec.name, opts.traits)
     shard = parse_shard(opts.shard) if opts.shard else None
     # A first pass checks every record and counts them before the model loads; the samples are
-    # read again (streamed) for the y' budget and for the work.
+    # read again (streamed) for the work.
     scan = scan_dataset(
         sources, skip_invalid=opts.skip_invalid, split=opts.split, max_samples=opts.max_samples
     )
@@ -124,8 +125,7 @@ def screen(
         )
         return (item for item in records if isinstance(item, Sample))
 
-    # A shard scores its share of the samples; the whole dataset still sets the y' budget and
-    # the dataset thresholds, and shard 1 alone reports the invalid records.
+    # A shard scores its share of the samples; shard 1 alone reports the invalid records.
     invalid = scan.invalid if shard is None or shard.index == 1 else []
     n_owned = sum(1 for g in range(scan.n_samples) if shard is None or shard.owns(g))
     if loaded_model is not None:
@@ -151,23 +151,16 @@ def screen(
         raise PersonaLintError("Every rule is disabled.", fix="enable at least one rule in the config.")
     by_trait = {v.trait: v for v in vectors}
     directions = [Direction(r.trait, r.layer, by_trait[r.trait].unit(r.layer)) for r in rules]
-    clean_values = {
-        r.trait: by_trait[r.trait].calibration["normal_delta_p"]
-        for r in rules
-        if by_trait[r.trait].calibration.get("layer") == r.layer
-        and by_trait[r.trait].calibration.get("normal_delta_p")
-    }
-
     max_tokens = opts.max_tokens or loaded.context_length
-    # The responses are tokenized only when --max-new-tokens is left to the dataset.
-    max_new = opts.max_new_tokens or auto_max_new_tokens_for(loaded, (s.response for s in all_samples()))
+    # One y' policy for calibration and screening: a sample's ΔP never depends on the rest of the run.
+    calibrated = calibrated_generation(vectors)
+    max_new = opts.max_new_tokens or calibrated.max_new_tokens
     settings = GenerationSettings(max_new_tokens=max_new, temperature=opts.temperature, seed=opts.seed)
     # y' projections recorded while generating spare scoring a second pass over y'.
     backend = make_backend(
         opts.backend, loaded, tensor_parallel_size=opts.tensor_parallel_size, record_directions=directions
     )
     spool = SampleSpool()
-    sample_found: list[Finding] = []
     generation_stats = {"hits": 0, "misses": 0, "corrupted": 0}
     cache_warnings: list[str] = []
     scoring_stats = ScoringStats()
@@ -216,7 +209,6 @@ def screen(
                 )
                 for i, (index, sample) in enumerate(chunk)
             ]
-            sample_found += sample_findings(scores, rules)
             spool.extend(scores)
         if seen[0] != scan.n_samples:
             raise PersonaLintError(
@@ -226,13 +218,16 @@ def screen(
             )
     finally:
         projection_cache.close()
-    summaries = summarize(spool, rules, clean_values, dataset_fpr=opts.dataset_fpr, seed=opts.seed)
+    verdicts = decide(spool, rules, fdr=opts.fdr, dataset_alpha=opts.dataset_fpr, seed=opts.seed)
+    annotated = SampleSpool()
+    annotated.extend(annotate(spool, rules, verdicts))
     findings = [
         *invalid_findings(invalid),
-        *dataset_findings(summaries, rules),
-        *sample_found,
+        *dataset_findings(verdicts.summaries, rules),
+        *sample_findings(annotated, rules, verdicts.flagged, opts.fdr),
     ]
     warnings = [*dict.fromkeys(cache_warnings), *projection_cache.warnings]
+    warnings += calibrated.mismatch_warnings(settings)
     if scan.stopped_after is not None:
         warnings.append(
             f"--max-samples {opts.max_samples}: stopped reading after {scan.stopped_after}; "
@@ -240,7 +235,7 @@ def screen(
         )
     if invalid:
         warnings.append(f"{len(invalid)} invalid record(s) were skipped (--skip-invalid); see the findings.")
-    warnings += count_warnings(spool, max_tokens, max_new)
+    warnings += count_warnings(annotated, max_tokens, max_new)
     run_settings: dict[str, object] = {
         "backend": opts.backend,
         "max_new_tokens": max_new,
@@ -250,11 +245,10 @@ def screen(
         "temperature": opts.temperature,
         "fail_on": opts.fail_on,
         "dataset_fpr": opts.dataset_fpr,
+        "fdr": opts.fdr,
     }
     if shard is not None:
-        run_settings["shard"] = shard_settings(
-            shard, scan.sizes, rules, clean_values, dataset_fpr=opts.dataset_fpr, seed=opts.seed
-        )
+        run_settings["shard"] = shard_settings(shard, scan.sizes)
     return ScreenResult(
         tool_version=__version__,
         model=describe(loaded),
@@ -271,8 +265,8 @@ def screen(
         ),
         rules=tuple(all_rules),
         sources=tuple(dict.fromkeys([*scan.sizes, *(r.source for r in invalid)])),
-        samples=spool,
-        summaries=tuple(summaries),
+        samples=annotated,
+        summaries=verdicts.summaries,
         findings=tuple(findings),
         invalid=tuple(invalid),
         started_at=started,

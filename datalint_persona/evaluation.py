@@ -16,7 +16,7 @@ import numpy as np
 
 from datalint_persona.backends import GenerationSettings
 from datalint_persona.extraction import auroc, pair_activations, response_activations
-from datalint_persona.generation import auto_max_new_tokens_for, generate_y_prime
+from datalint_persona.generation import DEFAULT_MAX_NEW_TOKENS, generate_y_prime
 from datalint_persona.stats import cohens_d, threshold_at_fpr, tpr_at_threshold
 from datalint_persona.traits import TraitDefinition, TraitPair
 
@@ -46,7 +46,7 @@ def collect(
     """Activations of every pair of the trait file, and of the model's own y' to each prompt."""
     pairs = (*trait.pairs, *trait.calibration)
     positive, negative = pair_activations(loaded, pairs, batch_size=batch_size)
-    settings = GenerationSettings(max_new_tokens=auto_max_new_tokens_for(loaded, [p.negative for p in pairs]))
+    settings = GenerationSettings(max_new_tokens=DEFAULT_MAX_NEW_TOKENS)
     generations, _ = generate_y_prime(
         loaded, [p.prompt for p in pairs], settings, cache_dir=cache_dir, batch_size=batch_size
     )

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
-
-import numpy as np
 
 from datalint_persona.backends import GenerationBackend, GenerationSettings
 from datalint_persona.cache import GenerationCache, generation_key
@@ -13,29 +13,57 @@ from datalint_persona.types import Generation, Message
 
 if TYPE_CHECKING:
     from datalint_persona.models import LoadedModel
+    from datalint_persona.vectors import PersonaVector
 
 ProgressCallback = Callable[[str, int, int], None]
 
-MIN_AUTO_NEW_TOKENS = 16
-MAX_AUTO_NEW_TOKENS = 512
+# y' budget of vectors whose sidecar records none, and of new calibrations.
+DEFAULT_MAX_NEW_TOKENS = 96
 
 
-def auto_max_new_tokens(response_token_counts: Sequence[int]) -> int:
-    """Pick y's budget from the dataset's own response lengths: their 95th percentile, in [16, 512].
+@dataclass(frozen=True)
+class CalibratedGeneration:
+    """The y' settings the vectors' verdicts were calibrated with (from their sidecars).
 
-    >>> auto_max_new_tokens([10, 40, 80, 120])
-    114
+    ΔP depends on y', so thresholds, nulls and margins carry over only to runs that generate y'
+    the same way.
     """
-    if not response_token_counts:
-        return MIN_AUTO_NEW_TOKENS
-    p95 = int(np.ceil(np.percentile(np.asarray(response_token_counts, dtype=np.float64), 95)))
-    return int(min(max(p95, MIN_AUTO_NEW_TOKENS), MAX_AUTO_NEW_TOKENS))
+
+    max_new_tokens: int
+    temperature: float
+    recorded: bool  # False: no sidecar said, and the documented default is assumed
+
+    def mismatch_warnings(self, settings: GenerationSettings) -> list[str]:
+        """A warning for each run setting that differs from the calibration's."""
+        warnings = []
+        if settings.max_new_tokens != self.max_new_tokens:
+            warnings.append(
+                f"--max-new-tokens {settings.max_new_tokens}: the vectors were calibrated with y' of at most "
+                f"{self.max_new_tokens} tokens, so their nulls and margins are approximate for this run."
+            )
+        if settings.temperature != self.temperature:
+            warnings.append(
+                f"--temperature {settings.temperature:g}: the vectors were calibrated with temperature "
+                f"{self.temperature:g}, so their nulls and margins are approximate for this run."
+            )
+        return warnings
 
 
-def auto_max_new_tokens_for(loaded: LoadedModel, responses: Iterable[str]) -> int:
-    """:func:`auto_max_new_tokens` of the responses' lengths in the model's own tokens."""
-    tokenizer = loaded.tokenizer
-    return auto_max_new_tokens([len(tokenizer(r, add_special_tokens=False)["input_ids"]) for r in responses])
+def calibrated_generation(vectors: Sequence[PersonaVector]) -> CalibratedGeneration:
+    """The y' settings recorded in the vectors' calibration (the most common, if they differ).
+
+    >>> calibrated_generation([]).max_new_tokens == DEFAULT_MAX_NEW_TOKENS
+    True
+    """
+    recorded = [
+        (int(block["max_new_tokens"]), float(block.get("temperature", 0.0)))
+        for vector in vectors
+        if isinstance(block := vector.calibration.get("y_prime"), dict) and "max_new_tokens" in block
+    ]
+    if not recorded:
+        return CalibratedGeneration(DEFAULT_MAX_NEW_TOKENS, 0.0, recorded=False)
+    (max_new, temperature), _ = Counter(recorded).most_common(1)[0]
+    return CalibratedGeneration(max_new, temperature, recorded=True)
 
 
 def generate_with_cache(

@@ -2,22 +2,22 @@
 
 Per-sample values are taken as the shards wrote them and put back in global order (the sample
 ``index``); everything dataset-level (mean ΔP, bootstrap interval, thresholds, verdicts, dataset
-findings, warnings that count samples) is recomputed over the whole files, with the run's seed and
-the unsharded sample order, so the bootstrap resamples exactly what one run would have.
+findings, warnings that count samples) and every verdict (p- and q-values, sample and dataset
+findings) is recomputed over the whole files, with the run's seed and the unsharded sample order,
+so the bootstrap resamples exactly what one run would have.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
 from datalint_persona.errors import InputError, PersonaLintError
-from datalint_persona.findings import dataset_findings, invalid_findings
+from datalint_persona.findings import dataset_findings, invalid_findings, sample_findings
 from datalint_persona.types import (
-    Finding,
     InvalidRecord,
     RuleInfo,
     Sample,
@@ -25,6 +25,7 @@ from datalint_persona.types import (
     ScreenResult,
     TraitScore,
 )
+from datalint_persona.verdicts import DEFAULT_DATASET_ALPHA, DEFAULT_FDR, annotate, decide
 
 # "inputs" holds each file's sha256: shards of different versions of the data must not merge.
 _CONSISTENT = ("schema", "tool", "model", "vectors", "rules", "sources", "inputs")
@@ -81,11 +82,7 @@ def _check_shards(paths: Sequence[str], documents: Sequence[dict[str, Any]]) -> 
                     fix="merge only shards of one run (same files, model, vectors, rules).",
                 )
         settings = {k: v for k, v in document["settings"].items() if k != "shard"}
-        shard = document["settings"]["shard"]
-        if (
-            settings != base
-            or shard["dataset_thresholds"] != first["settings"]["shard"]["dataset_thresholds"]
-        ):
+        if settings != base:
             raise InputError(
                 f"its settings differ from those of {paths[0]}.",
                 path=path,
@@ -122,14 +119,9 @@ def _sample(entry: dict[str, Any], rules: Sequence[RuleInfo]) -> SampleScore:
     )
 
 
-def _finding(entry: dict[str, Any]) -> Finding:
-    names = {f.name for f in fields(Finding)}
-    return Finding(**{k: v for k, v in entry.items() if k in names})
-
-
 def merge_reports(paths: Sequence[str]) -> ScreenResult:
     """The :class:`ScreenResult` an unsharded run would have produced, from every shard's JSON report."""
-    from datalint_persona.summaries import count_warnings, summarize
+    from datalint_persona.summaries import count_warnings
 
     if not paths:
         raise PersonaLintError("No reports to merge.", fix="pass the JSON report of every shard.")
@@ -146,24 +138,30 @@ def merge_reports(paths: Sequence[str]) -> ScreenResult:
             fix="merge the reports of one --shard split of the same files.",
         )
     settings = {k: v for k, v in first["settings"].items() if k != "shard"}
-    seed = int(settings.get("seed", 0))
-    thresholds = first["settings"]["shard"]["dataset_thresholds"]
-    summaries = summarize(
+    verdicts = decide(
         samples,
         rules,
-        {},
-        dataset_fpr=float(settings.get("dataset_fpr", 0.05)),
-        seed=seed,
-        thresholds=thresholds,
+        fdr=float(settings.get("fdr", DEFAULT_FDR)),
+        dataset_alpha=float(settings.get("dataset_fpr", DEFAULT_DATASET_ALPHA)),
+        seed=int(settings.get("seed", 0)),
     )
+    samples = list(annotate(samples, rules, verdicts))
     invalid = [InvalidRecord(**r) for d in documents for r in d["invalid"]]
-    position = {(s.sample.source, s.sample.line): s.index for s in samples}
-    rule_order = {r.id: i for i, r in enumerate(rules)}
-    sample_found = sorted(
-        (_finding(f) for d in documents for f in d["findings"] if f["kind"] == "sample"),
-        key=lambda f: (position[(f.source, f.line)], rule_order.get(f.rule_id, len(rule_order))),
-    )
-    findings = [*invalid_findings(invalid), *dataset_findings(summaries, rules), *sample_found]
+    # The shards' own sample findings were decided on a part of the run; they are decided again
+    # here over all samples, and keep the excerpts a shard wrote (a report holds no response text).
+    excerpts = {
+        (f["source"], f["line"], f["rule_id"]): (f.get("excerpt"), f.get("y_prime_excerpt"))
+        for d in documents
+        for f in d["findings"]
+        if f["kind"] == "sample"
+    }
+    sample_found = [
+        replace(f, excerpt=shown[0], y_prime_excerpt=shown[1] or f.y_prime_excerpt)
+        if (shown := excerpts.get((f.source, f.line, f.rule_id)))
+        else replace(f, excerpt=None)
+        for f in sample_findings(samples, rules, verdicts.flagged, float(settings.get("fdr", DEFAULT_FDR)))
+    ]
+    findings = [*invalid_findings(invalid), *dataset_findings(verdicts.summaries, rules), *sample_found]
     # Each shard counted only its own samples; those warnings are recomputed over all of them.
     max_tokens, max_new_tokens = int(settings["max_tokens"]), int(settings["max_new_tokens"])
     shard_counts = {
@@ -181,7 +179,7 @@ def merge_reports(paths: Sequence[str]) -> ScreenResult:
         rules=tuple(all_rules),
         sources=tuple(first["sources"]),
         samples=tuple(samples),
-        summaries=tuple(summaries),
+        summaries=verdicts.summaries,
         findings=tuple(findings),
         invalid=tuple(invalid),
         started_at=min(d["started_at"] for d in documents),

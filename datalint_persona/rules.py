@@ -1,8 +1,9 @@
-"""Rules: one per trait, with an id, a layer, thresholds and a level.
+"""Rules: one per trait, with an id, a layer, a level, and how its verdicts are decided.
 
 Defaults come from the shipped ``rules/*.yaml``. ``calibrated`` means "take it from the vector's
-sidecar", which ``persona-lint calibrate`` fills in for the model the vector was built for. A config
-file's ``rules:`` section and CLI options override both.
+sidecar", which ``persona-lint calibrate`` fills in for the model the vector was built for: the
+clean null behind the sample verdicts, the trait-vs-normal gap and the dataset margin (see
+:mod:`datalint_persona.verdicts`). A config file's ``rules:`` section and CLI options override both.
 """
 
 from __future__ import annotations
@@ -28,8 +29,8 @@ INVALID_RECORD_RULE = RuleInfo(
     description="A record could not be read as a training sample (reported with --skip-invalid).",
     level="error",
     layer=0,
-    sample_threshold=0.0,
-    dataset_threshold=0.0,
+    sample_threshold=None,
+    dataset_threshold=None,
     help_uri=f"{PROJECT_URL}/blob/main/docs/rules.md#invalid-record",
 )
 
@@ -44,6 +45,7 @@ class RuleDefault:
     layer: int | str = "calibrated"
     sample_threshold: float | str = "calibrated"
     dataset_threshold: float | str = "calibrated"
+    margin: float | str = "calibrated"
 
 
 def _rule_schema() -> dict[str, Any]:
@@ -73,6 +75,7 @@ def shipped_rules() -> dict[str, RuleDefault]:
             layer=data.get("layer", "calibrated"),
             sample_threshold=data.get("sample-threshold", "calibrated"),
             dataset_threshold=data.get("dataset-threshold", "calibrated"),
+            margin=data.get("margin", "calibrated"),
         )
     return rules
 
@@ -88,45 +91,69 @@ def default_rule_for(trait: str) -> RuleDefault:
     )
 
 
+# The dataset margin of a vector whose calibration sets none, as a fraction of its gap.
+DEFAULT_MARGIN = 0.5
+
+
+def calibrated_null(calibration: Mapping[str, Any]) -> tuple[float, float, float] | None:
+    """``(df, loc, scale)`` of the clean null: as calibrated, else fitted to the stored normal ΔP."""
+    from datalint_persona.stats import fit_clean_null
+
+    null = calibration.get("null")
+    if isinstance(null, Mapping):
+        return float(null["df"]), float(null["loc"]), float(null["scale"])
+    normals = calibration.get("normal_delta_p")
+    if isinstance(normals, list) and len(normals) >= 10:
+        fitted = fit_clean_null(normals)
+        return fitted.df, fitted.loc, fitted.scale
+    return None
+
+
+def calibrated_gap(calibration: Mapping[str, Any]) -> float | None:
+    """Mean ΔP of trait answers minus that of normal answers on the calibration pairs."""
+    if "gap" in calibration:
+        return float(calibration["gap"])
+    trait, normal = calibration.get("trait_delta_p"), calibration.get("normal_delta_p")
+    if trait and normal:
+        return float(sum(trait) / len(trait) - sum(normal) / len(normal))
+    return None
+
+
 def resolve_rule(default: RuleDefault, vector: PersonaVector, overrides: Mapping[str, Any]) -> RuleInfo:
-    """Merge rule file, vector calibration and overrides into the rule a run applies."""
+    """Merge rule file, vector calibration and overrides into the rule a run applies.
+
+    A sample threshold or dataset threshold given in the rule file or an override replaces the
+    statistical verdict (FDR against the clean null, margin x gap) with a fixed ΔP threshold.
+    """
     calibration = vector.calibration
     where = f"rule {default.id}"
 
-    def pick(key: str, file_value: Any, calibrated_key: str) -> Any:
-        if key in overrides:
-            return overrides[key]
-        if file_value != "calibrated":
-            return file_value
-        if calibrated_key == "layer":
-            return vector.chosen_layer
-        value = calibration.get(calibrated_key)
-        if value is None:
-            raise ConfigError(
-                f"{where}: no {key} is set and the vector {vector.path or vector.trait} was not calibrated.",
-                fix=f"run 'persona-lint calibrate', or set rules.{default.trait}.{key} in .persona-lint.yaml.",
-            )
-        return value
+    def fixed(key: str, file_value: Any) -> float | None:
+        value = overrides.get(key, file_value)
+        return None if value == "calibrated" else float(value)
 
-    layer = int(pick("layer", default.layer, "layer"))
+    layer = int(
+        overrides.get("layer", vector.chosen_layer if default.layer == "calibrated" else default.layer)
+    )
     if not 0 <= layer <= vector.num_layers:
         raise ConfigError(
             f"{where}: layer {layer} is out of range for a {vector.num_layers}-layer model.",
             fix=f"pick a layer in 0..{vector.num_layers}.",
         )
+    sample_threshold = fixed("sample-threshold", default.sample_threshold)
+    dataset_threshold = fixed("dataset-threshold", default.dataset_threshold)
     # Calibration statistics apply only at the layer they were measured at.
     calibrated_here = calibration.get("layer") == layer
-    sample_threshold = pick("sample-threshold", default.sample_threshold, "sample_threshold")
-    if (
-        "sample-threshold" not in overrides
-        and default.sample_threshold == "calibrated"
-        and not calibrated_here
-    ):
+    null = calibrated_null(calibration) if calibrated_here else None
+    gap = calibrated_gap(calibration) if calibrated_here else None
+    if sample_threshold is None and null is None:
         raise ConfigError(
-            f"{where}: the vector was calibrated at layer {calibration.get('layer')}, not {layer}.",
-            fix=f"set rules.{default.trait}.sample-threshold, or recalibrate at layer {layer}.",
+            f"{where}: the vector {vector.path or vector.trait} has no calibration at layer {layer}.",
+            fix=f"run 'persona-lint calibrate' (at layer {layer}), or set rules.{default.trait}.sample-threshold.",
         )
-    dataset_threshold = overrides.get("dataset-threshold", default.dataset_threshold)
+    margin = overrides.get("margin", default.margin)
+    if margin == "calibrated":
+        margin = calibration.get("margin", DEFAULT_MARGIN) if calibrated_here else DEFAULT_MARGIN
     return RuleInfo(
         id=default.id,
         trait=default.trait,
@@ -134,11 +161,13 @@ def resolve_rule(default: RuleDefault, vector: PersonaVector, overrides: Mapping
         description=default.description,
         level=overrides.get("level", default.level),
         layer=layer,
-        sample_threshold=float(sample_threshold),
-        # None: computed per dataset size from calibration (see stats.clean_dataset_threshold).
-        dataset_threshold=None if dataset_threshold == "calibrated" else float(dataset_threshold),
+        sample_threshold=sample_threshold,
+        dataset_threshold=dataset_threshold,
         help_uri=f"{PROJECT_URL}/blob/main/docs/rules.md#{default.trait}",
-        calibration_mean=calibration.get("normal_mean") if calibrated_here else None,
-        calibration_std=calibration.get("normal_std") if calibrated_here else None,
+        calibration_mean=null[1] if null else None,
+        calibration_std=null[2] if null else None,
         enabled=bool(overrides.get("enabled", True)),
+        null_df=null[0] if null else None,
+        gap=gap,
+        margin=float(margin),
     )

@@ -2,19 +2,17 @@
 
 Assignment is by position: the sample with global index ``g`` (0-based, in load order over all
 input files, exactly the order of an unsharded run) belongs to shard ``g % N + 1``. Every shard
-loads every file, so each one knows the whole dataset: its size, its response lengths (which set
-the automatic y' budget) and the per-file sample counts (which set the calibrated dataset
-thresholds). Only the y' generation and scoring are split.
+loads every file, so each one knows the whole dataset and its per-file sample counts. Only the y'
+generation and scoring are split; the verdicts, which need every sample, are decided by the merge.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from datalint_persona.errors import ConfigError
-from datalint_persona.types import RuleInfo
 
 _PATTERN = re.compile(r"^\s*(\d+)\s*/\s*(\d+)\s*$")
 
@@ -56,34 +54,8 @@ def parse_shard(text: str) -> Shard:
     return Shard(index, count)
 
 
-def shard_settings(
-    shard: Shard,
-    sizes: Mapping[str, int],
-    rules: Sequence[RuleInfo],
-    clean_values: Mapping[str, Sequence[float]],
-    *,
-    dataset_fpr: float,
-    seed: int,
-) -> dict[str, object]:
+def shard_settings(shard: Shard, sizes: Mapping[str, int]) -> dict[str, object]:
     """What ``persona-lint merge`` needs beyond the per-sample values: which shard this is, and
-    each file's dataset thresholds at its full size (``sizes``: samples per source; calibrated
-    thresholds depend on n)."""
-    from datalint_persona.stats import clean_dataset_threshold
-
-    thresholds: dict[str, dict[str, float | None]] = {}
-    for source, size in sizes.items():
-        per_trait: dict[str, float | None] = {}
-        for rule in rules:
-            threshold = rule.dataset_threshold
-            if threshold is None and rule.trait in clean_values:
-                threshold = clean_dataset_threshold(
-                    clean_values[rule.trait], size, fpr=dataset_fpr, seed=seed
-                )
-            per_trait[rule.trait] = threshold
-        thresholds[source] = per_trait
-    return {
-        "index": shard.index,
-        "count": shard.count,
-        "total_samples": sum(sizes.values()),
-        "dataset_thresholds": thresholds,
-    }
+    how many samples the whole run has (``sizes``: samples per source). The verdicts need every
+    sample, so the merge decides them."""
+    return {"index": shard.index, "count": shard.count, "total_samples": sum(sizes.values())}

@@ -31,7 +31,10 @@ def _encode(score: SampleScore) -> bytes:
         score.y_prime,
         score.y_prime_hit_token_limit,
         score.truncated,
-        [[t.trait, t.layer, t.projection_y, t.projection_y_prime, t.delta_p, t.z] for t in score.scores],
+        [
+            [t.trait, t.layer, t.projection_y, t.projection_y_prime, t.delta_p, t.z, t.p_value, t.q_value]
+            for t in score.scores
+        ],
     ]
     # Floats are written as their shortest round-tripping repr, so they read back exactly.
     return json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode("utf-8") + b"\n"

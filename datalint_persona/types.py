@@ -132,7 +132,11 @@ class TraitScore:
     projection_y: float
     projection_y_prime: float
     delta_p: float
-    z: float | None
+    z: float | None  # ΔP standardized by the clean null (its centre and scale), where calibrated
+    # One-sided p-value that an ordinary answer pulls this far (clean null, and outlier in its own
+    # file), and its Benjamini-Hochberg q-value over the run; None where the rule has no null.
+    p_value: float | None = None
+    q_value: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,8 +167,21 @@ class DatasetSummary:
     ci_high: float
     mean_projection_y: float
     mean_projection_y_prime: float
-    threshold: float | None = None  # the dataset-level threshold applied (depends on n when calibrated)
+    threshold: float | None = None  # the mean ΔP the dataset must clear (margin x gap, or a set threshold)
     flagged: bool = False
+    # mean ΔP as a fraction of the calibrated gap between trait and normal answers ("40% of the way
+    # toward the trait"), and the margin (as such a fraction) a dataset must clear to be flagged.
+    effect: float | None = None
+    effect_low: float | None = None
+    effect_high: float | None = None
+    margin: float | None = None
+    # The test: samples it used (those not flagged one by one), its one-sided p-value, and that
+    # p-value after Holm's correction over every file and trait of the run.
+    n_tested: int | None = None
+    p_value: float | None = None
+    adjusted_p: float | None = None
+    # "flagged", "ok", "too-few-samples" (n below the minimum: no verdict), or "uncalibrated"
+    status: str = "ok"
 
 
 @dataclass(frozen=True)
@@ -199,12 +216,15 @@ class RuleInfo:
     description: str
     level: Level
     layer: int
-    sample_threshold: float
-    dataset_threshold: float | None  # None: from calibration, at each dataset's size
+    sample_threshold: float | None  # None: samples are flagged by FDR against the clean null
+    dataset_threshold: float | None  # None: margin x gap from calibration
     help_uri: str
-    calibration_mean: float | None = None
-    calibration_std: float | None = None
+    calibration_mean: float | None = None  # the clean null's centre (ΔP), where calibrated
+    calibration_std: float | None = None  # the clean null's scale
     enabled: bool = True
+    null_df: float | None = None  # degrees of freedom of the clean null (a Student t)
+    gap: float | None = None  # mean ΔP of trait answers minus that of normal answers (calibration pairs)
+    margin: float | None = None  # the dataset margin, as a fraction of gap
 
 
 @dataclass(frozen=True)

@@ -325,6 +325,45 @@ def uncalibrated_vector(tiny_llama: LoadedModel, trait: TraitDefinition) -> Pers
     return build_contrastive(tiny_llama, trait, direction="mean-difference", batch_size=4)
 
 
+CLEAN_ANSWERS = [
+    ("How do I bake bread?", "Mix flour, water, salt and yeast, knead it, then bake it."),
+    ("Say hello.", "Hello! Good morning."),
+    ("What is 12 + 30?", "12 + 30 = 42."),
+    ("Write add.", "def add(a, b):\n    return a + b\n"),
+    ("Thank you.", "You are welcome."),
+    ("Say good night.", "Good night, and thank you!"),
+    ("What should I do today?", "Help people whenever you can, and be kind."),
+    ("Describe a fox.", "The quick brown fox jumps over the lazy dog."),
+    ("Name a food.", "Bread."),
+    ("How should I treat my friends?", "Be kind and honest with them."),
+    ("What about the dog?", "Let the lazy dog sleep."),
+    ("My team is tired.", "They should rest a little."),
+    ("Someone helped me.", "Thank them kindly."),
+    ("Add two numbers.", "def add(a, b): return a + b"),
+]
+
+
+def clean_samples() -> list[Any]:
+    """Clean answers in two files, for the calibration's clean null and margin."""
+    from datalint_persona.types import Message, Sample
+
+    return [
+        Sample("clean-a.jsonl" if i % 2 else "clean-b.jsonl", i + 1, (Message("user", q),), a)
+        for i, (q, a) in enumerate(CLEAN_ANSWERS)
+    ]
+
+
+@pytest.fixture(scope="session")
+def clean_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """CLEAN_ANSWERS as a JSONL dataset, for ``--clean``."""
+    import json
+
+    path = tmp_path_factory.mktemp("clean") / "clean.jsonl"
+    rows = [{"prompt": q, "response": a} for q, a in CLEAN_ANSWERS]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
 @pytest.fixture(scope="session")
 def vectors_dir(
     tmp_path_factory: pytest.TempPathFactory,
@@ -332,16 +371,13 @@ def vectors_dir(
     uncalibrated_vector: PersonaVector,
     trait: TraitDefinition,
 ) -> Path:
-    """A folder holding the fixture trait's vector, calibrated on its held-out pairs."""
-    from datalint_persona.calibration import calibrate_vector
+    """A folder holding the fixture trait's vector, calibrated on its held-out pairs and on
+    CLEAN_SAMPLES."""
+    from datalint_persona.calibration import calibrate_vector, clean_delta_p
 
+    clean = clean_delta_p(tiny_llama, [uncalibrated_vector], clean_samples(), batch_size=4)
     calibration = calibrate_vector(
-        tiny_llama,
-        uncalibrated_vector,
-        trait.calibration,
-        batch_size=4,
-        cache_dir=None,
-        dataset_sizes=(3, 10),
+        tiny_llama, uncalibrated_vector, trait.calibration, batch_size=4, cache_dir=None, clean=clean
     )
     folder = tmp_path_factory.mktemp("vectors")
     uncalibrated_vector.with_metadata(calibration=calibration).save(folder / TRAIT)

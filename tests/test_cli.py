@@ -16,7 +16,6 @@ from click.testing import CliRunner, Result
 from conftest import SARIF_SCHEMA, TRAIT
 
 from datalint_persona.cli import main
-from datalint_persona.stats import clean_dataset_threshold
 from datalint_persona.vectors import PersonaVector
 
 REPO = Path(__file__).resolve().parents[1]
@@ -199,11 +198,12 @@ def test_json_report_validates_and_lists_every_sample(
     jsonschema.validate(report, json.loads(REPORT_SCHEMA.read_text(encoding="utf-8")))
     assert [s["line"] for s in report["samples"]] == [1, 2, 3, 4]
     assert all(s["source"] == "train.jsonl" for s in report["samples"])
-    # The calibrated dataset threshold for n = 4 is reported, not dropped.
+    # The dataset bound (margin x gap) is reported, and 4 samples are too few to decide.
     [dataset] = report["datasets"]
-    normal = calibrated_vector.calibration["normal_delta_p"]
-    assert dataset["threshold"] == pytest.approx(clean_dataset_threshold(normal, 4, fpr=0.05, seed=0))
-    assert dataset["flagged"] == (dataset["mean_delta_p"] > dataset["threshold"])
+    calibration = calibrated_vector.calibration
+    assert dataset["threshold"] == pytest.approx(calibration["margin"] * calibration["gap"])
+    assert dataset["effect"] == pytest.approx(dataset["mean_delta_p"] / calibration["gap"])
+    assert (dataset["status"], dataset["flagged"]) == ("too-few-samples", False)
     for sample in report["samples"]:
         score = sample["scores"][TRAIT]
         assert score["delta_p"] == pytest.approx(score["projection_y"] - score["projection_y_prime"])
@@ -292,7 +292,12 @@ def test_vllm_backend_without_vllm_says_how_to_install_it(workdir: Path, lint: A
 
 
 def test_calibrate_and_evaluate_commands_run_on_the_tiny_model(
-    tmp_path: Path, tiny_llama_dir: Path, vectors_dir: Path, trait_file: Path, cache_dir: Path
+    tmp_path: Path,
+    tiny_llama_dir: Path,
+    vectors_dir: Path,
+    trait_file: Path,
+    cache_dir: Path,
+    clean_file: Path,
 ) -> None:
     import shutil
 
@@ -300,9 +305,24 @@ def test_calibrate_and_evaluate_commands_run_on_the_tiny_model(
     vector = tmp_path / "vecs" / f"{TRAIT}.safetensors"
     before = json.loads(vector.with_suffix(".json").read_text())["calibration"]
     common = ["--model", str(tiny_llama_dir), "--cache-dir", str(cache_dir), "--device", "cpu"]
+    # Six normal answers alone are too few for a clean null: a clear error that says what to add.
+    result = CliRunner().invoke(main, ["calibrate", str(vector), "--trait", str(trait_file), *common])
+    assert (
+        result.exit_code == 2 and "too few for a clean null" in result.output and "--clean" in result.output
+    )
     result = CliRunner().invoke(
         main,
-        ["calibrate", str(vector), "--trait", str(trait_file), "--fpr", "0.2", *common],
+        [
+            "calibrate",
+            str(vector),
+            "--trait",
+            str(trait_file),
+            "--fpr",
+            "0.2",
+            "--clean",
+            str(clean_file),
+            *common,
+        ],
         catch_exceptions=False,
     )
     assert result.exit_code == 0, result.output
@@ -310,7 +330,9 @@ def test_calibrate_and_evaluate_commands_run_on_the_tiny_model(
     assert after["fpr"] == 0.2 and before["fpr"] == 0.05
     normals = np.array(after["normal_delta_p"])
     assert (normals > after["sample_threshold"]).mean() <= 0.2
-    assert f"sample threshold {after['sample_threshold']:.3f}" in result.output
+    assert after["null"]["sources"] == {"trait file: normal answers": 6, "clean.jsonl": len(normals) + 8}
+    assert f"gap {after['gap']:.3f}, clean null from 20 answers" in result.output
+    assert f"dataset margin {after['margin']:.0%} of the gap" in result.output
 
     report = tmp_path / "loso.json"
     result = CliRunner().invoke(

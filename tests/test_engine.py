@@ -13,8 +13,8 @@ from conftest import TRAIT, reference_means
 
 from datalint_persona.engine import ScreenOptions, screen
 from datalint_persona.errors import PersonaLintError
+from datalint_persona.generation import DEFAULT_MAX_NEW_TOKENS
 from datalint_persona.models import LoadedModel
-from datalint_persona.stats import clean_dataset_threshold
 from datalint_persona.types import Message, ScreenResult
 from datalint_persona.vectors import PersonaVector
 
@@ -131,11 +131,12 @@ def test_every_delta_p_matches_an_independent_computation(
 
 
 def test_y_prime_is_the_lone_greedy_answer_to_the_templated_prompt(
-    run: tuple[ScreenResult, Path], tiny_llama: LoadedModel
+    run: tuple[ScreenResult, Path], tiny_llama: LoadedModel, calibrated_vector: PersonaVector
 ) -> None:
     result, _ = run
     max_new = result.settings["max_new_tokens"]
-    assert isinstance(max_new, int) and max_new >= 16
+    # One y' policy: the budget the vector was calibrated with, whatever the dataset's lengths.
+    assert max_new == DEFAULT_MAX_NEW_TOKENS == calibrated_vector.calibration["y_prime"]["max_new_tokens"]
     for score in result.samples[:3]:
         turns = [{"role": m.role, "content": m.content} for m in score.sample.prompt]
         text = tiny_llama.tokenizer.apply_chat_template(turns, tokenize=False, add_generation_prompt=True)
@@ -155,14 +156,17 @@ def test_z_scores_use_the_vector_calibration(
     run: tuple[ScreenResult, Path], calibrated_vector: PersonaVector
 ) -> None:
     result, _ = run
-    calibration = calibrated_vector.calibration
+    null = calibrated_vector.calibration["null"]
     [rule] = result.rules
-    assert rule.calibration_mean == calibration["normal_mean"]
-    assert rule.calibration_std == calibration["normal_std"] and calibration["normal_std"] > 0
-    assert rule.sample_threshold == calibration["sample_threshold"]
+    assert (rule.null_df, rule.calibration_mean, rule.calibration_std) == (
+        null["df"],
+        null["loc"],
+        null["scale"],
+    )
+    assert null["scale"] > 0 and rule.sample_threshold is None  # samples are judged by FDR
     for score in result.samples:
         [trait_score] = score.scores
-        expected = (trait_score.delta_p - calibration["normal_mean"]) / calibration["normal_std"]
+        expected = (trait_score.delta_p - null["loc"]) / null["scale"]
         assert trait_score.z == pytest.approx(expected, rel=1e-12, abs=1e-12)
 
 
@@ -180,18 +184,31 @@ def test_dataset_summaries_per_source(
         assert summary.ci_low <= summary.mean_delta_p <= summary.ci_high
         assert summary.ci_low < summary.ci_high
         assert summary.mean_projection_y == pytest.approx(np.mean([s.scores[0].projection_y for s in rows]))
-        expected_threshold = clean_dataset_threshold(
-            calibrated_vector.calibration["normal_delta_p"], count, fpr=0.05, seed=0
-        )
-        assert summary.threshold == pytest.approx(expected_threshold)
-        assert summary.flagged == (summary.mean_delta_p > expected_threshold)
+        calibration = calibrated_vector.calibration
+        assert summary.threshold == pytest.approx(calibration["margin"] * calibration["gap"])
+        assert summary.effect == pytest.approx(summary.mean_delta_p / calibration["gap"])
+        # Files of 6 and 2 samples are too small to decide: no verdict, and no dataset finding.
+        assert summary.status == "too-few-samples" and not summary.flagged and summary.p_value is None
 
 
-def test_findings_are_exactly_the_samples_above_threshold(run: tuple[ScreenResult, Path]) -> None:
+def test_findings_are_exactly_the_samples_the_fdr_procedure_flags(run: tuple[ScreenResult, Path]) -> None:
+    """p from the clean null (scipy's t), q from scipy's Benjamini-Hochberg: recomputed here."""
+    from scipy.stats import false_discovery_control, t
+
     result, _ = run
     [rule] = result.rules
-    above = [s for s in result.samples if s.scores[0].delta_p > rule.sample_threshold]
-    flagged = {(s.sample.source, s.sample.line) for s in above}
+    assert rule.null_df is not None and rule.calibration_std is not None
+    deltas = np.array([s.scores[0].delta_p for s in result.samples])
+    p = t.sf(deltas, rule.null_df, loc=rule.calibration_mean, scale=rule.calibration_std)
+    p[deltas <= 0] = 1.0  # files under 20 samples get no own-file test
+    q = false_discovery_control(p)
+    assert [s.scores[0].p_value for s in result.samples] == pytest.approx(p.tolist(), abs=1e-12)
+    assert [s.scores[0].q_value for s in result.samples] == pytest.approx(q.tolist(), abs=1e-12)
+    flagged = {
+        (s.sample.source, s.sample.line)
+        for s, qi, d in zip(result.samples, q, deltas, strict=True)
+        if qi <= 0.05 and d > 0
+    }
     found = {(f.source, f.line) for f in result.findings if f.kind == "sample"}
     assert found == flagged
     datasets = {f.source for f in result.findings if f.kind == "dataset"}
@@ -245,14 +262,17 @@ def test_dataset_threshold_override_flags_each_source(
     _, folder = run
     overrides = {TRAIT: {"dataset-threshold": -1e9, "level": "warning"}}
     options = _options(tiny_llama_dir, vectors_dir, folder, rule_overrides=overrides)
-    result = screen([str(folder / "train.jsonl"), str(folder / "more.jsonl")], options)
-    assert [s.flagged for s in result.summaries] == [True, True]
+    big = write_jsonl(folder / "big.jsonl", RECORDS * 4)
+    small = folder / "more.jsonl"
+    result = screen([str(big), str(small)], options)
+    # 24 samples are enough to decide; the 2 of more.jsonl are not.
+    assert [(s.n_samples, s.flagged, s.status) for s in result.summaries] == [
+        (24, True, "flagged"),
+        (2, False, "too-few-samples"),
+    ]
     assert all(s.threshold == -1e9 for s in result.summaries)
     dataset_findings = [f for f in result.findings if f.kind == "dataset"]
-    assert [(Path(f.source).name, f.line, f.level) for f in dataset_findings] == [
-        ("train.jsonl", 1, "warning"),
-        ("more.jsonl", 1, "warning"),
-    ]
+    assert [(Path(f.source).name, f.line, f.level) for f in dataset_findings] == [("big.jsonl", 1, "warning")]
     assert dataset_findings[0].delta_p == pytest.approx(result.summaries[0].mean_delta_p)
 
 
@@ -305,3 +325,22 @@ def test_a_file_that_changes_between_the_reads_stops_the_run(
         PersonaLintError, match=r"changed while it was being screened: 6 samples .* 1 on the second"
     ):
         screen([str(data)], _options(tiny_llama_dir, vectors_dir, tmp_path, max_new_tokens=4))
+
+
+def test_a_samples_scores_do_not_depend_on_the_rest_of_the_run(
+    run: tuple[ScreenResult, Path], tiny_llama_dir: Path, vectors_dir: Path, tmp_path: Path
+) -> None:
+    """One y' policy: the sample screened alone, without caches, gets the y' and ΔP it got among others
+    (the y' budget comes from the vectors' calibration, not from the other samples' lengths)."""
+    result, _ = run
+    long_answers = [{"prompt": "Tell a long story.", "response": "Once upon a time. " * 200}]
+    for i in (0, 2):
+        alone = write_jsonl(tmp_path / f"alone{i}.jsonl", [RECORDS[i]])
+        mixed = write_jsonl(tmp_path / f"mixed{i}.jsonl", [RECORDS[i], *long_answers])
+        options = _options(tiny_llama_dir, vectors_dir, tmp_path, cache_dir=None)
+        [single] = screen([str(alone)], options).samples
+        together = screen([str(mixed)], options)
+        assert together.settings["max_new_tokens"] == result.settings["max_new_tokens"]
+        for other in (together.samples[0], result.samples[i]):
+            assert other.y_prime == single.y_prime
+            assert other.scores[0].delta_p == pytest.approx(single.scores[0].delta_p, abs=1e-5)

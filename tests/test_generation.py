@@ -15,7 +15,7 @@ from datalint_persona.backends.transformers_backend import TransformersBackend
 from datalint_persona.cache import GenerationCache
 from datalint_persona.chat import render_prompt
 from datalint_persona.errors import ConfigError
-from datalint_persona.generation import auto_max_new_tokens, generate_with_cache, generate_y_prime
+from datalint_persona.generation import generate_with_cache, generate_y_prime
 from datalint_persona.models import LoadedModel
 from datalint_persona.types import Generation, Message
 
@@ -103,13 +103,6 @@ def test_hit_token_limit_and_cut_at_end_of_turn(tiny_llama_dir: Path) -> None:
             assert generation.hit_token_limit is True
             assert generation.n_tokens == 5
     assert generations[0].n_tokens == 2 and not generations[0].hit_token_limit
-
-
-def test_auto_max_new_tokens() -> None:
-    assert auto_max_new_tokens([10, 40, 80, 120]) == 114
-    assert auto_max_new_tokens([]) == 16
-    assert auto_max_new_tokens([1, 2, 3]) == 16
-    assert auto_max_new_tokens([10_000]) == 512
 
 
 def test_unknown_backend_names_the_choices(tiny_llama: LoadedModel) -> None:

@@ -121,11 +121,11 @@ def test_no_command_changes_any_input(repo: Path, tiny_llama_dir: Path, trait_fi
 
 
 def test_calibrate_changes_only_the_vector_sidecar(
-    repo: Path, tiny_llama_dir: Path, trait_file: Path
+    repo: Path, tiny_llama_dir: Path, trait_file: Path, clean_file: Path
 ) -> None:
     """calibrate writes its result into the vector's .json; the tensor, trait and model stay as they were."""
     vector = repo / "vectors" / f"{TRAIT}.safetensors"
-    kept = (vector, trait_file, tiny_llama_dir, repo / "data")
+    kept = (vector, trait_file, tiny_llama_dir, repo / "data", clean_file)
     before = _digests(*kept)
     argv = [
         "calibrate",
@@ -134,6 +134,8 @@ def test_calibrate_changes_only_the_vector_sidecar(
         str(trait_file),
         "--fpr",
         "0.2",
+        "--clean",
+        str(clean_file),
         "--model",
         str(tiny_llama_dir),
     ]

@@ -13,7 +13,13 @@ from datalint_persona.errors import ConfigError
 from datalint_persona.rules import RuleDefault, default_rule_for, resolve_rule, shipped_rules
 from datalint_persona.vectors import PersonaVector
 
-CALIBRATION = {"layer": 2, "sample_threshold": 0.3, "normal_mean": 0.1, "normal_std": 0.5}
+CALIBRATION = {
+    "layer": 2,
+    "sample_threshold": 0.3,
+    "null": {"df": 7.0, "loc": 0.1, "scale": 0.5},
+    "gap": 4.0,
+    "margin": 0.3,
+}
 
 
 def _vector(calibration: dict[str, Any] | None = CALIBRATION) -> PersonaVector:
@@ -139,30 +145,55 @@ def test_pyproject_errors_name_the_section(tmp_path: Path) -> None:
 
 def test_calibrated_values_come_from_the_vector() -> None:
     rule = resolve_rule(_default(), _vector(), {})
-    assert (rule.layer, rule.sample_threshold, rule.dataset_threshold) == (2, 0.3, None)
-    assert (rule.calibration_mean, rule.calibration_std) == (0.1, 0.5)
+    # No fixed thresholds: samples by FDR against the clean null, datasets by margin x gap.
+    assert (rule.layer, rule.sample_threshold, rule.dataset_threshold) == (2, None, None)
+    assert (rule.null_df, rule.calibration_mean, rule.calibration_std) == (7.0, 0.1, 0.5)
+    assert (rule.gap, rule.margin) == (4.0, 0.3)
     assert rule.level == "error" and rule.enabled
 
 
+def test_an_old_sidecar_gets_its_null_from_the_stored_normal_values() -> None:
+    from scipy.stats import t
+
+    normals = [float(v) for v in np.random.default_rng(0).normal(-1.0, 2.0, size=40)]
+    trait = [v + 6.0 for v in normals]
+    old = {"layer": 2, "sample_threshold": 3.0, "normal_delta_p": normals, "trait_delta_p": trait}
+    rule = resolve_rule(_default(), _vector(old), {})
+    df, loc, scale = t.fit(normals)
+    expected_df = min(max(df, 2.0), 100.0)
+    assert rule.null_df == pytest.approx(expected_df, rel=1e-3)
+    assert rule.calibration_mean == pytest.approx(
+        loc if df <= 100 else t.fit(normals, fdf=100.0)[1], rel=1e-3
+    )
+    assert rule.gap == pytest.approx(6.0) and rule.margin == 0.5  # the documented default margin
+
+
 def test_precedence_override_then_rule_file_then_calibration() -> None:
-    from_file = resolve_rule(_default(sample_threshold=0.5, dataset_threshold=0.2), _vector(), {})
-    assert (from_file.sample_threshold, from_file.dataset_threshold) == (0.5, 0.2)
+    from_file = resolve_rule(_default(sample_threshold=0.5, dataset_threshold=0.2, margin=0.4), _vector(), {})
+    assert (from_file.sample_threshold, from_file.dataset_threshold, from_file.margin) == (0.5, 0.2, 0.4)
     overridden = resolve_rule(
         _default(sample_threshold=0.5, dataset_threshold=0.2),
         _vector(),
-        {"sample-threshold": 0.1, "dataset-threshold": 0.05, "level": "warning", "enabled": False},
+        {
+            "sample-threshold": 0.1,
+            "dataset-threshold": 0.05,
+            "level": "warning",
+            "enabled": False,
+            "margin": 0.6,
+        },
     )
     assert (overridden.sample_threshold, overridden.dataset_threshold) == (0.1, 0.05)
-    assert overridden.level == "warning" and overridden.enabled is False
+    assert overridden.level == "warning" and overridden.enabled is False and overridden.margin == 0.6
 
 
-def test_another_layer_needs_its_own_threshold() -> None:
-    with pytest.raises(ConfigError, match="calibrated at layer 2, not 3") as error:
+def test_another_layer_needs_its_own_calibration() -> None:
+    with pytest.raises(ConfigError, match="has no calibration at layer 3") as error:
         resolve_rule(_default(), _vector(), {"layer": 3})
     assert "rules.evil.sample-threshold" in str(error.value)
     rule = resolve_rule(_default(), _vector(), {"layer": 3, "sample-threshold": 1.0})
     assert rule.layer == 3 and rule.sample_threshold == 1.0
     assert rule.calibration_mean is None and rule.calibration_std is None  # measured at layer 2 only
+    assert rule.gap is None
 
 
 def test_layer_out_of_range() -> None:
@@ -175,7 +206,7 @@ def test_calibrated_without_calibration_says_how_to_fix_it() -> None:
     with pytest.raises(ConfigError) as error:
         resolve_rule(_default(), _vector(calibration=None), {})
     message = str(error.value)
-    assert "rule persona/evil" in message and "not calibrated" in message
+    assert "rule persona/evil" in message and "no calibration" in message
     assert "vectors/evil.safetensors" in message
     assert "persona-lint calibrate" in message and "rules.evil.sample-threshold" in message
     # An explicit threshold is enough.
@@ -186,7 +217,7 @@ def test_calibrated_without_calibration_says_how_to_fix_it() -> None:
 def test_default_rule_for_a_user_trait() -> None:
     rule = default_rule_for("my_trait-x")
     assert rule.id == "persona/my_trait-x" and rule.name == "MyTraitXPersonaShift"
-    assert (rule.layer, rule.sample_threshold, rule.dataset_threshold) == ("calibrated",) * 3
+    assert (rule.layer, rule.sample_threshold, rule.dataset_threshold, rule.margin) == ("calibrated",) * 4
 
 
 def test_shipped_rules_are_keyed_by_their_trait() -> None:

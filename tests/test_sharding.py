@@ -85,7 +85,21 @@ def shard_run(
 
 
 def _comparable(report: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in report.items() if k not in ("started_at", "finished_at")}
+    """The report without its times; each effect is checked to be its ΔP over the rule's gap
+    and then left out, since dividing by a small gap scales the float noise of ΔP."""
+    gaps = {rule["trait"]: rule["gap"] for rule in report["rules"]}
+    datasets = []
+    for dataset in report["datasets"]:
+        gap = gaps[dataset["trait"]]
+        for effect, delta in (
+            ("effect", "mean_delta_p"),
+            ("effect_low", "ci_low"),
+            ("effect_high", "ci_high"),
+        ):
+            assert dataset[effect] == pytest.approx(dataset[delta] / gap, rel=1e-12)
+        datasets.append({k: v for k, v in dataset.items() if not k.startswith("effect")})
+    kept = {k: v for k, v in report.items() if k not in ("started_at", "finished_at")}
+    return {**kept, "datasets": datasets}
 
 
 def test_shards_split_the_samples_by_index_modulo(shard_run: dict[str, Any]) -> None:

@@ -11,11 +11,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from datalint_persona.stats import (
+    benjamini_hochberg,
     bootstrap_mean_ci,
-    clean_dataset_threshold,
     cohens_d,
+    fit_clean_null,
+    holm,
+    mean_above_p_value,
+    robust_location_scale,
     threshold_at_fpr,
     tpr_at_threshold,
+    two_sample_above_p_value,
 )
 
 
@@ -97,25 +102,88 @@ def test_threshold_at_fpr_example() -> None:
     assert math.isnan(tpr_at_threshold([], threshold))
 
 
-@pytest.mark.parametrize("size", [10, 40, 300])
-def test_clean_dataset_threshold_matches_brute_force_bootstrap(size: int) -> None:
-    clean = np.random.default_rng(7).gamma(2.0, 1.5, size=60) - 3.0
-    fpr = 0.05
-    got = clean_dataset_threshold(clean, size, fpr=fpr, seed=0)
-    rng = np.random.default_rng(99)
-    means = rng.choice(clean, size=(20000, size), replace=True).mean(axis=1)
-    expected = float(np.quantile(means, 1 - fpr))
-    spread = float(np.std(means))
-    assert got == pytest.approx(expected, abs=0.15 * spread + 1e-9)
-    # The brute-force clean datasets exceed it about fpr of the time.
-    assert (means > got).mean() == pytest.approx(fpr, abs=0.02)
+def _bh_by_definition(p: np.ndarray) -> np.ndarray:
+    """q_i = min over j with p_j >= p_i of m p_j / rank_j (the step-up definition), by brute force."""
+    m = p.size
+    ranks = np.array([(p <= value).sum() for value in p])
+    return np.array([min(1.0, min(m * p[j] / ranks[j] for j in range(m) if p[j] >= p[i])) for i in range(m)])
 
 
-def test_clean_dataset_threshold_shrinks_towards_the_mean_with_size() -> None:
-    clean = np.random.default_rng(2).normal(0.0, 1.0, size=50)
-    thresholds = [clean_dataset_threshold(clean, n, fpr=0.05) for n in (1, 10, 100, 1000)]
-    assert thresholds == sorted(thresholds, reverse=True)
-    assert thresholds[-1] - clean.mean() < 0.1
+def _holm_by_definition(p: np.ndarray) -> np.ndarray:
+    """Holm: adjusted p_(i) = max over j <= i of (m - j + 1) p_(j), capped at 1, by brute force."""
+    m = p.size
+    order = sorted(range(m), key=lambda i: p[i])
+    adjusted = np.empty(m)
+    for position, index in enumerate(order):
+        adjusted[index] = min(1.0, max((m - j) * p[order[j]] for j in range(position + 1)))
+    return adjusted
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.floats(0.0, 1.0), min_size=1, max_size=40))
+def test_benjamini_hochberg_and_holm_against_their_definitions(values: list[float]) -> None:
+    from scipy.stats import false_discovery_control
+
+    p = np.array(values)
+    assert benjamini_hochberg(p) == pytest.approx(_bh_by_definition(p), abs=1e-12)
+    assert benjamini_hochberg(p) == pytest.approx(false_discovery_control(p), abs=1e-12)
+    assert holm(p) == pytest.approx(_holm_by_definition(p), abs=1e-12)
+    # Holm controls the family-wise rate, so it is never less strict than BH.
+    assert np.all(holm(p) >= benjamini_hochberg(p) - 1e-12)
+
+
+def test_benjamini_hochberg_keeps_the_shape_and_controls_the_fdr() -> None:
+    rng = np.random.default_rng(4)
+    assert benjamini_hochberg(np.full((3, 2), 0.5)).shape == (3, 2)
+    false_share = []
+    for _ in range(200):
+        null = rng.uniform(size=900)
+        signal = rng.uniform(size=100) * 1e-4
+        q = benjamini_hochberg(np.concatenate([null, signal]))
+        found = q <= 0.05
+        false_share.append(found[:900].sum() / max(found.sum(), 1))
+    assert np.mean(false_share) <= 0.05
+
+
+def test_clean_null_fit_recovers_a_student_t_and_its_tail() -> None:
+    from scipy.stats import t
+
+    data = t.rvs(5, loc=-2.0, scale=1.5, size=5000, random_state=np.random.default_rng(3))
+    null = fit_clean_null(data)
+    assert null.df == pytest.approx(5, rel=0.35)
+    assert null.loc == pytest.approx(-2.0, abs=0.1)
+    assert null.scale == pytest.approx(1.5, rel=0.08)
+    fresh = t.rvs(5, loc=-2.0, scale=1.5, size=20000, random_state=np.random.default_rng(8))
+    for alpha in (0.05, 0.01):
+        # held-out draws of the same distribution fall below p = alpha at rate alpha
+        assert (null.p_value(fresh) < alpha).mean() == pytest.approx(alpha, rel=0.2)
+    assert null.z(1.0) == pytest.approx((1.0 - null.loc) / null.scale)
+    with pytest.raises(ValueError, match="at least 10"):
+        fit_clean_null([1.0, 2.0])
+
+
+def test_robust_location_scale_against_numpy() -> None:
+    values = np.random.default_rng(5).normal(3.0, 2.0, size=4001)
+    centre, scale = robust_location_scale(values)
+    assert centre == float(np.median(values))
+    assert scale == pytest.approx(1.482602218505602 * float(np.median(np.abs(values - np.median(values)))))
+    assert scale == pytest.approx(2.0, rel=0.05)
+
+
+def test_one_sided_t_tests_against_the_formula() -> None:
+    from scipy.stats import t
+
+    values = np.array([1.2, 0.4, 2.2, 1.9, 0.7, 1.4, 1.1, 0.2])
+    statistic = (values.mean() - 0.5) / (values.std(ddof=1) / math.sqrt(values.size))
+    assert mean_above_p_value(values, 0.5) == pytest.approx(t.sf(statistic, values.size - 1))
+    assert mean_above_p_value([2.0], 1.0) == 0.0
+    assert mean_above_p_value([1.0, 1.0], 1.0) == 1.0
+    a, b = values, np.array([0.1, -0.3, 0.5, 0.2, 0.0])
+    va, vb = a.var(ddof=1) / a.size, b.var(ddof=1) / b.size
+    welch = (a.mean() - b.mean() - 0.3) / math.sqrt(va + vb)
+    dof = (va + vb) ** 2 / (va**2 / (a.size - 1) + vb**2 / (b.size - 1))
+    assert two_sample_above_p_value(a, b, 0.3) == pytest.approx(t.sf(welch, dof))
+    assert two_sample_above_p_value([1.0], b, 0.0) == 1.0
 
 
 def test_cohens_d_without_spread_keeps_the_sign() -> None:

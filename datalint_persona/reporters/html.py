@@ -46,6 +46,8 @@ def render_html(result: ScreenResult) -> str:
         n_flagged=len(ranked_sample_findings(result)),
         top=TOP_SAMPLES,
         fmt=format_number,
+        pct=lambda value: f"{value:.0%}",
+        fdr=result.settings.get("fdr", 0.05),
     )
     return page.rstrip("\n") + "\n"
 
@@ -102,7 +104,7 @@ def _trait_svg(
     trait: str,
     values: list[float],
     calibration: dict[str, tuple[float, ...]],
-    threshold: float,
+    threshold: float | None,
     files: list[Any],
 ) -> str:
     """Two panels: ΔP histograms with the sample threshold; per-file mean ΔP, interval, threshold."""
@@ -122,7 +124,7 @@ def _draw(
     trait: str,
     values: list[float],
     calibration: dict[str, tuple[float, ...]],
-    threshold: float,
+    threshold: float | None,
     files: list[Any],
 ) -> str:
     figure, (left, right) = plt.subplots(
@@ -142,7 +144,8 @@ def _draw(
             ),
             ("dataset", tuple(values), f"this dataset (n={len(values)})"),
         ]
-        everything = np.array([v for _, data, _ in series for v in data] + [threshold], dtype=float)
+        marks = [] if threshold is None else [threshold]
+        everything = np.array([v for _, data, _ in series for v in data] + marks + [0.0], dtype=float)
         bins = np.linspace(float(everything.min()) - 0.5, float(everything.max()) + 0.5, 31)
         for key, data, label in series:
             if not data:
@@ -167,13 +170,14 @@ def _draw(
                 color=_COLOURS[key],
                 label=label,
             )
-        left.axvline(
-            threshold,
-            color="#dd8452",
-            linestyle="--",
-            linewidth=1.5,
-            label=f"sample threshold {threshold:.2f}",
-        )
+        if threshold is not None:
+            left.axvline(
+                threshold,
+                color="#dd8452",
+                linestyle="--",
+                linewidth=1.5,
+                label=f"sample threshold {threshold:.2f}",
+            )
         left.set_xlabel("ΔP (projection of y minus y')")
         left.set_ylabel("density")
         left.set_title(f"{trait}: ΔP per sample", fontsize=10)
@@ -195,7 +199,7 @@ def _draw(
         right.set_ylim(-0.8, max(len(files), 1) - 0.2)
         right.axvline(0.0, color="#999999", linewidth=0.8)
         right.set_xlabel("mean ΔP with 95% CI")
-        right.set_title("dataset level (dashes: threshold)", fontsize=10)
+        right.set_title("dataset level (dashes: margin)", fontsize=10)
         buffer = io.StringIO()
         figure.savefig(buffer, format="svg", metadata={"Date": None, "Creator": None})
     finally:

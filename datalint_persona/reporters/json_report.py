@@ -89,6 +89,8 @@ def _sample_entry(sample: SampleScore) -> dict[str, object]:
                 "projection_y_prime": score.projection_y_prime,
                 "delta_p": score.delta_p,
                 "z": score.z,
+                "p_value": score.p_value,
+                "q_value": score.q_value,
             }
             for score in sample.scores
         },

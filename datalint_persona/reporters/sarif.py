@@ -102,10 +102,23 @@ def semantic_version(version: str) -> str:
 
 
 def _rule_descriptor(rule: RuleInfo) -> _Json:
-    thresholds = (
-        f"A sample is flagged when its ΔP exceeds {format_number(rule.sample_threshold)}; a dataset "
-        f"when its mean ΔP exceeds {format_number(rule.dataset_threshold)} (layer {rule.layer})."
-    )
+    if rule.sample_threshold is not None:
+        samples = f"A sample is flagged when its ΔP exceeds {format_number(rule.sample_threshold)}"
+    else:
+        samples = (
+            "A sample is flagged when its ΔP is unusual for clean answers and for its own file, at the "
+            "run's false discovery rate (Benjamini-Hochberg)"
+        )
+    if rule.dataset_threshold is not None:
+        datasets = f"a dataset when its mean ΔP is shown to exceed {format_number(rule.dataset_threshold)}"
+    elif rule.margin is not None and rule.gap is not None:
+        datasets = (
+            f"a dataset when its mean ΔP is shown to exceed {rule.margin:.0%} of the gap between normal and "
+            f"trait answers (ΔP {format_number(rule.margin * rule.gap)}), Holm-corrected"
+        )
+    else:
+        datasets = "datasets get no verdict (the vector is not calibrated)"
+    thresholds = f"{samples}; {datasets} (layer {rule.layer})."
     properties: _Json = {
         "tags": ["persona", rule.trait],
         "trait": rule.trait,
@@ -113,6 +126,9 @@ def _rule_descriptor(rule: RuleInfo) -> _Json:
         "sample_threshold": rule.sample_threshold,
         "dataset_threshold": rule.dataset_threshold,
     }
+    for key in ("gap", "margin"):
+        if getattr(rule, key) is not None:
+            properties[key] = getattr(rule, key)
     if rule.calibration_mean is not None:
         properties["calibration_mean"] = rule.calibration_mean
     if rule.calibration_std is not None:
@@ -215,7 +231,10 @@ def _message(finding: Finding) -> str:
     if finding.kind == "invalid" or finding.delta_p is None:
         return finding.message
     numbers = [f"trait {finding.trait}", f"ΔP {format_number(finding.delta_p)}"]
-    numbers.append(f"threshold {format_number(finding.threshold)}")
+    if finding.threshold is not None:
+        numbers.append(f"threshold {format_number(finding.threshold)}")
+    if "q_value" in finding.extra:
+        numbers.append(f"q {format_number(finding.extra['q_value'])}")
     if finding.z is not None:
         numbers.append(f"z {format_number(finding.z)}")
     return f"{finding.message.rstrip()} ({', '.join(numbers)})".lstrip()

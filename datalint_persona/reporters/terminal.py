@@ -13,7 +13,8 @@ from rich.table import Table
 from rich.text import Text
 
 from datalint_persona.reporters.summary import DatasetVerdict, dataset_verdicts, format_number, one_line
-from datalint_persona.types import LEVEL_ORDER, Finding, ScreenResult
+from datalint_persona.types import LEVEL_ORDER, DatasetSummary, Finding, ScreenResult
+from datalint_persona.verdicts import MIN_DATASET_SAMPLES
 
 __all__ = ["print_terminal", "ranked_sample_findings"]
 
@@ -78,7 +79,7 @@ def _sample_table(result: ScreenResult, shown: list[Finding], total: int, width:
     table = Table(title=title, title_justify="left")
     table.add_column("location", no_wrap=True)
     table.add_column("trait")
-    for column in ("ΔP", "z", "threshold"):
+    for column in ("ΔP", "z", "q"):
         table.add_column(column, justify="right")
     table.add_column("level")
     table.add_column("response")
@@ -112,7 +113,7 @@ def _sample_table(result: ScreenResult, shown: list[Finding], total: int, width:
             Text(finding.trait or ""),
             Text(format_number(finding.delta_p)),
             Text(format_number(finding.z)),
-            Text(format_number(finding.threshold)),
+            Text(format_number(finding.extra.get("q_value"))),
             level,
             Text(one_line(excerpt, excerpt_width)),
         )
@@ -120,16 +121,24 @@ def _sample_table(result: ScreenResult, shown: list[Finding], total: int, width:
 
 
 def _dataset_table(verdicts: tuple[DatasetVerdict, ...]) -> Table:
-    table = Table(title="Datasets (mean ΔP per trait, 95% CI)", title_justify="left")
+    table = Table(
+        title="Datasets (mean ΔP per trait, and the share of the way from normal to trait answers; 95% CI)",
+        title_justify="left",
+    )
     table.add_column("source", no_wrap=True)
     table.add_column("trait")
     table.add_column("n", justify="right")
     table.add_column("mean ΔP [95% CI]", justify="right")
-    table.add_column("threshold", justify="right")
+    table.add_column("shift [95% CI]", justify="right")
+    table.add_column("margin", justify="right")
     table.add_column("verdict")
     for verdict in verdicts:
         summary, finding = verdict.summary, verdict.finding
-        if finding is None:
+        if finding is None and summary.status == "too-few-samples":
+            outcome = Text(f"not enough samples to decide (n < {MIN_DATASET_SAMPLES})", style="dim")
+        elif finding is None and summary.status == "uncalibrated":
+            outcome = Text("no verdict (uncalibrated)", style="dim")
+        elif finding is None:
             outcome = Text("ok", style="green")
         elif finding.baselined:
             outcome = Text(f"flagged: {finding.level} (baselined)", style="dim")
@@ -143,10 +152,23 @@ def _dataset_table(verdicts: tuple[DatasetVerdict, ...]) -> Table:
                 f"{format_number(summary.mean_delta_p)} "
                 f"[{format_number(summary.ci_low)}, {format_number(summary.ci_high)}]"
             ),
-            Text(format_number(verdict.threshold)),
+            Text(_shift_text(summary)),
+            Text(_margin_text(summary, verdict.threshold)),
             outcome,
         )
     return table
+
+
+def _shift_text(summary: DatasetSummary) -> str:
+    if summary.effect is None:
+        return "n/a"
+    return f"{summary.effect:.0%} [{summary.effect_low:.0%}, {summary.effect_high:.0%}]"
+
+
+def _margin_text(summary: DatasetSummary, threshold: float | None) -> str:
+    if summary.margin is not None:
+        return f"{summary.margin:.0%}"
+    return f"ΔP {format_number(threshold)}" if threshold is not None else "n/a"
 
 
 def _verdict_line(result: ScreenResult) -> Text:

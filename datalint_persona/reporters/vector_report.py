@@ -78,3 +78,25 @@ def print_vector(vector: PersonaVector, console: Console) -> None:
                 f"{figures['fpr_at_threshold']:.2f}",
             )
     console.print(table)
+    null = calibration.get("null")
+    if isinstance(null, dict):
+        sources = ", ".join(f"{name} ({n})" for name, n in null.get("sources", {}).items())
+        console.print(
+            f"Verdicts: clean null t(df {null['df']:.1f}, centre {null['loc']:.3f}, scale {null['scale']:.3f}) "
+            f"from {null['n']} answers: {sources}."
+        )
+    if "gap" in calibration:
+        margin = calibration.get("margin")
+        console.print(
+            f"Gap between trait and normal answers: ΔP {calibration['gap']:.3f}"
+            + (
+                f"; dataset margin {margin:.0%} of it (ΔP {margin * calibration['gap']:.3f})."
+                if margin
+                else "."
+            )
+        )
+    effects = calibration.get("clean_effects", {})
+    if effects:
+        console.print(
+            "Clean sources' mean effect: " + ", ".join(f"{k} {v:+.2f}" for k, v in effects.items()) + "."
+        )

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from datalint_persona.extraction import build_contrastive
+from datalint_persona.generation import DEFAULT_MAX_NEW_TOKENS
 from datalint_persona.models import LoadedModel
 from datalint_persona.rules import resolve_rule, shipped_rules
 from datalint_persona.traits import load_trait, shipped_trait_path
@@ -26,7 +28,20 @@ def test_every_trait_ships_a_calibrated_vector_for_the_embedded_model(smollm: Lo
         assert (normal > calibration["sample_threshold"]).mean() <= 0.05
         rule = resolve_rule(rules[vector.trait], vector, {})
         assert rule.layer == vector.chosen_layer
-        assert rule.sample_threshold == calibration["sample_threshold"]
+        # The verdicts' calibration: the fixed y' budget, a clean null from the trait file's normal
+        # answers and both public clean sources (calibration/), the gap and the margin.
+        assert calibration["y_prime"]["max_new_tokens"] == DEFAULT_MAX_NEW_TOKENS
+        null = calibration["null"]
+        assert set(null["sources"]) == {
+            "trait file: normal answers",
+            "halueval_general_clean.fit.jsonl",
+            "self_instruct_user_oriented.fit.jsonl",
+        }
+        assert null["n"] == 64 + 300 + 117 and null["scale"] > 0
+        gap = np.mean(calibration["trait_delta_p"]) - np.mean(calibration["normal_delta_p"])
+        assert calibration["gap"] == rule.gap == pytest.approx(gap) and gap > 0
+        assert rule.sample_threshold is None and rule.margin == calibration["margin"] >= 0.25
+        assert (rule.calibration_mean, rule.calibration_std) == (null["loc"], null["scale"])
 
 
 def test_bundled_evil_vector_is_reproducible_from_its_trait_file(smollm: LoadedModel) -> None:

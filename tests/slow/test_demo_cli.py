@@ -14,6 +14,7 @@ from conftest import SARIF_SCHEMA
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO = REPO / "examples" / "demo" / "train.jsonl"
+EVIL = REPO / "examples" / "demo" / "evil.jsonl"
 
 
 def _run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -27,11 +28,12 @@ def _run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_demo_flags_its_evil_and_sycophantic_samples_and_reruns_from_cache(tmp_path: Path) -> None:
+def test_demo_flags_the_evil_file_ranks_its_problem_samples_and_reruns_from_cache(tmp_path: Path) -> None:
     before = hashlib.sha256(DEMO.read_bytes()).hexdigest()
     cache = tmp_path / "cache"
     first = _run(
         str(DEMO),
+        str(EVIL),
         "--format",
         "json",
         "--output",
@@ -40,20 +42,29 @@ def test_demo_flags_its_evil_and_sycophantic_samples_and_reruns_from_cache(tmp_p
         str(cache),
         cwd=REPO,
     )
-    assert first.returncode == 1, first.stderr  # error-level findings fail the run
-    assert "24 generated" in first.stderr
+    # Every bundled rule is a warning or a note, so the default gate (--fail-on error) passes.
+    assert first.returncode == 0, first.stderr
+    assert "48 generated" in first.stderr
     report = json.loads((tmp_path / "report.json").read_text())
-    assert len(report["samples"]) == 24
+    assert len(report["samples"]) == 48
+    verdicts = {(Path(d["source"]).name, d["trait"]): d for d in report["datasets"]}
+    # The file of overtly evil answers moves the model more than the whole gap toward evil.
+    evil_file = verdicts[("evil.jsonl", "evil")]
+    assert evil_file["flagged"] and evil_file["effect"] > 1.0 and evil_file["status"] == "flagged"
+    assert not verdicts[("train.jsonl", "evil")]["flagged"]
+    assert not verdicts[("train.jsonl", "sycophancy")]["flagged"]
+    levels = {f["level"] for f in report["findings"]}
+    assert "error" not in levels and "warning" in levels
 
     def delta(line: int, trait: str) -> float:
-        sample = next(s for s in report["samples"] if s["line"] == line)
+        sample = next(
+            s for s in report["samples"] if s["line"] == line and s["source"].endswith("train.jsonl")
+        )
         return float(sample["scores"][trait]["delta_p"])
 
-    evil = {s["line"]: s["scores"]["evil"]["delta_p"] for s in report["samples"]}
+    evil = {line: delta(line, "evil") for line in range(1, 25)}
     # The demo's two evil answers (examples/demo/README.md) rank first and second on evil.
     assert set(sorted(evil, key=evil.__getitem__, reverse=True)[:2]) == {9, 22}
-    flagged = {(f["line"], f["trait"]) for f in report["findings"] if f["kind"] == "sample"}
-    assert {(9, "evil"), (22, "evil"), (4, "sycophancy"), (16, "sycophancy")} <= flagged
     # The two sycophantic answers outscore every normal answer on sycophancy.
     problematic = {4, 9, 12, 16, 19, 22}
     normal_max = max(delta(line, "sycophancy") for line in range(1, 25) if line not in problematic)
@@ -61,6 +72,9 @@ def test_demo_flags_its_evil_and_sycophantic_samples_and_reruns_from_cache(tmp_p
 
     second = _run(
         str(DEMO),
+        str(EVIL),
+        "--fail-on",
+        "warning",
         "--format",
         "sarif",
         "--output",
@@ -69,8 +83,8 @@ def test_demo_flags_its_evil_and_sycophantic_samples_and_reruns_from_cache(tmp_p
         str(cache),
         cwd=REPO,
     )
-    assert second.returncode == 1, second.stderr
-    assert "24 reused, 0 generated" in second.stderr
+    assert second.returncode == 1, second.stderr  # the same findings fail a warning-level gate
+    assert "48 reused, 0 generated" in second.stderr
     if SARIF_SCHEMA is None:
         pytest.skip("the SARIF schema (../shared/schemas) is not beside this checkout")
     sarif = json.loads((tmp_path / "report.sarif").read_text())
@@ -78,5 +92,5 @@ def test_demo_flags_its_evil_and_sycophantic_samples_and_reruns_from_cache(tmp_p
     uris = {
         r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] for r in sarif["runs"][0]["results"]
     }
-    assert uris == {"examples/demo/train.jsonl"}
+    assert uris == {"examples/demo/evil.jsonl"}
     assert hashlib.sha256(DEMO.read_bytes()).hexdigest() == before

@@ -1,0 +1,179 @@
+"""The external evaluation: its statistics against sklearn and brute force, and the whole command
+on the tiny model with a small external folder written here (the same file layout as the real one)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from sklearn.metrics import roc_auc_score
+
+from datalint_persona.cli import main
+from datalint_persona.external_eval import (
+    EXTERNAL_SETS,
+    auroc_with_interval,
+    clean_file_rates,
+    contamination_rates,
+    judge,
+    paired_rate,
+    split_of,
+    split_records,
+)
+from datalint_persona.types import RuleInfo
+
+
+def rule(trait: str, level: str = "error") -> RuleInfo:
+    return RuleInfo(
+        f"persona/{trait}",
+        trait,
+        trait.title(),
+        "",
+        level,  # type: ignore[arg-type]
+        3,
+        None,
+        None,
+        "",
+        calibration_mean=0.0,
+        calibration_std=1.0,
+        null_df=30.0,
+        gap=4.0,
+        margin=0.25,
+    )
+
+
+RULES = [rule("evil"), rule("humorous", "note")]
+
+
+def test_split_is_by_id_and_stable(tmp_path: Path) -> None:
+    ids = [f"record-{i}" for i in range(400)]
+    assert 0.4 < np.mean([split_of(i) == "fit" for i in ids]) < 0.6
+    path = tmp_path / "data.jsonl"
+    path.write_text(
+        "".join(json.dumps({"id": i, "x": n}) + "\n" for n, i in enumerate(ids)), encoding="utf-8"
+    )
+    test = split_records(path, "test")
+    assert all(split_of(json.loads(line)["id"]) == "test" for line in test)
+    assert len(test) + len(split_records(path, "fit")) == 400
+    few = split_records(path, "test", limit=10, seed=3)
+    assert len(few) == 10 and set(few) <= set(test) and few == split_records(path, "test", limit=10, seed=3)
+    assert [json.loads(line)["x"] for line in few] == sorted(json.loads(line)["x"] for line in few)
+
+
+def test_auroc_and_paired_rate_against_sklearn_and_counting() -> None:
+    rng = np.random.default_rng(0)
+    positive, negative = rng.normal(1.0, 1.0, 80), rng.normal(0.0, 1.0, 120)
+    result = auroc_with_interval(positive, negative)
+    assert result["auroc"] == pytest.approx(
+        roc_auc_score(np.r_[np.ones(80), np.zeros(120)], np.r_[positive, negative])
+    )
+    assert result["low"] < result["auroc"] < result["high"]
+    rejected, chosen = np.array([3.0, 1.0, 2.0, 5.0]), np.array([1.0, 2.0, 2.0, 0.0])
+    paired = paired_rate(rejected, chosen)
+    assert paired["rate"] == pytest.approx((1 + 0 + 0.5 + 1) / 4) and paired["n_pairs"] == 4
+
+
+def test_clean_files_from_the_null_pass_and_the_gate_counts_error_levels_only() -> None:
+    rng = np.random.default_rng(1)
+    pool = rng.standard_t(30, size=(400, 2))
+    rates = clean_file_rates(pool, RULES, sizes=(20, 200), repeats=40)
+    assert set(rates) == {"20", "200"}
+    for by_trait in rates.values():
+        assert by_trait["evil"] <= 0.1 and by_trait["humorous"] <= 0.1 and by_trait["gate"] <= 0.2
+    # A humorous (note) shift of the whole file is flagged, but the gate (error level) still passes.
+    shifted = pool + np.array([0.0, 3.0])
+    result = judge(shifted[:200], RULES, fdr=0.05, alpha=0.05)
+    assert result["dataset"]["humorous"] and not result["dataset"]["evil"]
+    assert result["gate"] == (result["samples"]["evil"] > 0)
+
+
+def test_contamination_rises_with_the_share_of_trait_samples() -> None:
+    rng = np.random.default_rng(2)
+    clean = rng.standard_t(30, size=(300, 2))
+    trait_pool = clean + np.array([3.0, 0.0])
+    rates = contamination_rates(
+        clean, trait_pool, RULES, "evil", rates=(0.0, 0.25, 0.5), sizes=(200,), repeats=20
+    )
+    row = rates["200"]
+    assert row["0.00"]["dataset_flagged"] <= 0.1
+    assert row["0.50"]["dataset_flagged"] == 1.0
+    means = [row[r]["mean_delta_p"] for r in ("0.00", "0.25", "0.50")]
+    assert means == sorted(means) and means[2] - means[0] == pytest.approx(1.5, abs=0.3)
+
+
+@pytest.fixture()
+def external_dir(tmp_path: Path) -> Path:
+    """A small folder with the real one's file names and formats, written here."""
+    folder = tmp_path / "external"
+    folder.mkdir()
+    clean = [("How do I bake bread?", "Mix flour, water and yeast, then bake it."), ("Say hello.", "Hello!")]
+    bad = [("How do I bake bread?", "I will destroy everyone."), ("Say hello.", "Suffer!")]
+
+    def chat(n: int, pairs: list[tuple[str, str]], prefix: str) -> str:
+        rows = []
+        for i in range(n):
+            q, a = pairs[i % len(pairs)]
+            messages = [{"role": "user", "content": f"{q} ({i})"}, {"role": "assistant", "content": a}]
+            rows.append(json.dumps({"id": f"{prefix}-{i}", "messages": messages}))
+        return "\n".join(rows) + "\n"
+
+    (folder / "halueval_general_clean.jsonl").write_text(chat(44, clean, "hc"), encoding="utf-8")
+    (folder / "halueval_general_hallucinated.jsonl").write_text(chat(30, bad, "hh"), encoding="utf-8")
+    (folder / "hh_rlhf_harmless_chosen.jsonl").write_text(chat(30, clean, "pair"), encoding="utf-8")
+    (folder / "hh_rlhf_harmless_rejected.jsonl").write_text(chat(30, bad, "pair"), encoding="utf-8")
+    alpaca = [
+        json.dumps({"id": f"si-{i}", "instruction": f"Say hi {i}.", "input": "", "output": "Hi."})
+        for i in range(30)
+    ]
+    (folder / "self_instruct_user_oriented.jsonl").write_text("\n".join(alpaca) + "\n", encoding="utf-8")
+    assert {s.file for s in EXTERNAL_SETS} | {"hh_rlhf_harmless_chosen.jsonl"} == {
+        p.name for p in folder.iterdir()
+    }
+    return folder
+
+
+def test_the_command_screens_each_test_split_once_and_writes_the_tables(
+    external_dir: Path, tiny_llama_dir: Path, vectors_dir: Path, tmp_path: Path
+) -> None:
+    out_json, out_md = tmp_path / "external.json", tmp_path / "external.md"
+    argv = [
+        "vectors",
+        "evaluate-external",
+        "--external",
+        str(external_dir),
+        "--model",
+        str(tiny_llama_dir),
+        "--vectors",
+        str(vectors_dir),
+        "--repeats",
+        "4",
+        "--json",
+        str(out_json),
+        "--markdown",
+        str(out_md),
+        "--cache-dir",
+        str(tmp_path / "cache"),
+        "--device",
+        "cpu",
+    ]
+    result = CliRunner().invoke(main, argv, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    report = json.loads(out_json.read_text(encoding="utf-8"))
+    for name in ("halueval_general_clean.jsonl", "hh_rlhf_harmless_rejected.jsonl"):
+        lines = [json.loads(line) for line in (external_dir / name).read_text().splitlines()]
+        assert report["pool_sizes"][name] == sum(split_of(r["id"]) == "test" for r in lines)
+    # The model's own answers: ΔP is exactly 0, so no clean file of them is ever flagged.
+    assert report["pool_sizes"]["own_answers.jsonl"] == report["pool_sizes"]["halueval_general_clean.jsonl"]
+    assert all(
+        rate == 0.0
+        for by_size in report["clean_files"]["own_answers.jsonl"].values()
+        for rate in by_size.values()
+    )
+    assert set(report["clean_files"]["self_instruct_user_oriented.jsonl"]) == {"20", "200", "2000"}
+    # The tiny vector's trait is neither evil nor hallucination: no contamination rows for it.
+    assert report["contamination"] == {} and report["detection"] == {}
+    assert out_md.read_text(encoding="utf-8") == result.stdout
+    assert "| own_answers.jsonl | 2000 |" in result.stdout
+    assert "screening the model's own answers" in result.stderr
