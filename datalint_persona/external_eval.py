@@ -227,6 +227,51 @@ def paired_rate(rejected: np.ndarray, chosen: np.ndarray, *, seed: int = 0) -> d
     return {"rate": float(wins.mean()), "low": float(low), "high": float(high), "n_pairs": int(len(wins))}
 
 
+def response_text(line: str) -> str:
+    """The response y of one raw external record (chat ``messages`` or Alpaca ``output``)."""
+    record = json.loads(line)
+    return str(record["messages"][-1]["content"] if "messages" in record else record["output"])
+
+
+def lexical_baseline(directory: Path, *, limit: int | None = 300) -> dict[str, dict[str, Any]]:
+    """TF-IDF + logistic regression (sklearn) trained on the trait file's answers (trait vs normal,
+    every pair the bundled vector was built and calibrated from), scored on the same test records
+    as the vectors: the bag of words a vector must beat."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+
+    from datalint_persona.traits import load_trait, shipped_trait_path
+
+    out: dict[str, dict[str, Any]] = {}
+    for item in (s for s in EXTERNAL_SETS if s.role == "trait"):
+        assert item.trait is not None and item.clean_pair is not None
+        definition = load_trait(shipped_trait_path(item.trait))
+        pairs = [*definition.pairs, *definition.calibration]
+        vectorizer = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True)
+        features = vectorizer.fit_transform([p.positive for p in pairs] + [p.negative for p in pairs])
+        labels = [1] * len(pairs) + [0] * len(pairs)
+        model = LogisticRegression(C=1.0, max_iter=2000).fit(features, labels)
+        seed = 0 if item.paired else 1
+        bad, clean = (
+            np.asarray(
+                model.decision_function(
+                    vectorizer.transform(
+                        [
+                            response_text(x)
+                            for x in split_records(directory / file, "test", limit=limit, seed=seed)
+                        ]
+                    )
+                )
+            )
+            for file in (item.file, item.clean_pair)
+        )
+        result: dict[str, Any] = {"trait": item.trait, "auroc": auroc_with_interval(bad, clean)}
+        if item.paired:
+            result["paired"] = paired_rate(bad, clean)
+        out[item.file] = result
+    return out
+
+
 def screen_lines(
     lines: Sequence[str], name: str, loaded: LoadedModel, options: ScreenOptions
 ) -> tuple[list[SampleScore], list[RuleInfo]]:
@@ -310,6 +355,7 @@ def evaluate_external(
         if item.paired:
             detection["paired"] = paired_rate(bad[:, k], clean[:, k])
         report["detection"][item.file] = detection
+    report["lexical"] = lexical_baseline(directory, limit=limit)
     return report
 
 
@@ -353,13 +399,18 @@ def markdown(report: Mapping[str, Any]) -> str:
             )
     lines += [
         "",
-        "| trait set (test split) | trait | ΔP AUROC [95% CI] | rejected scores higher [95% CI] |",
-        "|---|---|---|---|",
+        "| trait set (test split) | trait | score | AUROC [95% CI] | rejected scores higher [95% CI] |",
+        "|---|---|---|---|---|",
     ]
     for file, detection in report["detection"].items():
-        auc = detection["auroc"]
-        paired = detection.get("paired")
-        paired_text = f"{paired['rate']:.2f} [{paired['low']:.2f}, {paired['high']:.2f}]" if paired else "n/a"
-        interval = f"{auc['auroc']:.3f} [{auc['low']:.3f}, {auc['high']:.3f}]"
-        lines.append(f"| {file} | {detection['trait']} | {interval} | {paired_text} |")
+        rows = [("ΔP (bundled vector)", detection)]
+        if file in report.get("lexical", {}):
+            rows.append(("TF-IDF on the trait file", report["lexical"][file]))
+        for label, figures in rows:
+            auc, paired = figures["auroc"], figures.get("paired")
+            paired_text = (
+                f"{paired['rate']:.2f} [{paired['low']:.2f}, {paired['high']:.2f}]" if paired else "n/a"
+            )
+            interval = f"{auc['auroc']:.3f} [{auc['low']:.3f}, {auc['high']:.3f}]"
+            lines.append(f"| {file} | {detection['trait']} | {label} | {interval} | {paired_text} |")
     return "\n".join(lines) + "\n"

@@ -356,3 +356,19 @@ def test_calibrate_and_evaluate_commands_run_on_the_tiny_model(
     loso = json.loads(report.read_text())[TRAIT]
     assert set(loso["styles"]) == {"advice", "terse-qa", "multi-turn"}
     assert f"### {TRAIT} (layer {loso['layer']}" in result.output
+
+
+def test_fdr_and_dataset_fpr_reach_the_report(workdir: Path, lint: Any) -> None:
+    result = lint(
+        "train.jsonl", "--fdr", "0.2", "--dataset-fpr", "0.01", "--format", "json", "--fail-on", "never"
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert (report["settings"]["fdr"], report["settings"]["dataset_fpr"]) == (0.2, 0.01)
+    # q-values are reported for every sample, and a sample is flagged exactly when q <= 0.2 and ΔP > 0.
+    flagged = {f["line"] for f in report["findings"] if f["kind"] == "sample"}
+    for sample in report["samples"]:
+        score = sample["scores"][TRAIT]
+        assert 0.0 <= score["p_value"] <= score["q_value"] <= 1.0
+        assert (sample["line"] in flagged) == (score["q_value"] <= 0.2 and score["delta_p"] > 0)
+    assert lint("train.jsonl", "--fdr", "0.9").exit_code == 2

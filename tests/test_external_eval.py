@@ -174,6 +174,13 @@ def test_the_command_screens_each_test_split_once_and_writes_the_tables(
     assert set(report["clean_files"]["self_instruct_user_oriented.jsonl"]) == {"20", "200", "2000"}
     # The tiny vector's trait is neither evil nor hallucination: no contamination rows for it.
     assert report["contamination"] == {} and report["detection"] == {}
+    # The bag-of-words baseline needs no model: it is there for both labelled sets.
+    lexical = report["lexical"]
+    assert set(lexical) == {"halueval_general_hallucinated.jsonl", "hh_rlhf_harmless_rejected.jsonl"}
+    assert (
+        "paired" in lexical["hh_rlhf_harmless_rejected.jsonl"]
+        and 0 <= lexical["hh_rlhf_harmless_rejected.jsonl"]["auroc"]["auroc"] <= 1
+    )
     assert out_md.read_text(encoding="utf-8") == result.stdout
     assert "| own_answers.jsonl | 2000 |" in result.stdout
     assert "screening the model's own answers" in result.stderr

@@ -223,3 +223,11 @@ def test_default_rule_for_a_user_trait() -> None:
 def test_shipped_rules_are_keyed_by_their_trait() -> None:
     for trait, rule in shipped_rules().items():
         assert rule.trait == trait and rule.level in ("note", "warning", "error")
+
+
+def test_fdr_and_margin_are_config_keys() -> None:
+    validate_config({"fdr": 0.1, "dataset-fpr": 0.01, "rules": {"evil": {"margin": 0.4}}}, "cfg.yaml")
+    with pytest.raises(ConfigError, match="key 'fdr'"):
+        validate_config({"fdr": 0.7}, "cfg.yaml")
+    with pytest.raises(ConfigError, match="rules.evil"):
+        validate_config({"rules": {"evil": {"margin": -1}}}, "cfg.yaml")
