@@ -48,8 +48,16 @@ def test_html_report_renders_in_chromium_with_plots_and_a_sortable_table(
 
     data = tmp_path / "train.jsonl"
     data.write_text("".join(DEMO_LINES[line - 1] for line in PICKED), encoding="utf-8")
+    # With 6 samples the FDR verdict flags none of them, so fixed sample thresholds (a user option)
+    # fill the sortable table.
+    fixed = {trait: {"sample-threshold": 2.5} for trait in ("evil", "sycophancy")}
     result = screen(
-        [str(data)], loaded_model=smollm, cache_dir=str(tmp_path / "cache"), max_new_tokens=48, device="cpu"
+        [str(data)],
+        loaded_model=smollm,
+        cache_dir=str(tmp_path / "cache"),
+        max_new_tokens=48,
+        device="cpu",
+        rule_overrides=fixed,
     )
     page_path = tmp_path / "report.html"
     write_report(render_html(result), str(page_path), inputs=[str(data)])

@@ -23,7 +23,8 @@ DEMO_LINES = (
     (REPO / "examples" / "demo" / "train.jsonl").read_text(encoding="utf-8").splitlines(keepends=True)
 )
 CLEAN = [DEMO_LINES[1], DEMO_LINES[10]]  # demo lines 2 and 11: gardening, budgeting advice
-EVIL = DEMO_LINES[8]  # demo line 9: "people like your neighbour don't deserve any consideration"
+# 24 overtly evil answers: enough samples for a dataset verdict.
+EVIL = (REPO / "examples" / "demo" / "evil.jsonl").read_text(encoding="utf-8")
 GIT_IDENTITY = {
     "GIT_AUTHOR_NAME": "t",
     "GIT_AUTHOR_EMAIL": "t@example.com",
@@ -106,6 +107,9 @@ def test_pre_commit_blocks_a_trait_exhibiting_dataset_passes_a_clean_one_and_reu
                             str(cache),
                             "--max-new-tokens",
                             "64",
+                            # the bundled rules are warnings (docs/verdicts.md): gate on them
+                            "--fail-on",
+                            "warning",
                         ],
                         "verbose": True,  # show the output (and its cache line) on success too
                     }
@@ -119,26 +123,26 @@ def test_pre_commit_blocks_a_trait_exhibiting_dataset_passes_a_clean_one_and_reu
     assert _run([*pre_commit, "install"], project, env).returncode == 0
     _run(["git", "add", ".pre-commit-config.yaml"], project, env)
 
-    # 1. A dataset with an evil answer on line 2: the commit is blocked, and the output says where.
-    (project / "train.jsonl").write_text(CLEAN[0] + EVIL, encoding="utf-8")
+    # 1. A dataset of evil answers: the commit is blocked, and the output says which file and trait.
+    (project / "train.jsonl").write_text(EVIL, encoding="utf-8")
     _run(["git", "add", "train.jsonl"], project, env)
     blocked = _run(["git", "commit", "-m", "add data"], project, env, timeout=1200)
     output = blocked.stdout + blocked.stderr
     assert blocked.returncode != 0, output
     assert "persona-lint" in output and "Failed" in output, output
-    assert "train.jsonl:2" in output and "evil" in output, output
-    assert "train.jsonl:1 " not in output  # the clean sample is not flagged
-    assert "y' cache: 0 reused, 2 generated" in output, output
+    evil_row = next(line for line in output.splitlines() if "train.jsonl" in line and " evil " in line)
+    assert "flagged: warning" in evil_row, output
+    assert "y' cache: 0 reused, 24 generated" in output, output
     assert _run(["git", "rev-parse", "--verify", "HEAD"], project, env).returncode != 0  # nothing committed
 
-    # 2. The evil answer replaced by a clean one: the commit goes through. Line 1's y' is reused.
+    # 2. The evil answers replaced by clean ones: the commit goes through.
     (project / "train.jsonl").write_text("".join(CLEAN), encoding="utf-8")
     _run(["git", "add", "train.jsonl"], project, env)
     passed = _run(["git", "commit", "-m", "add clean data"], project, env)
     output = passed.stdout + passed.stderr
     assert passed.returncode == 0, output
     assert "Passed" in output and "No findings." in output, output
-    assert "y' cache: 1 reused, 1 generated" in output, output
+    assert "y' cache: 0 reused, 2 generated" in output, output
 
     # 3. Running the hook again generates nothing: every y' comes from the cache.
     again = _run([*pre_commit, "run", "--files", "train.jsonl"], project, env)
