@@ -25,7 +25,13 @@ from datalint_persona.errors import ConfigError
 from datalint_persona.extraction import auroc
 from datalint_persona.generation import DEFAULT_MAX_NEW_TOKENS, generate_y_prime
 from datalint_persona.scoring import project_responses
-from datalint_persona.stats import cohens_d, fit_clean_null, threshold_at_fpr, tpr_at_threshold
+from datalint_persona.stats import (
+    bootstrap_mean_ci,
+    cohens_d,
+    fit_clean_null,
+    threshold_at_fpr,
+    tpr_at_threshold,
+)
 from datalint_persona.traits import TraitPair
 from datalint_persona.types import Direction, Sample
 from datalint_persona.vectors import PersonaVector
@@ -94,8 +100,6 @@ def clean_margin(effects_by_source: dict[str, np.ndarray]) -> float:
     >>> clean_margin({"a": np.zeros(50), "b": np.full(50, 0.3)})
     0.45
     """
-    from datalint_persona.stats import bootstrap_mean_ci
-
     uppers = [bootstrap_mean_ci(values)[1] for values in effects_by_source.values() if len(values)]
     return float(round(max(MIN_MARGIN, MARGIN_SAFETY * max(uppers, default=0.0)), 4))
 

@@ -32,6 +32,7 @@ from datalint_persona.stats import (
     holm,
     mean_above_p_value,
     robust_location_scale,
+    two_sample_above_p_value,
 )
 from datalint_persona.types import DatasetSummary, RuleInfo, SampleScore
 
@@ -62,13 +63,20 @@ def clean_null(rule: RuleInfo) -> CleanNull | None:
     return CleanNull(rule.null_df, rule.calibration_mean, rule.calibration_std)
 
 
+def usable_gap(rule: RuleInfo) -> float | None:
+    """The rule's trait-vs-normal gap, where calibration gave a positive one (the unit of effects)."""
+    return rule.gap if rule.gap is not None and rule.gap > 0 else None
+
+
+def margin_bound(rule: RuleInfo) -> float | None:
+    """The margin in ΔP units (margin x gap), where both are calibrated."""
+    gap = usable_gap(rule)
+    return None if gap is None or rule.margin is None else rule.margin * gap
+
+
 def dataset_bound(rule: RuleInfo) -> float | None:
     """The mean ΔP a file must be shown to exceed: a set threshold, else margin x gap."""
-    if rule.dataset_threshold is not None:
-        return rule.dataset_threshold
-    if rule.gap is None or rule.margin is None or rule.gap <= 0:
-        return None
-    return rule.margin * rule.gap
+    return rule.dataset_threshold if rule.dataset_threshold is not None else margin_bound(rule)
 
 
 def sample_p_values(delta: np.ndarray, sources: np.ndarray, null: CleanNull | None) -> np.ndarray:
@@ -175,52 +183,55 @@ def _dataset_summaries(
     y_all = [np.asarray(c) for c in y_columns]
     y_prime_all = [np.asarray(c) for c in y_prime_columns]
     rows_of = [np.flatnonzero(sources == code) for code in range(len(names))]
-    entries = []
-    for code, source in enumerate(names):
-        rows = rows_of[code]
+    # The tests first, {(file, rule): (p, samples tested)}, so that Holm sees every one of them.
+    tests: dict[tuple[int, int], tuple[float, int]] = {}
+    for code, rows in enumerate(rows_of):
+        for k, rule in enumerate(rules):
+            bound = dataset_bound(rule)
+            if bound is None or rows.size < MIN_DATASET_SAMPLES:
+                continue
+            rest = delta[rows[~flagged[rows, k]], k]
+            tests[code, k] = (mean_above_p_value(rest, bound) if rest.size else 1.0, int(rest.size))
+    adjusted = dict(zip(tests, holm([p for p, _ in tests.values()]).tolist(), strict=True))
+    summaries = []
+    for code, (source, rows) in enumerate(zip(names, rows_of, strict=True)):
         for k, rule in enumerate(rules):
             values = delta[rows, k]
             bound = dataset_bound(rule)
-            status, p_value, n_tested = "uncalibrated", None, None
-            if bound is not None:
+            p_value, n_tested = tests.get((code, k), (None, None))
+            adjusted_p = adjusted.get((code, k))
+            is_flagged = adjusted_p is not None and adjusted_p <= dataset_alpha
+            if bound is None:
+                status = "uncalibrated"
+            elif p_value is None:
                 status = "too-few-samples"
-                if values.size >= MIN_DATASET_SAMPLES:
-                    rest = values[~flagged[rows, k]]
-                    n_tested = int(rest.size)
-                    p_value = mean_above_p_value(rest, bound) if rest.size else 1.0
-                    status = "ok"
-            entries.append((source, k, rule, rows, values, bound, status, p_value, n_tested))
-    tested = {i: entry[7] for i, entry in enumerate(entries) if entry[7] is not None}
-    adjusted = dict(zip(tested, holm(list(tested.values())).tolist(), strict=True))
-    summaries = []
-    for i, (source, k, rule, rows, values, bound, status, p_value, n_tested) in enumerate(entries):
-        low, high = bootstrap_mean_ci(values, seed=seed) if intervals else (float("nan"), float("nan"))
-        mean = float(values.mean())
-        adjusted_p = adjusted.get(i)
-        is_flagged = adjusted_p is not None and adjusted_p <= dataset_alpha
-        gap = rule.gap if rule.gap is not None and rule.gap > 0 else None
-        summaries.append(
-            DatasetSummary(
-                trait=rule.trait,
-                source=source,
-                n_samples=int(values.size),
-                mean_delta_p=mean,
-                ci_low=low,
-                ci_high=high,
-                mean_projection_y=float(y_all[k][rows].mean()),
-                mean_projection_y_prime=float(y_prime_all[k][rows].mean()),
-                threshold=bound,
-                flagged=is_flagged,
-                effect=None if gap is None else mean / gap,
-                effect_low=None if gap is None else low / gap,
-                effect_high=None if gap is None else high / gap,
-                margin=rule.margin if rule.dataset_threshold is None else None,
-                n_tested=n_tested,
-                p_value=p_value,
-                adjusted_p=adjusted_p,
-                status="flagged" if is_flagged else status,
+            else:
+                status = "flagged" if is_flagged else "ok"
+            low, high = bootstrap_mean_ci(values, seed=seed) if intervals else (float("nan"), float("nan"))
+            mean = float(values.mean())
+            gap = usable_gap(rule)
+            summaries.append(
+                DatasetSummary(
+                    trait=rule.trait,
+                    source=source,
+                    n_samples=int(values.size),
+                    mean_delta_p=mean,
+                    ci_low=low,
+                    ci_high=high,
+                    mean_projection_y=float(y_all[k][rows].mean()),
+                    mean_projection_y_prime=float(y_prime_all[k][rows].mean()),
+                    threshold=bound,
+                    flagged=is_flagged,
+                    effect=None if gap is None else mean / gap,
+                    effect_low=None if gap is None else low / gap,
+                    effect_high=None if gap is None else high / gap,
+                    margin=rule.margin if rule.dataset_threshold is None else None,
+                    n_tested=n_tested,
+                    p_value=p_value,
+                    adjusted_p=adjusted_p,
+                    status=status,
+                )
             )
-        )
     return summaries
 
 
@@ -280,8 +291,6 @@ def compare_changes(
     dataset_alpha: float = DEFAULT_DATASET_ALPHA,
 ) -> list[ChangeComparison]:
     """Compare each file's changed and unchanged samples (both at least ``MIN_COMPARISON_SAMPLES``)."""
-    from datalint_persona.stats import two_sample_above_p_value
-
     groups: dict[str, tuple[list[list[float]], list[list[float]]]] = {}
     for score in scores:
         changed, unchanged = groups.setdefault(score.sample.source, ([], []))
@@ -293,11 +302,12 @@ def compare_changes(
             continue
         new, old = np.asarray(changed), np.asarray(unchanged)
         for k, rule in enumerate(rules):
-            if rule.gap is None or rule.gap <= 0 or rule.margin is None:
+            bound, gap = margin_bound(rule), usable_gap(rule)
+            if bound is None or gap is None:
                 continue
-            p = two_sample_above_p_value(new[:, k], old[:, k], rule.margin * rule.gap)
+            p = two_sample_above_p_value(new[:, k], old[:, k], bound)
             difference = float(new[:, k].mean() - old[:, k].mean())
-            raw.append((rule, source, new[:, k], old[:, k], difference / rule.gap, p))
+            raw.append((rule, source, new[:, k], old[:, k], difference / gap, p))
     adjusted = holm([entry[5] for entry in raw]) if raw else np.zeros(0)
     return [
         ChangeComparison(
