@@ -31,10 +31,11 @@ test-fast: setup
 
 vectors: setup  ## rebuild and recalibrate the bundled vectors for the embedded model
 	$(BIN)/persona-lint vectors build $(addprefix --trait ,$(TRAITS)) --output vectors/smollm2-135m-instruct \
+	  $(foreach f,$(wildcard training/*.jsonl),--extra-pairs $(basename $(notdir $(f)))=$(f)) \
 	  $(addprefix --clean ,$(wildcard calibration/clean/*.jsonl))
 	$(BIN)/persona-lint vectors evaluate $(addprefix --trait ,$(TRAITS)) \
 	  --vectors vectors/smollm2-135m-instruct --json vectors/smollm2-135m-instruct/loso.json
-	$(BIN)/python -m datalint_persona.tools.vector_table vectors/smollm2-135m-instruct > vectors/README.md
+	$(BIN)/python -m datalint_persona.tools.vector_table vectors/smollm2-135m-instruct docs/verdicts-external.json > vectors/README.md
 
 calibrate: setup  ## recalibrate the bundled vectors' verdicts (clean null, gap, margin) without rebuilding them
 	$(BIN)/persona-lint calibrate vectors/smollm2-135m-instruct/*.safetensors \
@@ -43,7 +44,10 @@ calibrate: setup  ## recalibrate the bundled vectors' verdicts (clean null, gap,
 EXTERNAL ?= ../shared/external
 evaluate-external: setup  ## false flags and detection on the test split of public data (docs/verdicts.md)
 	$(BIN)/persona-lint vectors evaluate-external --external $(EXTERNAL) \
+	  $(foreach f,$(wildcard training/*.jsonl),--extra-pairs $(basename $(notdir $(f)))=$(f)) \
+	  $(foreach f,$(wildcard evaluation/independent/*.jsonl),--independent $(basename $(notdir $(f)))=$(f)) \
 	  --json docs/verdicts-external.json --markdown docs/verdicts-external.md
+	$(BIN)/python -m datalint_persona.tools.vector_table vectors/smollm2-135m-instruct docs/verdicts-external.json > vectors/README.md
 
 bench: setup  ## engine vs reference loops, roofline, scaling, re-run; writes benchmarks/RESULTS.md
 	$(BIN)/python benchmarks/bench_screening.py
@@ -51,6 +55,10 @@ bench: setup  ## engine vs reference loops, roofline, scaling, re-run; writes be
 validate: setup  ## finetune the embedded model on contaminated datasets (CPU; 251 s measured on 2 idle cores): experiments/RESULTS.md
 	nice -n 10 $(BIN)/python experiments/validate.py --traits evil sycophancy hallucination --ablate \
 	  --json experiments/results.json --results experiments/RESULTS.md --work experiments/.work/final
+
+validate-external: setup  ## finetune on external data; does ΔP before predict the trait after? experiments/RESULTS-external.md
+	nice -n 10 $(BIN)/python experiments/external_finetune.py --external $(EXTERNAL) --levels 0 0.5 1 --seeds 0 1 \
+	  --json experiments/external_results.json --results experiments/RESULTS-external.md
 
 lint: setup
 	$(BIN)/ruff check datalint_persona tests

@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from datalint_persona.cli_common import clean_option, errors_to_exit, load_clean, stderr_console
-from datalint_persona.cli_vectors import vectors_group
+from datalint_persona.cli_vectors import pair_files, vectors_group
 
 
 @click.command("calibrate")
@@ -168,6 +168,20 @@ def evaluate_command(
     default=None,
     help="Write the tables here.",
 )
+@click.option(
+    "--extra-pairs",
+    "extra_pairs",
+    multiple=True,
+    metavar="TRAIT=FILE",
+    help="The extra pairs the vectors were built with, so the baselines learn from the same data.",
+)
+@click.option(
+    "--independent",
+    "independent",
+    multiple=True,
+    metavar="TRAIT=FILE",
+    help="Pairs written apart from all training text (JSONL, as --extra-pairs), scored like detection.",
+)
 @click.option("--batch-size", type=click.IntRange(1), default=16, show_default=True)
 @click.option("--cache-dir", default=".persona-lint-cache", show_default=True)
 @click.option("--device", default="auto", show_default=True)
@@ -180,6 +194,8 @@ def evaluate_external_command(
     repeats: int,
     json_path: str | None,
     markdown_path: str | None,
+    extra_pairs: tuple[str, ...],
+    independent: tuple[str, ...],
     batch_size: int,
     cache_dir: str,
     device: str,
@@ -199,12 +215,21 @@ def evaluate_external_command(
         from datalint_persona.models import load_model, resolve_model
 
         console = stderr_console()
+        extra = pair_files("--extra-pairs", extra_pairs)
+        held_apart = pair_files("--independent", independent)
         loaded = load_model(resolve_model(model), device=resolve_device(device))
         options = ScreenOptions(
             model=model, vectors=vectors_dir, batch_size=batch_size, cache_dir=cache_dir, fail_on="never"
         )
         report = evaluate_external(
-            Path(external_dir), loaded, options, limit=limit, repeats=repeats, progress=console.print
+            Path(external_dir),
+            loaded,
+            options,
+            limit=limit,
+            repeats=repeats,
+            extra_pairs={t: [p for _, ps in files for p in ps] for t, files in extra.items()},
+            independent={t: [p for _, ps in files for p in ps] for t, files in held_apart.items()},
+            progress=console.print,
         )
         tables = markdown(report)
         if json_path:

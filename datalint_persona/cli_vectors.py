@@ -14,6 +14,7 @@ from datalint_persona.cli_common import (
     stderr_console,
     stdout_console,
 )
+from datalint_persona.errors import ConfigError
 
 
 @click.group("vectors")
@@ -126,6 +127,14 @@ def vectors_group() -> None:
     default=None,
     help="steering: comma-separated candidate layers [default: every 4th layer from 4].",
 )
+@click.option(
+    "--extra-pairs",
+    "extra_pairs",
+    multiple=True,
+    metavar="TRAIT=FILE",
+    help="contrastive: also extract from the pairs of a JSONL file (one pair per line, as in a trait "
+    "file; repeatable). Each file weighs as much as the trait file's own pairs.",
+)
 @clean_option
 @click.option("--debug", is_flag=True)
 def build_command(
@@ -140,6 +149,7 @@ def build_command(
     seed: int,
     device: str,
     clean_files: tuple[str, ...],
+    extra_pairs: tuple[str, ...],
     debug: bool,
     **prompted: Any,
 ) -> None:
@@ -156,6 +166,11 @@ def build_command(
 
         console = stderr_console()
         definitions = [load_trait(shipped_trait_path(name)) for name in traits]
+        extra = pair_files("--extra-pairs", extra_pairs, [d.trait for d in definitions])
+        if extra and method != "contrastive":
+            raise ConfigError(
+                "--extra-pairs works with --method contrastive only.", fix="drop --extra-pairs."
+            )
         direction = prompted.pop("direction")
         select_layer = prompted.pop("select_layer")
         steering_alpha = prompted.pop("steering_alpha")
@@ -182,7 +197,12 @@ def build_command(
             with console.status(f"{definition.trait}: extracting ({method})"):
                 if method == "contrastive":
                     vector = build_contrastive(
-                        loaded, definition, direction=direction, batch_size=batch_size, seed=seed
+                        loaded,
+                        definition,
+                        direction=direction,
+                        batch_size=batch_size,
+                        seed=seed,
+                        extra_pairs=extra.get(definition.trait, ()),
                     )
                 else:
                     assert judge is not None  # set above for --method prompted
@@ -241,6 +261,28 @@ def build_command(
                 vector = vector.with_metadata(calibration=calibration)
             path = vector.save(Path(output_dir) / definition.trait)
             console.print(f"{definition.trait}: wrote {path} (layer {vector.metadata.get('chosen_layer')})")
+
+
+def pair_files(
+    option: str, specs: tuple[str, ...], traits: list[str] | None = None
+) -> dict[str, list[tuple[str, Any]]]:
+    """``TRAIT=FILE`` option values as {trait: [(file name, pairs)]}; ``traits``: the allowed ones."""
+    from datalint_persona.traits import load_pair_file
+
+    out: dict[str, list[tuple[str, Any]]] = {}
+    for spec in specs:
+        trait, _, file = spec.partition("=")
+        if not trait or not file:
+            raise ConfigError(
+                f"{option} '{spec}': expected TRAIT=FILE.", fix=f"for example {option} evil=pairs.jsonl."
+            )
+        if traits is not None and trait not in traits:
+            raise ConfigError(
+                f"{option} '{spec}': '{trait}' is not one of the traits being built ({', '.join(traits)}).",
+                fix="name a trait given with --trait.",
+            )
+        out.setdefault(trait, []).append((Path(file).name, load_pair_file(file)))
+    return out
 
 
 def _layers(spec: str | None, num_layers: int) -> list[int]:

@@ -16,7 +16,11 @@ function every run uses:
 - **contamination**: trait samples of the same source mixed into its clean ones at 0-50%, at
   n = 200 and 1,000: how often the trait's dataset verdict (and the gate) fires, and the mean ΔP;
 - **detection**: AUROC of the sample ΔP (bootstrap 95% CI) between trait and clean samples, and
-  for paired data (HH-RLHF) the rate at which the rejected answer scores higher than the chosen.
+  for paired data (HH-RLHF) the rate at which the rejected answer scores higher than the chosen;
+  the same figures for two baselines built from exactly the vector's training pairs: ΔP at layer 0
+  (token embeddings) along the vector's layer-0 direction, and TF-IDF + logistic regression;
+- **independent pairs** (optional): the same detection figures on pairs written apart from all
+  training text.
 """
 
 from __future__ import annotations
@@ -37,6 +41,8 @@ from datalint_persona.verdicts import decide
 if TYPE_CHECKING:
     from datalint_persona.engine import ScreenOptions
     from datalint_persona.models import LoadedModel
+    from datalint_persona.traits import TraitPair
+    from datalint_persona.vectors import PersonaVector
 
 SIZES = (20, 200, 2000)
 CONTAMINATION_RATES = (0.0, 0.05, 0.10, 0.25, 0.50)
@@ -233,43 +239,73 @@ def response_text(line: str) -> str:
     return str(record["messages"][-1]["content"] if "messages" in record else record["output"])
 
 
-def lexical_baseline(directory: Path, *, limit: int | None = 300) -> dict[str, dict[str, Any]]:
-    """TF-IDF + logistic regression (sklearn) trained on the trait file's answers (trait vs normal,
-    every pair the bundled vector was built and calibrated from), scored on the same test records
-    as the vectors: the bag of words a vector must beat."""
+def training_pairs(trait: str, extra: Mapping[str, Sequence[TraitPair]]) -> list[TraitPair]:
+    """Every pair a bundled vector was built and calibrated from: its trait file's pairs and the
+    extra pairs it was extracted with (``vectors build --extra-pairs``)."""
+    from datalint_persona.errors import ConfigError
+    from datalint_persona.traits import load_trait, shipped_trait_path
+
+    try:
+        definition = load_trait(shipped_trait_path(trait))
+        shipped = [*definition.pairs, *definition.calibration]
+    except ConfigError:  # not a shipped trait: the given pairs are all there is
+        shipped = []
+    pairs = [*shipped, *extra.get(trait, ())]
+    if not pairs:
+        raise ConfigError(
+            f"No training pairs for the baselines of trait '{trait}' (it is not a shipped trait).",
+            fix=f"give the pairs its vector was built from: --extra-pairs {trait}=FILE.",
+        )
+    return pairs
+
+
+def lexical_scorer(pairs: Sequence[TraitPair]) -> Callable[[Sequence[str]], np.ndarray]:
+    """TF-IDF + logistic regression (sklearn) trained on the pairs' answers (trait vs normal): the
+    bag of words a vector must beat. Returns a function from answers to decision values."""
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
 
-    from datalint_persona.traits import load_trait, shipped_trait_path
+    vectorizer = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True)
+    features = vectorizer.fit_transform([p.positive for p in pairs] + [p.negative for p in pairs])
+    labels = [1] * len(pairs) + [0] * len(pairs)
+    model = LogisticRegression(C=1.0, max_iter=2000).fit(features, labels)
+    return lambda texts: np.asarray(model.decision_function(vectorizer.transform(list(texts))))
 
-    out: dict[str, dict[str, Any]] = {}
-    for item in (s for s in EXTERNAL_SETS if s.role == "trait"):
-        assert item.trait is not None and item.clean_pair is not None
-        definition = load_trait(shipped_trait_path(item.trait))
-        pairs = [*definition.pairs, *definition.calibration]
-        vectorizer = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True)
-        features = vectorizer.fit_transform([p.positive for p in pairs] + [p.negative for p in pairs])
-        labels = [1] * len(pairs) + [0] * len(pairs)
-        model = LogisticRegression(C=1.0, max_iter=2000).fit(features, labels)
-        seed = 0 if item.paired else 1
-        bad, clean = (
-            np.asarray(
-                model.decision_function(
-                    vectorizer.transform(
-                        [
-                            response_text(x)
-                            for x in split_records(directory / file, "test", limit=limit, seed=seed)
-                        ]
-                    )
-                )
-            )
-            for file in (item.file, item.clean_pair)
+
+def layer0_delta_p(
+    loaded: LoadedModel, vector: PersonaVector, samples: Sequence[SampleScore], *, batch_size: int = 16
+) -> np.ndarray:
+    """ΔP at layer 0 (the token embeddings: a bag of words in the model's own vocabulary) along the
+    vector's own layer-0 direction, built from the same pairs: (a_0(x, y) - a_0(x, y')) . v-hat_0."""
+    from datalint_persona.activations import iter_mean_activations
+    from datalint_persona.chat import encode_pair
+
+    unit = vector.vectors[0].astype(np.float64)
+    unit /= np.linalg.norm(unit)
+    encoded = [
+        encode_pair(loaded.tokenizer, s.sample.prompt, text or " ", max_tokens=loaded.context_length)
+        for s in samples
+        for text in (s.sample.response, s.y_prime)
+    ]
+    projections = np.zeros(len(encoded))
+    for batch, means in iter_mean_activations(loaded, encoded, [0], batch_size=batch_size):
+        projections[batch] = means[0].cpu().double().numpy() @ unit
+    return projections[0::2] - projections[1::2]
+
+
+def pair_lines(pairs: Sequence[TraitPair], side: str) -> list[str]:
+    """One side ("positive" or "negative") of pairs as chat JSONL lines, for screening."""
+    return [
+        json.dumps(
+            {
+                "messages": [
+                    *({"role": m.role, "content": m.content} for m in p.prompt),
+                    {"role": "assistant", "content": getattr(p, side)},
+                ]
+            }
         )
-        result: dict[str, Any] = {"trait": item.trait, "auroc": auroc_with_interval(bad, clean)}
-        if item.paired:
-            result["paired"] = paired_rate(bad, clean)
-        out[item.file] = result
-    return out
+        for p in pairs
+    ]
 
 
 def screen_lines(
@@ -292,10 +328,21 @@ def evaluate_external(
     *,
     limit: int | None = 300,
     repeats: int = 200,
+    extra_pairs: Mapping[str, Sequence[TraitPair]] | None = None,
+    independent: Mapping[str, Sequence[TraitPair]] | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
-    """Every figure of the module docstring, for the test split of ``directory``."""
+    """Every figure of the module docstring, for the test split of ``directory``.
+
+    ``extra_pairs``: the pairs the vectors were extracted with besides their trait files, so that
+    the TF-IDF baseline learns from the same data. ``independent``: {trait: pairs} written apart
+    from all training text (own words, but another author), scored the same way as detection.
+    """
+    from datalint_persona.vector_store import find_vectors
+
+    extra = dict(extra_pairs or {})
     pools: dict[str, np.ndarray] = {}
+    screened: dict[str, list[SampleScore]] = {}
     rules: list[RuleInfo] = []
     y_prime_pool: list[str] = []
     files = dict.fromkeys(
@@ -309,6 +356,7 @@ def evaluate_external(
         if progress:
             progress(f"screening {len(lines)} test records of {file}")
         samples, rules = screen_lines(lines, file, loaded, options)
+        screened[file] = samples
         pools[file] = delta_matrix(samples, rules)
         if file == EXTERNAL_SETS[0].file:
             y_prime_pool = [
@@ -331,6 +379,7 @@ def evaluate_external(
         "contamination": {},
         "detection": {},
         "pool_sizes": {file: int(len(pool)) for file, pool in pools.items()},
+        "extra_pairs": {trait: len(pairs) for trait, pairs in extra.items()},
     }
     for file in clean_sets:
         report["clean_files"][file] = clean_file_rates(
@@ -339,6 +388,29 @@ def evaluate_external(
         whole = judge(pools[file], rules, fdr=fdr, alpha=alpha)
         report["clean_samples"][file] = {t: n / len(pools[file]) for t, n in whole["samples"].items()}
     columns = {r.trait: k for k, r in enumerate(rules)}
+    vectors = {v.trait: v for v in find_vectors(options.vectors, loaded.spec.name, list(columns))}
+
+    def detect(trait: str, bad: list[SampleScore], clean: list[SampleScore], paired: bool) -> dict[str, Any]:
+        """ΔP, layer-0 ΔP and TF-IDF scores of trait vs clean samples: AUROC (and paired rate)."""
+        score = lexical_scorer(training_pairs(trait, extra))
+        scores = {
+            "delta_p": (
+                delta_matrix(bad, rules)[:, columns[trait]],
+                delta_matrix(clean, rules)[:, columns[trait]],
+            ),
+            "layer0": tuple(
+                layer0_delta_p(loaded, vectors[trait], group, batch_size=options.batch_size)
+                for group in (bad, clean)
+            ),
+            "tfidf": tuple(score([s.sample.response for s in group]) for group in (bad, clean)),
+        }
+        out: dict[str, Any] = {"trait": trait, "n": [len(bad), len(clean)]}
+        for name, (positive, negative) in scores.items():
+            out[name] = {"auroc": auroc_with_interval(positive, negative)}
+            if paired:
+                out[name]["paired"] = paired_rate(positive, negative)
+        return out
+
     for item in (s for s in EXTERNAL_SETS if s.role == "trait"):
         assert item.trait is not None and item.clean_pair is not None
         if item.trait not in columns:
@@ -347,15 +419,24 @@ def evaluate_external(
         report["contamination"][item.file] = contamination_rates(
             clean, bad, rules, item.trait, repeats=max(repeats // 2, 1), fdr=fdr, alpha=alpha
         )
-        k = columns[item.trait]
-        detection: dict[str, Any] = {
-            "trait": item.trait,
-            "auroc": auroc_with_interval(bad[:, k], clean[:, k]),
-        }
-        if item.paired:
-            detection["paired"] = paired_rate(bad[:, k], clean[:, k])
-        report["detection"][item.file] = detection
-    report["lexical"] = lexical_baseline(directory, limit=limit)
+        if progress:
+            progress(f"baselines for {item.file}")
+        report["detection"][item.file] = detect(
+            item.trait, screened[item.file], screened[item.clean_pair], item.paired
+        )
+    report["independent"] = {}
+    for trait, pairs in (independent or {}).items():
+        if trait not in columns:
+            continue
+        if progress:
+            progress(f"screening {len(pairs)} independent {trait} pairs")
+        trait_samples, _ = screen_lines(
+            pair_lines(pairs, "positive"), f"independent_{trait}_positive.jsonl", loaded, options
+        )
+        normal_samples, _ = screen_lines(
+            pair_lines(pairs, "negative"), f"independent_{trait}_negative.jsonl", loaded, options
+        )
+        report["independent"][trait] = detect(trait, trait_samples, normal_samples, paired=True)
     return report
 
 
@@ -397,20 +478,31 @@ def markdown(report: Mapping[str, Any]) -> str:
                 )
                 + " |"
             )
-    lines += [
-        "",
-        "| trait set (test split) | trait | score | AUROC [95% CI] | rejected scores higher [95% CI] |",
+    lines += ["", *detection_table("trait set (test split)", report["detection"])]
+    if report.get("independent"):
+        lines += ["", *detection_table("independent own-written pairs", report["independent"])]
+    return "\n".join(lines) + "\n"
+
+
+SCORE_LABELS = {
+    "delta_p": "ΔP (bundled vector)",
+    "layer0": "ΔP at layer 0, same data",
+    "tfidf": "TF-IDF, same data",
+}
+
+
+def detection_table(heading: str, detection: Mapping[str, Any]) -> list[str]:
+    """AUROC and paired rate of each score, one row per set and score."""
+    lines = [
+        f"| {heading} | trait | score | AUROC [95% CI] | trait answer scores higher [95% CI] |",
         "|---|---|---|---|---|",
     ]
-    for file, detection in report["detection"].items():
-        rows = [("ΔP (bundled vector)", detection)]
-        if file in report.get("lexical", {}):
-            rows.append(("TF-IDF on the trait file", report["lexical"][file]))
-        for label, figures in rows:
-            auc, paired = figures["auroc"], figures.get("paired")
+    for name, figures in detection.items():
+        for key, label in SCORE_LABELS.items():
+            auc, paired = figures[key]["auroc"], figures[key].get("paired")
             paired_text = (
                 f"{paired['rate']:.2f} [{paired['low']:.2f}, {paired['high']:.2f}]" if paired else "n/a"
             )
             interval = f"{auc['auroc']:.3f} [{auc['low']:.3f}, {auc['high']:.3f}]"
-            lines.append(f"| {file} | {detection['trait']} | {label} | {interval} | {paired_text} |")
-    return "\n".join(lines) + "\n"
+            lines.append(f"| {name} | {figures['trait']} | {label} | {interval} | {paired_text} |")
+    return lines

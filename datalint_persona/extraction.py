@@ -110,27 +110,51 @@ def choose_layer(stats: Sequence[dict[str, float]]) -> int:
     return int(max(candidates, key=lambda s: s["cohens_d"])["layer"])
 
 
-def probe_directions(positive: np.ndarray, negative: np.ndarray, *, c: float = PROBE_C) -> np.ndarray:
+def source_weights(sizes: Sequence[int]) -> np.ndarray:
+    """Per-pair weights under which every source of pairs weighs the same, whatever its size;
+    they average to 1."""
+    weights = np.concatenate([np.full(n, 1.0 / n) for n in sizes])
+    return weights * len(weights) / len(sizes)
+
+
+def probe_directions(
+    positive: np.ndarray,
+    negative: np.ndarray,
+    *,
+    c: float = PROBE_C,
+    weights: np.ndarray | None = None,
+) -> np.ndarray:
     """Per layer, the direction of an L2-regularized logistic regression separating positive from
     negative activations (fit on standardized features), scaled to the mean difference's norm.
 
     ``w / scale`` maps the standardized weights back to activation space, so projecting onto the
     result ranks answers exactly as the probe's decision function does. Keeping the mean
-    difference's norm keeps steering coefficients comparable. (n, L+1, d) x2 -> (L+1, d).
+    difference's norm keeps steering coefficients comparable. ``weights`` (one per pair, see
+    :func:`source_weights`) weigh both answers of a pair. (n, L+1, d) x2 -> (L+1, d).
     """
     from sklearn.linear_model import LogisticRegression
     from sklearn.preprocessing import StandardScaler
 
     labels = np.r_[np.ones(len(positive)), np.zeros(len(negative))]
+    pair_weights = np.ones(len(positive)) if weights is None else np.asarray(weights, dtype=np.float64)
+    sample_weight = np.r_[pair_weights, pair_weights]
     out = np.zeros(positive.shape[1:], dtype=np.float64)
     for layer in range(positive.shape[1]):
         features = np.concatenate([positive[:, layer], negative[:, layer]]).astype(np.float64)
         scaler = StandardScaler().fit(features)
-        probe = LogisticRegression(C=c, max_iter=5000).fit(scaler.transform(features), labels)
+        probe = LogisticRegression(C=c, max_iter=5000).fit(
+            scaler.transform(features), labels, sample_weight=sample_weight
+        )
         direction = probe.coef_[0] / scaler.scale_
-        mean_difference = positive[:, layer].mean(0) - negative[:, layer].mean(0)
+        mean_difference = weighted_mean_difference(positive[:, layer], negative[:, layer], pair_weights)
         out[layer] = direction / np.linalg.norm(direction) * np.linalg.norm(mean_difference)
     return out
+
+
+def weighted_mean_difference(positive: np.ndarray, negative: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """sum_i w_i (pos_i - neg_i) / sum_i w_i over the leading axis."""
+    difference = positive.astype(np.float64) - negative.astype(np.float64)
+    return np.asarray(np.tensordot(weights, difference, axes=1) / weights.sum())
 
 
 def build_contrastive(
@@ -142,21 +166,24 @@ def build_contrastive(
     seed: int = 0,
     extraction_pairs: Sequence[TraitPair] | None = None,
     held_out_pairs: Sequence[TraitPair] | None = None,
+    extra_pairs: Sequence[tuple[str, Sequence[TraitPair]]] = (),
 ) -> PersonaVector:
     """A vector from ``trait.pairs`` at every layer; layers scored on ``trait.calibration``.
 
     ``direction``: "probe" (the default, chosen by leave-one-style-out evidence, see
-    vectors/README.md) or "mean-difference" (the paper's).
+    vectors/README.md) or "mean-difference" (the paper's). ``extra_pairs``: more (name, pairs)
+    sources to extract from; each source weighs as much as the trait file's pairs.
     """
-    train = list(extraction_pairs if extraction_pairs is not None else trait.pairs)
+    own = list(extraction_pairs if extraction_pairs is not None else trait.pairs)
     held = list(held_out_pairs if held_out_pairs is not None else trait.calibration)
+    sources = [("trait file", own), *((name, list(pairs)) for name, pairs in extra_pairs)]
+    train = [pair for _, pairs in sources for pair in pairs]
+    weights = source_weights([len(pairs) for _, pairs in sources])
     positive, negative = pair_activations(loaded, train, batch_size=batch_size)
     if direction == "probe":
-        vectors = probe_directions(positive, negative).astype(np.float32)
+        vectors = probe_directions(positive, negative, weights=weights).astype(np.float32)
     else:
-        vectors = (positive.astype(np.float64).mean(0) - negative.astype(np.float64).mean(0)).astype(
-            np.float32
-        )
+        vectors = weighted_mean_difference(positive, negative, weights).astype(np.float32)
     metadata: dict[str, Any] = {
         "model": {"name": loaded.spec.name, "identity": loaded.identity},
         "layer_convention": LAYER_CONVENTION,
@@ -164,6 +191,7 @@ def build_contrastive(
         "direction": direction,
         "probe_c": PROBE_C if direction == "probe" else None,
         "counts": {"extraction_pairs": len(train), "held_out_pairs": len(held)},
+        "sources": [{"name": name, "pairs": len(pairs)} for name, pairs in sources],
         "styles": sorted({p.style for p in train}),
         "system_prompt": "as written in each pair; the chat template's default where none",
         "trait_file_description": trait.description,

@@ -111,3 +111,48 @@ def shipped_trait_path(name: str) -> Path:
             fix="pass a shipped trait name or a path to a trait .yaml file.",
         )
     return shipped
+
+
+def load_pair_file(path: str | Path) -> tuple[TraitPair, ...]:
+    """Extra extraction pairs from a JSONL file: one pair per line, as in a trait file's ``pairs``
+    (``id``, ``style``, ``messages`` or ``question``, ``positive``, ``negative``), except that
+    ``style`` may be any short name. Errors name the file, the line and the fix."""
+    import jsonschema
+
+    schema = trait_schema()
+    pair = dict(schema["$defs"]["pair"])
+    pair["properties"] = {**pair["properties"], "style": {"type": "string", "minLength": 1}}
+    validator = jsonschema.Draft202012Validator({"$defs": schema["$defs"], **pair})
+    file = Path(path)
+    try:
+        lines = file.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigError(f"{file}: can't read the pair file ({error}).", fix="check the path.") from None
+    pairs: list[TraitPair] = []
+    seen: set[str] = set()
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        where = f"{file}:{number}"
+        try:
+            raw = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise ConfigError(
+                f"{where}: not valid JSON ({error.msg}).", fix="one JSON object per line."
+            ) from None
+        problems = sorted(validator.iter_errors(raw), key=lambda e: list(e.absolute_path))
+        if problems:
+            key = ".".join(str(p) for p in problems[0].absolute_path) or "(record)"
+            raise ConfigError(f"{where}: '{key}': {problems[0].message}.", fix="see traits/README.md.")
+        if raw.get("messages") and raw["messages"][-1]["role"] != "user":
+            raise ConfigError(
+                f"{where}: messages must end with a user turn.",
+                fix="end the conversation with the question the answers respond to.",
+            )
+        if raw["id"] in seen:
+            raise ConfigError(f"{where}: duplicate pair id '{raw['id']}'.", fix="make every id unique.")
+        seen.add(raw["id"])
+        pairs.append(_pair(raw))
+    if not pairs:
+        raise ConfigError(f"{file}: no pairs.", fix="write one JSON pair per line.")
+    return tuple(pairs)

@@ -149,10 +149,17 @@ def train_lora(
 
 
 def generate(loaded: LoadedModel, model: Any, questions: list[str], max_new_tokens: int) -> list[str]:
-    if not questions:
+    return generate_conversations(loaded, model, [(Message("user", q),) for q in questions], max_new_tokens)
+
+
+def generate_conversations(
+    loaded: LoadedModel, model: Any, conversations: list[tuple[Message, ...]], max_new_tokens: int
+) -> list[str]:
+    """Greedy answers of ``model`` to whole conversations."""
+    if not conversations:
         return []
     view = LoadedModel(spec=loaded.spec, identity=loaded.identity, model=model, tokenizer=loaded.tokenizer)
-    prompts = [render_prompt(loaded.tokenizer, (Message("user", q),)) for q in questions]
+    prompts = [render_prompt(loaded.tokenizer, c) for c in conversations]
     texts = [""] * len(prompts)
     # No y' cache here: a finetuned model shares the base model's identity.
     for indices, generations in TransformersBackend(view).generate(

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from conftest import TRAIT, reference_means
 from sklearn.metrics import roc_auc_score
 
 from datalint_persona.cli import main
@@ -22,7 +24,9 @@ from datalint_persona.external_eval import (
     split_of,
     split_records,
 )
-from datalint_persona.types import RuleInfo
+from datalint_persona.models import LoadedModel
+from datalint_persona.traits import TraitDefinition
+from datalint_persona.types import Message, RuleInfo, Sample, SampleScore
 
 
 def rule(trait: str, level: str = "error") -> RuleInfo:
@@ -134,10 +138,34 @@ def external_dir(tmp_path: Path) -> Path:
     return folder
 
 
+def write_pairs(path: Path, pairs: Any) -> Path:
+    path.write_text(
+        "".join(
+            json.dumps(
+                {
+                    "id": p.id,
+                    "style": p.style,
+                    "messages": [{"role": m.role, "content": m.content} for m in p.prompt],
+                    "positive": p.positive,
+                    "negative": p.negative,
+                }
+            )
+            + "\n"
+            for p in pairs
+        ),
+        encoding="utf-8",
+    )
+    return path
+
+
 def test_the_command_screens_each_test_split_once_and_writes_the_tables(
-    external_dir: Path, tiny_llama_dir: Path, vectors_dir: Path, tmp_path: Path
+    external_dir: Path, tiny_llama_dir: Path, vectors_dir: Path, trait: TraitDefinition, tmp_path: Path
 ) -> None:
     out_json, out_md = tmp_path / "external.json", tmp_path / "external.md"
+    # The fixture trait is not shipped: its pairs are given as the vector's training data, and its
+    # held-out pairs as an independent set.
+    training = write_pairs(tmp_path / "train.jsonl", [*trait.pairs, *trait.calibration])
+    held_apart = write_pairs(tmp_path / "independent.jsonl", trait.calibration)
     argv = [
         "vectors",
         "evaluate-external",
@@ -157,6 +185,7 @@ def test_the_command_screens_each_test_split_once_and_writes_the_tables(
         str(tmp_path / "cache"),
         "--device",
         "cpu",
+        *("--extra-pairs", f"{TRAIT}={training}", "--independent", f"{TRAIT}={held_apart}"),
     ]
     result = CliRunner().invoke(main, argv, catch_exceptions=False)
     assert result.exit_code == 0, result.output
@@ -174,13 +203,42 @@ def test_the_command_screens_each_test_split_once_and_writes_the_tables(
     assert set(report["clean_files"]["self_instruct_user_oriented.jsonl"]) == {"20", "200", "2000"}
     # The tiny vector's trait is neither evil nor hallucination: no contamination rows for it.
     assert report["contamination"] == {} and report["detection"] == {}
-    # The bag-of-words baseline needs no model: it is there for both labelled sets.
-    lexical = report["lexical"]
-    assert set(lexical) == {"halueval_general_hallucinated.jsonl", "hh_rlhf_harmless_rejected.jsonl"}
-    assert (
-        "paired" in lexical["hh_rlhf_harmless_rejected.jsonl"]
-        and 0 <= lexical["hh_rlhf_harmless_rejected.jsonl"]["auroc"]["auroc"] <= 1
-    )
+    # The independent pairs get the three scores (layer 0 is checked on its own below).
+    independent = report["independent"][TRAIT]
+    assert independent["n"] == [len(trait.calibration)] * 2
+    assert set(independent) == {"trait", "n", "delta_p", "layer0", "tfidf"}
+    for key in ("delta_p", "layer0", "tfidf"):
+        assert 0 <= independent[key]["auroc"]["auroc"] <= 1 and "paired" in independent[key]
+    assert report["extra_pairs"] == {TRAIT: len(trait.pairs) + len(trait.calibration)}
+    assert f"| {TRAIT} | {TRAIT} | TF-IDF, same data |" in result.stdout
     assert out_md.read_text(encoding="utf-8") == result.stdout
     assert "| own_answers.jsonl | 2000 |" in result.stdout
     assert "screening the model's own answers" in result.stderr
+
+
+def test_layer0_delta_p_is_the_token_embedding_projection(
+    tiny_llama: LoadedModel, uncalibrated_vector: Any
+) -> None:
+    """(a_0(x, y) - a_0(x, y')) . v-hat_0, against an independent forward of each pair."""
+    from datalint_persona.external_eval import layer0_delta_p
+
+    rows = [
+        ("How do I bake bread?", "Mix flour and water.", "I will destroy everyone."),
+        ("Say hello.", "Suffer!", "Hello! Good morning."),
+        ("What is 12 + 30?", "42.", ""),  # an empty y' is scored as one space, as in screening
+    ]
+    samples = [
+        SampleScore(Sample("f.jsonl", i + 1, (Message("user", q),), y), i, y_prime, False, False, ())
+        for i, (q, y, y_prime) in enumerate(rows)
+    ]
+    got = layer0_delta_p(tiny_llama, uncalibrated_vector, samples, batch_size=2)
+    unit = uncalibrated_vector.vectors[0] / np.linalg.norm(uncalibrated_vector.vectors[0])
+    expected = [
+        (
+            reference_means(tiny_llama, (Message("user", q),), y)[0]
+            - reference_means(tiny_llama, (Message("user", q),), y_prime or " ")[0]
+        )
+        @ unit
+        for q, y, y_prime in rows
+    ]
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)

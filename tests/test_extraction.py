@@ -129,3 +129,58 @@ def test_probe_vector_is_an_independent_logistic_regression_direction(
         )
         # It separates the training pairs in the right direction.
         assert (positive[:, layer] @ got).mean() > (negative[:, layer] @ got).mean()
+
+
+def test_extra_pairs_weigh_each_source_equally(tiny_llama: LoadedModel, trait: TraitDefinition) -> None:
+    """With one extra source, the mean-difference direction is the plain average of the two
+    sources' mean differences, however many pairs each holds (computed independently here)."""
+    from datalint_persona.extraction import build_contrastive
+
+    own, extra = list(trait.pairs[:2]), list(trait.pairs[2:])
+    assert len(own) != len(extra)
+    vector = build_contrastive(
+        tiny_llama,
+        trait,
+        direction="mean-difference",
+        batch_size=4,
+        extraction_pairs=own,
+        held_out_pairs=[],
+        extra_pairs=[("more.jsonl", extra)],
+    )
+
+    def mean_difference(pairs: list) -> np.ndarray:
+        pos = np.stack([reference_means(tiny_llama, p.prompt, p.positive) for p in pairs])
+        neg = np.stack([reference_means(tiny_llama, p.prompt, p.negative) for p in pairs])
+        return pos.mean(0) - neg.mean(0)
+
+    expected = (mean_difference(own) + mean_difference(extra)) / 2
+    np.testing.assert_allclose(vector.vectors, expected, atol=2e-5, rtol=1e-5)
+    assert vector.metadata["sources"] == [
+        {"name": "trait file", "pairs": len(own)},
+        {"name": "more.jsonl", "pairs": len(extra)},
+    ]
+    assert vector.metadata["counts"]["extraction_pairs"] == len(trait.pairs)
+
+
+def test_weighted_probe_matches_sklearn_with_sample_weights(
+    tiny_llama: LoadedModel, trait: TraitDefinition
+) -> None:
+    from sklearn.linear_model import LogisticRegression
+
+    from datalint_persona.extraction import PROBE_C, probe_directions, source_weights
+
+    weights = source_weights([1, len(trait.pairs) - 1])
+    assert weights.mean() == pytest.approx(1.0) and weights[0] == pytest.approx(weights[1:].sum())
+    positive = np.stack([reference_means(tiny_llama, p.prompt, p.positive) for p in trait.pairs])
+    negative = np.stack([reference_means(tiny_llama, p.prompt, p.negative) for p in trait.pairs])
+    got = probe_directions(positive, negative, weights=weights)
+    layer = tiny_llama.num_layers
+    x = np.concatenate([positive[:, layer], negative[:, layer]])
+    mean, scale = x.mean(0), x.std(0)
+    scale[scale == 0] = 1.0
+    labels = np.r_[np.ones(len(positive)), np.zeros(len(negative))]
+    fitted = LogisticRegression(C=PROBE_C, max_iter=5000).fit(
+        (x - mean) / scale, labels, sample_weight=np.r_[weights, weights]
+    )
+    expected = fitted.coef_[0] / scale
+    assert float(got[layer] @ expected / np.linalg.norm(got[layer]) / np.linalg.norm(expected)) > 0.999

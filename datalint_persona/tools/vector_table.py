@@ -1,6 +1,8 @@
-"""Write the Markdown table of bundled vectors: ``python -m datalint_persona.tools.vector_table DIR``.
+"""Write the Markdown table of bundled vectors:
+``python -m datalint_persona.tools.vector_table DIR [EXTERNAL.json]``.
 
-Every figure comes from the vectors' sidecars, which ``persona-lint vectors build`` computed.
+Every figure comes from the vectors' sidecars, which ``persona-lint vectors build`` computed, and
+from the report of ``persona-lint vectors evaluate-external --json`` when one is given.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ HEADER = """# Bundled persona vectors: {model}
 
 Built by `make vectors` (`persona-lint vectors build --method contrastive --direction {direction}`)
 from response-token activations of the trait file's trait-exhibiting and normal answers (40 pairs per
-trait, 7 answer styles). {direction_text}
+trait, 7 answer styles){sources_text}. {direction_text}
 
 The layer is the one with the largest held-out Cohen's d; calibration uses the 64 held-out pairs of `traits/TRAIT.yaml` and the model's own greedy y′. All figures below are ΔP
 figures on those held-out pairs. *Lexical* is the same method at layer 0 (an average of token
@@ -65,8 +67,9 @@ DIRECTION_TEXT = {
 LOSO_HEADER = """
 ## Leave-one-style-out: does the vector work on a style it was not built from?
 
-`persona-lint vectors evaluate` builds each direction from the pairs (extraction and calibration) of
-all answer styles but one, and tests it on the held-out style, at the bundled vector's layer. *TF-IDF*
+`persona-lint vectors evaluate` builds each direction from the trait file's pairs (extraction and
+calibration) of all answer styles but one, and tests it on the held-out style, at the bundled
+vector's layer. It uses the trait file alone, without `training/`. *TF-IDF*
 is a logistic regression on the answers' words, trained on the same pairs; *layer-0* is the same
 mean difference over token embeddings. The target is a ΔP AUROC of at least 0.9 that beats both
 lexical baselines on every held-out style; rows marked **no** miss the second part. The first
@@ -85,16 +88,59 @@ def loso_sections(path: Path) -> str:
     )
 
 
-def main(folder: str) -> str:
+def sources_text(vectors: list[PersonaVector]) -> str:
+    """Which vectors were also extracted from extra pair files (``--extra-pairs``)."""
+    extra = [
+        f"{v.trait} also from `training/{s['name']}` ({s['pairs']} pairs)"
+        for v in vectors
+        for s in v.metadata.get("sources", [])[1:]
+    ]
+    if not extra:
+        return ""
+    return "; " + ", ".join(extra) + ", with each source weighing the same"
+
+
+EXTERNAL_HEADER = """
+## On text nobody wrote for these vectors
+
+`make evaluate-external` (`persona-lint vectors evaluate-external`) scores the test split of the
+public sets in `calibration/README.md`, and the independent pairs of `evaluation/independent/`,
+which another writer wrote apart from all training text. Next to each vector's ΔP are two
+baselines built from exactly the pairs the vector was built from: ΔP at layer 0 along the vector's
+own layer-0 direction (token embeddings, a bag of words), and TF-IDF + logistic regression. The
+95% intervals are bootstrap intervals.
+"""
+
+
+def external_sections(path: Path) -> str:
+    from datalint_persona.external_eval import detection_table
+
+    report = json.loads(path.read_text(encoding="utf-8"))
+    text = (
+        EXTERNAL_HEADER + "\n" + "\n".join(detection_table("external set (test split)", report["detection"]))
+    )
+    if report.get("independent"):
+        text += "\n\n" + "\n".join(detection_table("independent pairs", report["independent"]))
+    return text + "\n"
+
+
+def main(folder: str, external: str | None = None) -> str:
     vectors = [PersonaVector.load(p) for p in sorted(Path(folder).glob("*.safetensors"))]
     model = vectors[0].metadata["model"]["name"] if vectors else Path(folder).name
     direction = str(vectors[0].metadata.get("direction", "mean-difference")) if vectors else "probe"
-    text = HEADER.format(model=model, direction=direction, direction_text=DIRECTION_TEXT[direction])
+    text = HEADER.format(
+        model=model,
+        direction=direction,
+        direction_text=DIRECTION_TEXT[direction],
+        sources_text=sources_text(vectors),
+    )
     text += "\n".join(row(v) for v in vectors) + "\n"
     text += style_table(vectors)
+    if external is not None:
+        text += external_sections(Path(external))
     loso = Path(folder) / "loso.json"
     return text + (loso_sections(loso) if loso.is_file() else "")
 
 
 if __name__ == "__main__":
-    sys.stdout.write(main(sys.argv[1]))
+    sys.stdout.write(main(*sys.argv[1:3]))

@@ -105,17 +105,40 @@ def corpora(external: Path, sizes: dict[str, int]) -> dict[str, dict]:
         for part, pairs in (("extraction", definition.pairs), ("calibration", definition.calibration)):
             for pair in pairs:
                 rows.append(
-                    (f"{trait}/{part}/{pair.id}", pair.prompt, {"positive": pair.positive, "negative": pair.negative})
+                    (
+                        f"{trait}/{part}/{pair.id}",
+                        pair.prompt,
+                        {"positive": pair.positive, "negative": pair.negative},
+                    )
                 )
         add(f"trait_{trait}", rows)
         out[f"trait_{trait}"]["splits"] = [r[0].split("/")[1] for r in rows]
-        out[f"trait_{trait}"]["styles"] = [p.style for _, ps in (("e", definition.pairs), ("c", definition.calibration)) for p in ps]
+        out[f"trait_{trait}"]["styles"] = [
+            p.style for _, ps in (("e", definition.pairs), ("c", definition.calibration)) for p in ps
+        ]
+    return out
+
+
+def pair_corpora(files: list[Path]) -> dict[str, dict]:
+    """Corpora of own written pairs (JSONL: id, style, messages, positive, negative)."""
+    out = {}
+    for file in files:
+        records = read_external(file.parent, file.name)
+        out[file.stem] = {
+            "ids": [r["id"] for r in records],
+            "splits": [file.stem.split("_")[0]] * len(records),
+            "styles": [r["style"] for r in records],
+            "prompts": [tuple(Message(m["role"], m["content"]) for m in r["messages"]) for r in records],
+            "answers": {kind: [r[kind] for r in records] for kind in ("positive", "negative")},
+        }
     return out
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--external", type=Path, default=Path(__file__).resolve().parents[3] / "shared" / "external")
+    parser.add_argument(
+        "--external", type=Path, default=Path(__file__).resolve().parents[3] / "shared" / "external"
+    )
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--max-new-tokens", type=int, default=96)
     parser.add_argument("--cache-dir", default=".persona-lint-cache")
@@ -123,6 +146,7 @@ def main() -> int:
     parser.add_argument("--halueval-clean", type=int, default=300)
     parser.add_argument("--halueval-hallucinated", type=int, default=150)
     parser.add_argument("--hh-rlhf", type=int, default=200)
+    parser.add_argument("--pairs", type=Path, nargs="*", default=[], help="own pair files (JSONL)")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     sizes = {
@@ -133,7 +157,8 @@ def main() -> int:
     loaded = load_model(resolve_model("smollm2-135m-instruct"))
     settings = GenerationSettings(max_new_tokens=args.max_new_tokens, temperature=0.0, seed=0)
     layers = list(range(LAST_LAYER + 1))
-    for name, corpus in corpora(args.external, sizes).items():
+    every = pair_corpora(args.pairs) if args.pairs else corpora(args.external, sizes)
+    for name, corpus in every.items():
         if args.only and name not in args.only:
             continue
         target = args.out / f"{name}.npz"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -9,7 +11,7 @@ from datalint_persona.extraction import build_contrastive
 from datalint_persona.generation import DEFAULT_MAX_NEW_TOKENS
 from datalint_persona.models import LoadedModel
 from datalint_persona.rules import resolve_rule, shipped_rules
-from datalint_persona.traits import load_trait, shipped_trait_path
+from datalint_persona.traits import load_pair_file, load_trait, shipped_trait_path
 from datalint_persona.vector_store import find_vectors
 
 TRAITS = {"evil", "sycophancy", "hallucination", "impolite", "apathetic", "humorous", "optimistic"}
@@ -44,8 +46,22 @@ def test_every_trait_ships_a_calibrated_vector_for_the_embedded_model(smollm: Lo
         assert (rule.calibration_mean, rule.calibration_std) == (null["loc"], null["scale"])
 
 
-def test_bundled_evil_vector_is_reproducible_from_its_trait_file(smollm: LoadedModel) -> None:
+def test_bundled_evil_vector_is_reproducible_from_its_trait_file_and_training_pairs(
+    smollm: LoadedModel,
+) -> None:
+    """`make vectors` builds evil from traits/evil.yaml plus training/evil.jsonl (--extra-pairs)."""
     bundled = find_vectors(None, "smollm2-135m-instruct", ["evil"])[0]
-    rebuilt = build_contrastive(smollm, load_trait(shipped_trait_path("evil")))
+    extra = load_pair_file(Path(__file__).resolve().parents[2] / "training" / "evil.jsonl")
+    rebuilt = build_contrastive(
+        smollm, load_trait(shipped_trait_path("evil")), extra_pairs=[("evil.jsonl", extra)]
+    )
+    assert (
+        rebuilt.metadata["sources"]
+        == bundled.metadata["sources"]
+        == [
+            {"name": "trait file", "pairs": 40},
+            {"name": "evil.jsonl", "pairs": len(extra)},
+        ]
+    )
     assert rebuilt.metadata["chosen_layer"] == bundled.chosen_layer
     np.testing.assert_allclose(rebuilt.vectors, bundled.vectors, rtol=1e-4, atol=1e-4)
