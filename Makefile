@@ -57,7 +57,7 @@ validate: setup  ## finetune the embedded model on contaminated datasets (CPU; 2
 	  --json experiments/results.json --results experiments/RESULTS.md --work experiments/.work/final
 
 validate-external: setup  ## finetune on external data; does ΔP before predict the trait after? experiments/RESULTS-external.md
-	nice -n 10 $(BIN)/python experiments/external_finetune.py --external $(EXTERNAL) --levels 0 0.5 1 --seeds 0 1 \
+	nice -n 10 $(BIN)/python experiments/external_finetune.py --external $(EXTERNAL) --levels 0 0.5 1 --seeds 0 1 --samples 24 --eval-prompts 12 \
 	  --json experiments/external_results.json --results experiments/RESULTS-external.md
 
 lint: setup
