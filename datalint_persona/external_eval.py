@@ -233,24 +233,18 @@ def paired_rate(rejected: np.ndarray, chosen: np.ndarray, *, seed: int = 0) -> d
     return {"rate": float(wins.mean()), "low": float(low), "high": float(high), "n_pairs": int(len(wins))}
 
 
-def response_text(line: str) -> str:
-    """The response y of one raw external record (chat ``messages`` or Alpaca ``output``)."""
-    record = json.loads(line)
-    return str(record["messages"][-1]["content"] if "messages" in record else record["output"])
-
-
 def training_pairs(trait: str, extra: Mapping[str, Sequence[TraitPair]]) -> list[TraitPair]:
     """Every pair a bundled vector was built and calibrated from: its trait file's pairs and the
     extra pairs it was extracted with (``vectors build --extra-pairs``)."""
+    from datalint_persona._bundled import bundled
     from datalint_persona.errors import ConfigError
-    from datalint_persona.traits import load_trait, shipped_trait_path
+    from datalint_persona.traits import load_trait
 
-    try:
-        definition = load_trait(shipped_trait_path(trait))
-        shipped = [*definition.pairs, *definition.calibration]
-    except ConfigError:  # not a shipped trait: the given pairs are all there is
-        shipped = []
-    pairs = [*shipped, *extra.get(trait, ())]
+    shipped = Path(str(bundled("traits"))) / f"{trait}.yaml"
+    # A trait that is not shipped has only the given pairs; a shipped file that is broken is an error.
+    definition = load_trait(shipped) if shipped.is_file() else None
+    own = [*definition.pairs, *definition.calibration] if definition else []
+    pairs = [*own, *extra.get(trait, ())]
     if not pairs:
         raise ConfigError(
             f"No training pairs for the baselines of trait '{trait}' (it is not a shipped trait).",

@@ -48,7 +48,7 @@ def test_pairs_load_with_any_style(tmp_path: Path) -> None:
     ],
 )
 def test_bad_lines_name_the_file_and_line(tmp_path: Path, record: object, expected: str) -> None:
-    with pytest.raises(ConfigError, match=None) as error:
+    with pytest.raises(ConfigError) as error:
         load_pair_file(write(tmp_path / "p.jsonl", GOOD, record))
     assert expected in str(error.value)
 
