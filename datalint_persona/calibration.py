@@ -7,6 +7,8 @@ model's own y' (generated with the fixed budget the sidecar records, as screenin
 - **The gap**: mean ΔP of trait answers minus that of normal answers, the unit of a dataset's effect.
 - **The margin**: the effect a dataset must be shown to exceed, set from the clean sources' own
   effects (:func:`clean_margin`) so that clean data of every calibration style passes with room.
+- **The reference**: how much of the model's own answer y′ ΔP subtracts, fitted on the clean
+  answers (:mod:`datalint_persona.reference`); every figure above is of that ΔP.
 
 The ΔP that at most ``fpr`` of normal answers exceed is kept as a reference figure.
 """
@@ -24,6 +26,7 @@ from datalint_persona.backends import GenerationSettings
 from datalint_persona.errors import ConfigError
 from datalint_persona.extraction import auroc
 from datalint_persona.generation import DEFAULT_MAX_NEW_TOKENS, generate_y_prime
+from datalint_persona.reference import Reference, fit_reference
 from datalint_persona.scoring import project_responses
 from datalint_persona.stats import (
     bootstrap_mean_ci,
@@ -47,16 +50,21 @@ MIN_MARGIN = 0.25
 MIN_NULL_VALUES = 10
 
 
+OWN_ANSWERS = "the model's own answers"
+
+
 @dataclass(frozen=True)
-class CleanDeltas:
-    """ΔP of clean samples for several vectors: ``values[trait]`` at that vector's layer, and each
-    sample's source (a file name) in ``sources``."""
+class CleanProjections:
+    """Projections of clean samples for several vectors, at each vector's layer: of the answer
+    (``answers[trait]``) and of the model's own answer to the same prompt (``own_answers[trait]``),
+    with each sample's source (a file name) in ``sources``."""
 
     sources: tuple[str, ...]
-    values: dict[str, np.ndarray]
+    answers: dict[str, np.ndarray]
+    own_answers: dict[str, np.ndarray]
 
 
-def clean_delta_p(
+def clean_projections(
     loaded: LoadedModel,
     vectors: Sequence[PersonaVector],
     samples: Sequence[Sample],
@@ -66,9 +74,9 @@ def clean_delta_p(
     backend: str = "transformers",
     seed: int = 0,
     max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
-) -> CleanDeltas:
-    """ΔP of every clean sample for every vector, at its chosen layer, in one generation and one
-    forward pass for all of them (screening's own y' settings and scoring)."""
+) -> CleanProjections:
+    """proj(y) and proj(y') of every clean sample for every vector, at its chosen layer, in one
+    generation and one forward pass for all of them (screening's own y' settings and scoring)."""
     settings = GenerationSettings(max_new_tokens=max_new_tokens, seed=seed)
     prompts = [s.prompt for s in samples]
     generations, _ = generate_y_prime(
@@ -84,10 +92,10 @@ def clean_delta_p(
         batch_size=batch_size,
     )
     n = len(samples)
-    delta = projections[:n] - projections[n:]
-    return CleanDeltas(
+    return CleanProjections(
         tuple(Path(s.source).name for s in samples),
-        {v.trait: delta[:, column] for column, v in enumerate(vectors)},
+        {v.trait: projections[:n, column] for column, v in enumerate(vectors)},
+        {v.trait: projections[n:, column] for column, v in enumerate(vectors)},
     )
 
 
@@ -126,13 +134,16 @@ def calibrate_vector(
     backend: str = "transformers",
     seed: int = 0,
     max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
-    clean: CleanDeltas | None = None,
+    clean: CleanProjections | None = None,
+    reference_weight: float | None = None,
 ) -> dict[str, Any]:
     """Return the sidecar's ``calibration`` block for ``vector`` at ``layer`` (default: its chosen one).
 
-    ``clean`` (from :func:`clean_delta_p`, at the same layer) adds clean answers of other sources
-    to the null and the margin. Figures are also given for the confusable pairs alone, and for the
-    same method at layer 0 (the lexical baseline: an average of token embeddings).
+    ``clean`` (from :func:`clean_projections`, at the same layer) adds clean answers of other
+    sources to the null, the margin and the reference fit. ``reference_weight`` fixes the weight of
+    y′ in the reference (1: the paper's ΔP) instead of fitting it. Figures are also given for the
+    confusable pairs alone, and for the paper's ΔP at layer 0 (the lexical baseline: an average of
+    token embeddings).
     """
     chosen = vector.chosen_layer if layer is None else layer
     prompts = [p.prompt for p in pairs]
@@ -153,53 +164,93 @@ def calibrate_vector(
         max_tokens=loaded.context_length,
         batch_size=batch_size,
     )
-    # ΔP = proj(x, y) - proj(x, y'), per direction (columns: chosen layer, layer 0).
-    delta_pos = projections[:n] - projections[2 * n :]
-    delta_neg = projections[n : 2 * n] - projections[2 * n :]
-    threshold = threshold_at_fpr(delta_neg[:, 0], fpr)
+    # Columns: chosen layer, layer 0. The layer-0 baseline keeps the paper's ΔP, proj(y) - proj(y').
+    own = projections[2 * n :]
+    lexical_pos, lexical_neg = projections[:n, 1] - own[:, 1], projections[n : 2 * n, 1] - own[:, 1]
+    reference = _reference(vector.trait, projections[n : 2 * n, 0], own[:, 0], clean, reference_weight)
+    delta_pos = reference.delta_p(projections[:n, 0], own[:, 0])
+    delta_neg = reference.delta_p(projections[n : 2 * n, 0], own[:, 0])
+    threshold = threshold_at_fpr(delta_neg, fpr)
     confusable = np.array([p.confusable is not None for p in pairs])
-    lexical_threshold = threshold_at_fpr(delta_neg[:, 1], fpr)
+    lexical_threshold = threshold_at_fpr(lexical_neg, fpr)
     result: dict[str, Any] = {
         "layer": chosen,
         "fpr": fpr,
         "sample_threshold": threshold,
-        "normal_mean": float(delta_neg[:, 0].mean()),
-        "normal_std": float(delta_neg[:, 0].std(ddof=1)),
-        "normal_delta_p": [float(x) for x in delta_neg[:, 0]],
-        "trait_delta_p": [float(x) for x in delta_pos[:, 0]],
-        "overall": _figures(delta_pos[:, 0], delta_neg[:, 0], threshold),
-        "lexical_overall": _figures(delta_pos[:, 1], delta_neg[:, 1], lexical_threshold),
+        "reference": {"weight": reference.weight, "own_answer_mean": reference.own_answer_mean},
+        "normal_mean": float(delta_neg.mean()),
+        "normal_std": float(delta_neg.std(ddof=1)),
+        "normal_delta_p": [float(x) for x in delta_neg],
+        "trait_delta_p": [float(x) for x in delta_pos],
+        "overall": _figures(delta_pos, delta_neg, threshold),
+        "lexical_overall": _figures(lexical_pos, lexical_neg, lexical_threshold),
         "y_prime": {
             "max_new_tokens": settings.max_new_tokens,
             "temperature": settings.temperature,
             "hit_token_limit": int(sum(g.hit_token_limit for g in generations)),
         },
     }
-    result.update(_verdict_calibration(vector.trait, delta_pos[:, 0], delta_neg[:, 0], clean))
+    result.update(_verdict_calibration(vector.trait, delta_pos, delta_neg, own[:, 0], reference, clean))
     if confusable.any():
-        result["confusable"] = _figures(delta_pos[confusable, 0], delta_neg[confusable, 0], threshold)
+        result["confusable"] = _figures(delta_pos[confusable], delta_neg[confusable], threshold)
         result["lexical_confusable"] = _figures(
-            delta_pos[confusable, 1], delta_neg[confusable, 1], lexical_threshold
+            lexical_pos[confusable], lexical_neg[confusable], lexical_threshold
         )
     styles = sorted({p.style for p in pairs})
     result["by_style"] = {
-        style: _figures(delta_pos[mask, 0], delta_neg[mask, 0], threshold)
+        style: _figures(delta_pos[mask], delta_neg[mask], threshold)
         for style in styles
         if (mask := np.array([p.style == style for p in pairs])).sum() >= 2
     }
     return result
 
 
+def _reference(
+    trait: str,
+    normal_projection: np.ndarray,
+    own_projection: np.ndarray,
+    clean: CleanProjections | None,
+    weight: float | None,
+) -> Reference:
+    """The reference fitted on the trait file's normal answers and the clean answers (or with a
+    fixed ``weight``); its mean is over the own answers to every one of their prompts."""
+    answers, own = [normal_projection], [own_projection]
+    if clean is not None and trait in clean.answers:
+        answers.append(clean.answers[trait])
+        own.append(clean.own_answers[trait])
+    fitted = fit_reference(np.concatenate(answers), np.concatenate(own), np.concatenate(own))
+    if weight is None:
+        return fitted
+    if not 0.0 <= weight <= 1.0:
+        raise ConfigError(
+            f"reference weight {weight} is outside 0..1.",
+            fix="pass a weight between 0 and 1 (1: the paper's ΔP).",
+        )
+    return Reference(float(weight), fitted.own_answer_mean)
+
+
 def _verdict_calibration(
-    trait: str, trait_delta: np.ndarray, normal_delta: np.ndarray, clean: CleanDeltas | None
+    trait: str,
+    trait_delta: np.ndarray,
+    normal_delta: np.ndarray,
+    own_projection: np.ndarray,
+    reference: Reference,
+    clean: CleanProjections | None,
 ) -> dict[str, Any]:
-    """The sidecar's ``gap``, ``null`` and ``margin`` (see the module docstring)."""
+    """The sidecar's ``gap``, ``null`` and ``margin`` (see the module docstring).
+
+    The null is fitted to the normal and clean answers; below reference weight 1, a second null to
+    the model's own answers, which then score (1 - w)(proj y' - m). The margin covers both.
+    """
     gap = float(trait_delta.mean() - normal_delta.mean())
     by_source: dict[str, np.ndarray] = {"trait file: normal answers": normal_delta}
-    if clean is not None and trait in clean.values:
+    own = [own_projection]
+    if clean is not None and trait in clean.answers:
         sources = np.array(clean.sources)
+        clean_delta = reference.delta_p(clean.answers[trait], clean.own_answers[trait])
+        own.append(clean.own_answers[trait])
         for name in dict.fromkeys(clean.sources):
-            by_source[name] = clean.values[trait][sources == name]
+            by_source[name] = clean_delta[sources == name]
     values = np.concatenate(list(by_source.values()))
     if values.size < MIN_NULL_VALUES:
         raise ConfigError(
@@ -208,6 +259,7 @@ def _verdict_calibration(
             "hundreds, of many styles, make better verdicts).",
         )
     null = fit_clean_null(values)
+    own_delta = reference.delta_p(np.concatenate(own), np.concatenate(own))
     block: dict[str, Any] = {
         "gap": gap,
         "null": {
@@ -217,8 +269,22 @@ def _verdict_calibration(
             "n": int(sum(len(v) for v in by_source.values())),
             "sources": {name: int(len(v)) for name, v in by_source.items()},
         },
-        "clean_effects": {name: float(v.mean() / gap) for name, v in by_source.items()} if gap > 0 else {},
     }
+    # Below weight 1 the own answers score (1 - w)(proj y' - m), not 0: an ordinary answer is then a
+    # clean one or the model's own, and a sample must be unusual against both nulls. At weight 1
+    # they score exactly 0, and ΔP <= 0 is never flagged anyway.
+    if reference.weight < 1.0 and own_delta.size >= MIN_NULL_VALUES and np.ptp(own_delta) > 0:
+        own_null = fit_clean_null(own_delta)
+        block["own_answer_null"] = {
+            "df": own_null.df,
+            "loc": own_null.loc,
+            "scale": own_null.scale,
+            "n": int(own_delta.size),
+        }
+    with_own = {**by_source, OWN_ANSWERS: own_delta}
     if gap > 0:
-        block["margin"] = clean_margin({name: v / gap for name, v in by_source.items()})
+        block["clean_effects"] = {name: float(v.mean() / gap) for name, v in with_own.items()}
+        block["margin"] = clean_margin({name: v / gap for name, v in with_own.items()})
+    else:
+        block["clean_effects"] = {}
     return block

@@ -24,6 +24,13 @@ from datalint_persona.cli_vectors import pair_files, vectors_group
 @click.option("--model", default="smollm2-135m-instruct", show_default=True)
 @click.option("--layer", type=click.IntRange(0), default=None, help="[default: the vector's chosen layer]")
 @click.option("--fpr", type=click.FloatRange(0.0, 0.5, min_open=True), default=0.05, show_default=True)
+@click.option(
+    "--reference-weight",
+    type=click.FloatRange(0.0, 1.0),
+    default=None,
+    help="Weight of the model's own answer y' in ΔP's reference (1: the paper's ΔP, 0: the raw "
+    "projection against the model's average answer) [default: fitted on the clean answers].",
+)
 @click.option("--batch-size", type=click.IntRange(1), default=16, show_default=True)
 @click.option("--cache-dir", default=".persona-lint-cache", show_default=True)
 @click.option("--device", default="auto", show_default=True)
@@ -35,6 +42,7 @@ def calibrate_command(
     model: str,
     layer: int | None,
     fpr: float,
+    reference_weight: float | None,
     batch_size: int,
     cache_dir: str,
     device: str,
@@ -43,7 +51,7 @@ def calibrate_command(
     """Calibrate VECTORS' verdicts (clean null, gap, margin) on their traits' held-out pairs and
     on --clean data, and write them into each vector's sidecar."""
     with errors_to_exit(debug):
-        from datalint_persona.calibration import calibrate_vector, clean_delta_p
+        from datalint_persona.calibration import calibrate_vector, clean_projections
         from datalint_persona.engine import resolve_device
         from datalint_persona.models import load_model, resolve_model
         from datalint_persona.traits import load_trait, shipped_trait_path
@@ -57,7 +65,9 @@ def calibrate_command(
         for item in loaded_vectors:
             item.check_model(loaded.identity, loaded.num_layers, loaded.hidden_size, model)
         clean = (
-            clean_delta_p(loaded, loaded_vectors, clean_samples, batch_size=batch_size, cache_dir=cache_dir)
+            clean_projections(
+                loaded, loaded_vectors, clean_samples, batch_size=batch_size, cache_dir=cache_dir
+            )
             if clean_samples
             else None
         )
@@ -71,13 +81,15 @@ def calibrate_command(
                 batch_size=batch_size,
                 cache_dir=cache_dir,
                 clean=clean,
+                reference_weight=reference_weight,
             )
             item.with_metadata(calibration=calibration).save(Path(path).with_suffix(""))
             overall = calibration["overall"]
             margin = calibration.get("margin")
             click.echo(
                 f"{item.trait} @ layer {calibration['layer']}: AUROC {overall['auroc']:.3f}, gap "
-                f"{calibration['gap']:.3f}, clean null from {calibration['null']['n']} answers"
+                f"{calibration['gap']:.3f}, y' weight {calibration['reference']['weight']:.2f}, "
+                f"clean null from {calibration['null']['n']} answers"
                 + (f", dataset margin {margin:.0%} of the gap" if margin is not None else "")
             )
 

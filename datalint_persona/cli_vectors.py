@@ -158,7 +158,7 @@ def build_command(
     --method prompted (the paper's) needs --judge-url and --judge-model.
     """
     with errors_to_exit(debug):
-        from datalint_persona.calibration import calibrate_vector, clean_delta_p
+        from datalint_persona.calibration import calibrate_vector, clean_projections
         from datalint_persona.engine import resolve_device
         from datalint_persona.extraction import build_contrastive
         from datalint_persona.models import load_model, resolve_model
@@ -233,7 +233,7 @@ def build_command(
         clean = None
         if calibrate and clean_samples:
             with console.status(f"Scoring {len(clean_samples)} clean answers"):
-                clean = clean_delta_p(
+                clean = clean_projections(
                     loaded,
                     [v for _, v in built],
                     clean_samples,

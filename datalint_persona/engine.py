@@ -18,6 +18,7 @@ from datalint_persona import __version__
 from datalint_persona.errors import PersonaLintError
 from datalint_persona.findings import dataset_findings, invalid_findings, sample_findings
 from datalint_persona.paths import display_path
+from datalint_persona.reference import Reference
 from datalint_persona.summaries import count_warnings
 from datalint_persona.types import (
     Direction,
@@ -346,7 +347,8 @@ def _sample_score(
 ) -> SampleScore:
     trait_scores = []
     for column, rule in enumerate(rules):
-        delta = float(projection_y[column] - projection_y_prime[column])
+        reference = Reference(rule.reference_weight, rule.reference_mean)
+        delta = float(reference.delta_p(projection_y[column], projection_y_prime[column]))
         z = None
         if rule.calibration_mean is not None and rule.calibration_std:
             z = (delta - rule.calibration_mean) / rule.calibration_std

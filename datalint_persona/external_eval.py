@@ -17,8 +17,9 @@ function every run uses:
   n = 200 and 1,000: how often the trait's dataset verdict (and the gate) fires, and the mean ΔP;
 - **detection**: AUROC of the sample ΔP (bootstrap 95% CI) between trait and clean samples, and
   for paired data (HH-RLHF) the rate at which the rejected answer scores higher than the chosen;
-  the same figures for two baselines built from exactly the vector's training pairs: ΔP at layer 0
-  (token embeddings) along the vector's layer-0 direction, and TF-IDF + logistic regression;
+  the same for the paper's ΔP (y′ alone as the reference), the raw projection a(x, y)·v̂, and two baselines built from
+  exactly the vector's training pairs: the paper's ΔP at layer 0 (token embeddings) along the
+  vector's layer-0 direction, and TF-IDF + logistic regression;
 - **independent pairs** (optional): the same detection figures on pairs written apart from all
   training text.
 """
@@ -385,13 +386,17 @@ def evaluate_external(
     vectors = {v.trait: v for v in find_vectors(options.vectors, loaded.spec.name, list(columns))}
 
     def detect(trait: str, bad: list[SampleScore], clean: list[SampleScore], paired: bool) -> dict[str, Any]:
-        """ΔP, layer-0 ΔP and TF-IDF scores of trait vs clean samples: AUROC (and paired rate)."""
+        """ΔP, the paper's ΔP (y′ alone as the reference), the raw projection a(x, y)·v̂, layer-0
+        ΔP and TF-IDF scores of trait vs clean samples: AUROC (and paired rate)."""
         score = lexical_scorer(training_pairs(trait, extra))
+        column = columns[trait]
         scores = {
-            "delta_p": (
-                delta_matrix(bad, rules)[:, columns[trait]],
-                delta_matrix(clean, rules)[:, columns[trait]],
+            "delta_p": (delta_matrix(bad, rules)[:, column], delta_matrix(clean, rules)[:, column]),
+            "own_answer": tuple(
+                np.array([s.scores[column].projection_y - s.scores[column].projection_y_prime for s in group])
+                for group in (bad, clean)
             ),
+            "raw": tuple(np.array([s.scores[column].projection_y for s in group]) for group in (bad, clean)),
             "layer0": tuple(
                 layer0_delta_p(loaded, vectors[trait], group, batch_size=options.batch_size)
                 for group in (bad, clean)
@@ -480,6 +485,8 @@ def markdown(report: Mapping[str, Any]) -> str:
 
 SCORE_LABELS = {
     "delta_p": "ΔP (bundled vector)",
+    "own_answer": "ΔP against y′ alone (the paper's)",
+    "raw": "raw projection, no y′",
     "layer0": "ΔP at layer 0, same data",
     "tfidf": "TF-IDF, same data",
 }
@@ -493,6 +500,8 @@ def detection_table(heading: str, detection: Mapping[str, Any]) -> list[str]:
     ]
     for name, figures in detection.items():
         for key, label in SCORE_LABELS.items():
+            if key not in figures:  # a report from before that score was measured
+                continue
             auc, paired = figures[key]["auroc"], figures[key].get("paired")
             paired_text = (
                 f"{paired['rate']:.2f} [{paired['low']:.2f}, {paired['high']:.2f}]" if paired else "n/a"

@@ -97,6 +97,13 @@ def _check_shards(paths: Sequence[str], documents: Sequence[dict[str, Any]]) -> 
         )
 
 
+def _rule(entry: dict[str, Any], names: set[str]) -> RuleInfo:
+    values = {k: v for k, v in entry.items() if k in names}
+    if values.get("own_answer_null") is not None:
+        values["own_answer_null"] = tuple(values["own_answer_null"])  # JSON gives a list
+    return RuleInfo(**values)
+
+
 def _sample(entry: dict[str, Any], rules: Sequence[RuleInfo]) -> SampleScore:
     scores = entry["scores"]
     return SampleScore(
@@ -129,7 +136,7 @@ def merge_reports(paths: Sequence[str]) -> ScreenResult:
     _check_shards(paths, documents)
     first = documents[0]
     rule_names = {f.name for f in fields(RuleInfo)}
-    all_rules = [RuleInfo(**{k: v for k, v in r.items() if k in rule_names}) for r in first["rules"]]
+    all_rules = [_rule(r, rule_names) for r in first["rules"]]
     rules = [r for r in all_rules if r.enabled]
     samples = sorted((_sample(e, rules) for d in documents for e in d["samples"]), key=lambda s: s.index)
     if [s.index for s in samples] != list(range(len(samples))):

@@ -151,6 +151,7 @@ def resolve_rule(default: RuleDefault, vector: PersonaVector, overrides: Mapping
             f"{where}: the vector {vector.path or vector.trait} has no calibration at layer {layer}.",
             fix=f"run 'persona-lint calibrate' (at layer {layer}), or set rules.{default.trait}.sample-threshold.",
         )
+    reference = calibration.get("reference") if calibrated_here else None
     margin = overrides.get("margin", default.margin)
     if margin == "calibrated":
         margin = calibration.get("margin", DEFAULT_MARGIN) if calibrated_here else DEFAULT_MARGIN
@@ -170,4 +171,14 @@ def resolve_rule(default: RuleDefault, vector: PersonaVector, overrides: Mapping
         null_df=null[0] if null else None,
         gap=gap,
         margin=float(margin),
+        reference_weight=float(reference["weight"]) if reference else 1.0,
+        reference_mean=float(reference["own_answer_mean"]) if reference else 0.0,
+        own_answer_null=_own_answer_null(calibration) if calibrated_here else None,
     )
+
+
+def _own_answer_null(calibration: Mapping[str, Any]) -> tuple[float, float, float] | None:
+    null = calibration.get("own_answer_null")
+    if not isinstance(null, Mapping):
+        return None
+    return float(null["df"]), float(null["loc"]), float(null["scale"])

@@ -225,6 +225,12 @@ class RuleInfo:
     null_df: float | None = None  # degrees of freedom of the clean null (a Student t)
     gap: float | None = None  # mean ΔP of trait answers minus that of normal answers (calibration pairs)
     margin: float | None = None  # the dataset margin, as a fraction of gap
+    # ΔP's reference: this weight of proj(y'), the rest the model's mean own-answer projection
+    # (datalint_persona.reference); 1 and 0 are the paper's ΔP.
+    reference_weight: float = 1.0
+    reference_mean: float = 0.0
+    # (df, loc, scale) of the Student t of the model's own answers' ΔP, where the weight is below 1.
+    own_answer_null: tuple[float, float, float] | None = None
 
 
 @dataclass(frozen=True)

@@ -4,10 +4,12 @@ The reference point is "no shift": ΔP = 0 means that the data says what the mod
 
 **Samples.** Each sample and trait gets a one-sided p-value: how likely an ordinary answer pulls
 this far. It must be unusual against the clean null (ΔP of clean answers of many styles, fitted
-as a Student t at calibration) *and*, in a file of at least ``MIN_OWN_FILE`` samples, an outlier
-in its own file (median and MAD), so that a file's own style is not evidence; the larger of the
-two p-values counts. Samples with ΔP <= 0 never pull toward the trait (p = 1). The p-values of a
-run are corrected together (Benjamini-Hochberg), and a sample is flagged at q <= ``fdr``.
+as a Student t at calibration), against the model's own answers where the rule's reference does
+not make their ΔP 0 (a second t, :mod:`datalint_persona.reference`), *and*, in a file of at least
+``MIN_OWN_FILE`` samples, an outlier in its own file (median and MAD), so that a file's own style
+is not evidence; the largest of the p-values counts. Samples with ΔP <= 0 never pull toward the
+trait (p = 1). The p-values of a run are corrected together (Benjamini-Hochberg), and a sample is
+flagged at q <= ``fdr``.
 
 **Files.** The effect is the mean ΔP as a fraction of the calibrated gap between trait and normal
 answers. A file is flagged when a one-sided t test shows that the mean ΔP of its samples that were
@@ -63,6 +65,11 @@ def clean_null(rule: RuleInfo) -> CleanNull | None:
     return CleanNull(rule.null_df, rule.calibration_mean, rule.calibration_std)
 
 
+def own_answer_null(rule: RuleInfo) -> CleanNull | None:
+    """The t of the model's own answers' ΔP, where the rule's reference weight is below 1."""
+    return CleanNull(*rule.own_answer_null) if rule.own_answer_null else None
+
+
 def usable_gap(rule: RuleInfo) -> float | None:
     """The rule's trait-vs-normal gap, where calibration gave a positive one (the unit of effects)."""
     return rule.gap if rule.gap is not None and rule.gap > 0 else None
@@ -79,16 +86,21 @@ def dataset_bound(rule: RuleInfo) -> float | None:
     return rule.dataset_threshold if rule.dataset_threshold is not None else margin_bound(rule)
 
 
-def sample_p_values(delta: np.ndarray, sources: np.ndarray, null: CleanNull | None) -> np.ndarray:
+def sample_p_values(
+    delta: np.ndarray, sources: np.ndarray, null: CleanNull | None, own_null: CleanNull | None = None
+) -> np.ndarray:
     """(n,) one-sided p-values of one trait's ΔP (see the module docstring); NaN without a null.
 
-    ``sources`` holds each sample's file as an integer code.
+    ``sources`` holds each sample's file as an integer code; ``own_null`` is the null of the
+    model's own answers, where there is one.
     """
     if null is None:
         return np.full(delta.shape, np.nan)
     from scipy.stats import norm
 
     p = np.asarray(null.p_value(delta), dtype=np.float64)
+    if own_null is not None:
+        p = np.maximum(p, own_null.p_value(delta))
     for code in np.unique(sources):
         rows = np.flatnonzero(sources == code)
         if rows.size < MIN_OWN_FILE:
@@ -139,7 +151,11 @@ def decide(
     delta = np.stack([np.asarray(c) for c in columns], axis=1) if rules else np.zeros((n, 0))
     p = (
         np.stack(
-            [sample_p_values(delta[:, k], sources, clean_null(rule)) for k, rule in enumerate(rules)], axis=1
+            [
+                sample_p_values(delta[:, k], sources, clean_null(rule), own_answer_null(rule))
+                for k, rule in enumerate(rules)
+            ],
+            axis=1,
         )
         if rules
         else np.zeros((n, 0))

@@ -373,9 +373,9 @@ def vectors_dir(
 ) -> Path:
     """A folder holding the fixture trait's vector, calibrated on its held-out pairs and on
     CLEAN_SAMPLES."""
-    from datalint_persona.calibration import calibrate_vector, clean_delta_p
+    from datalint_persona.calibration import calibrate_vector, clean_projections
 
-    clean = clean_delta_p(tiny_llama, [uncalibrated_vector], clean_samples(), batch_size=4)
+    clean = clean_projections(tiny_llama, [uncalibrated_vector], clean_samples(), batch_size=4)
     calibration = calibrate_vector(
         tiny_llama, uncalibrated_vector, trait.calibration, batch_size=4, cache_dir=None, clean=clean
     )

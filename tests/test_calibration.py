@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from conftest import reference_means
 
+from datalint_persona.errors import ConfigError
 from datalint_persona.models import LoadedModel
 from datalint_persona.stats import bootstrap_mean_ci, threshold_at_fpr
 from datalint_persona.traits import TraitDefinition
@@ -42,40 +43,54 @@ def test_thresholds_and_normal_statistics(calibrated_vector: PersonaVector, trai
     assert "dataset_thresholds" not in calibration  # dataset verdicts no longer depend on n
 
 
-def test_gap_null_and_margin_from_normals_and_clean_answers(
-    calibrated_vector: PersonaVector, tiny_llama: LoadedModel
+def test_gap_null_margin_and_reference_from_normals_and_clean_answers(
+    calibrated_vector: PersonaVector, tiny_llama: LoadedModel, trait: TraitDefinition
 ) -> None:
-    """Recomputed here: ΔP of the clean answers by the reference forward, the t fit by scipy."""
+    """Recomputed here: every projection by the reference forward, the reference weight as the
+    least-squares slope of proj(y) on proj(y') over the normal and clean answers (scipy), the t
+    fit by scipy."""
     from conftest import clean_samples
-    from scipy.stats import t
+    from scipy.stats import linregress, t
 
-    from datalint_persona.generation import DEFAULT_MAX_NEW_TOKENS
+    from datalint_persona.backends import GenerationSettings
+    from datalint_persona.generation import DEFAULT_MAX_NEW_TOKENS, generate_y_prime
 
     calibration = calibrated_vector.calibration
     layer = calibration["layer"]
     unit = calibrated_vector.vectors[layer].astype(np.float64)
     unit /= np.linalg.norm(unit)
-    normal, trait_values = np.array(calibration["normal_delta_p"]), np.array(calibration["trait_delta_p"])
-    gap = trait_values.mean() - normal.mean()
-    assert calibration["gap"] == pytest.approx(gap) and gap > 0
     assert calibration["y_prime"]["max_new_tokens"] == DEFAULT_MAX_NEW_TOKENS
-    from datalint_persona.backends import GenerationSettings
-    from datalint_persona.generation import generate_y_prime
+    settings = GenerationSettings(max_new_tokens=DEFAULT_MAX_NEW_TOKENS)
 
-    samples = clean_samples()
-    generations, _ = generate_y_prime(
-        tiny_llama, [s.prompt for s in samples], GenerationSettings(max_new_tokens=DEFAULT_MAX_NEW_TOKENS)
-    )
-    clean = np.array(
-        [
-            (
-                reference_means(tiny_llama, s.prompt, s.response)[layer]
-                - reference_means(tiny_llama, s.prompt, g.text or " ")[layer]
-            )
-            @ unit
-            for s, g in zip(samples, generations, strict=True)
+    def projections(prompts: list, answers: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """proj(y) and proj(y') of each (prompt, answer)."""
+        generations, _ = generate_y_prime(tiny_llama, prompts, settings)
+        raw = [reference_means(tiny_llama, p, a)[layer] @ unit for p, a in zip(prompts, answers, strict=True)]
+        own = [
+            reference_means(tiny_llama, p, g.text or " ")[layer] @ unit
+            for p, g in zip(prompts, generations, strict=True)
         ]
-    )
+        return np.array(raw), np.array(own)
+
+    pairs = trait.calibration
+    normal_raw, pair_own = projections([p.prompt for p in pairs], [p.negative for p in pairs])
+    trait_raw, _ = projections([p.prompt for p in pairs], [p.positive for p in pairs])
+    samples = clean_samples()
+    clean_raw, clean_own = projections([s.prompt for s in samples], [s.response for s in samples])
+    slope = linregress(np.r_[pair_own, clean_own], np.r_[normal_raw, clean_raw]).slope
+    weight = min(max(slope, 0.0), 1.0)
+    mean = np.r_[pair_own, clean_own].mean()
+    assert calibration["reference"]["weight"] == pytest.approx(weight, abs=1e-4)
+    assert calibration["reference"]["own_answer_mean"] == pytest.approx(mean, abs=1e-4)
+
+    def delta(raw: np.ndarray, own: np.ndarray) -> np.ndarray:
+        return raw - (weight * own + (1 - weight) * mean)
+
+    normal, clean = delta(normal_raw, pair_own), delta(clean_raw, clean_own)
+    np.testing.assert_allclose(calibration["normal_delta_p"], normal, atol=1e-4)
+    np.testing.assert_allclose(calibration["trait_delta_p"], delta(trait_raw, pair_own), atol=1e-4)
+    gap = delta(trait_raw, pair_own).mean() - normal.mean()
+    assert calibration["gap"] == pytest.approx(gap, abs=1e-4) and gap > 0
     null = calibration["null"]
     assert null["n"] == len(normal) + len(clean)
     assert null["sources"] == {
@@ -86,15 +101,46 @@ def test_gap_null_and_margin_from_normals_and_clean_answers(
     df, loc, scale = t.fit(np.concatenate([normal, clean]))
     if 2 <= df <= 100:
         assert (null["df"], null["loc"], null["scale"]) == pytest.approx((df, loc, scale), rel=1e-3, abs=1e-3)
-    # The margin: 1.5 x the largest upper 95% bound of a clean source's mean effect, at least 0.25.
+    # The margin: 1.5 x the largest upper 95% bound of a clean source's mean effect, the model's own
+    # answers (scored against their own reference) included, and at least 0.25.
     names = np.array([s.source for s in samples])
-    uppers = [bootstrap_mean_ci(normal / gap)[1]] + [
+    own_answers = np.r_[delta(pair_own, pair_own), delta(clean_own, clean_own)]
+    uppers = [bootstrap_mean_ci(normal / gap)[1], bootstrap_mean_ci(own_answers / gap)[1]] + [
         bootstrap_mean_ci(clean[names == name] / gap)[1] for name in ("clean-a.jsonl", "clean-b.jsonl")
     ]
-    assert calibration["margin"] == pytest.approx(max(0.25, 1.5 * max(uppers)), abs=1e-4)
+    assert calibration["margin"] == pytest.approx(max(0.25, 1.5 * max(uppers)), abs=1e-3)
     assert calibration["clean_effects"]["clean-a.jsonl"] == pytest.approx(
-        clean[names == "clean-a.jsonl"].mean() / gap
+        clean[names == "clean-a.jsonl"].mean() / gap, abs=1e-4
     )
+    assert calibration["clean_effects"]["the model's own answers"] == pytest.approx(
+        own_answers.mean() / gap, abs=1e-4
+    )
+
+
+def test_a_fixed_reference_weight_of_one_is_the_papers_delta_p(
+    tiny_llama: LoadedModel, uncalibrated_vector: PersonaVector, trait: TraitDefinition
+) -> None:
+    """--reference-weight 1: ΔP = proj(y) - proj(y'), the own answers score exactly 0."""
+    from conftest import clean_samples
+
+    from datalint_persona.calibration import calibrate_vector, clean_projections
+
+    clean = clean_projections(tiny_llama, [uncalibrated_vector], clean_samples(), batch_size=4)
+    common = {"batch_size": 4, "cache_dir": None, "clean": clean}
+    fixed = calibrate_vector(
+        tiny_llama, uncalibrated_vector, trait.calibration, reference_weight=1.0, **common
+    )
+    assert fixed["reference"]["weight"] == 1.0
+    assert fixed["clean_effects"]["the model's own answers"] == 0.0
+    fitted = calibrate_vector(tiny_llama, uncalibrated_vector, trait.calibration, **common)
+    # Within a pair both answers share y', so the trait-vs-normal difference does not depend on it.
+    np.testing.assert_allclose(
+        np.subtract(fixed["trait_delta_p"], fixed["normal_delta_p"]),
+        np.subtract(fitted["trait_delta_p"], fitted["normal_delta_p"]),
+        atol=1e-9,
+    )
+    with pytest.raises(ConfigError, match="outside 0..1"):
+        calibrate_vector(tiny_llama, uncalibrated_vector, trait.calibration, reference_weight=2.0, **common)
 
 
 def test_confusable_and_style_breakdowns(calibrated_vector: PersonaVector, trait: TraitDefinition) -> None:

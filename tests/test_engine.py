@@ -125,8 +125,12 @@ def test_every_delta_p_matches_an_independent_computation(
         assert trait_score.layer == rule.layer
         assert abs(trait_score.projection_y - y) < 1e-4, score.sample.location
         assert abs(trait_score.projection_y_prime - y_prime) < 1e-4, score.sample.location
-        assert abs(trait_score.delta_p - (y - y_prime)) < 1e-4, score.sample.location
-        assert trait_score.delta_p == trait_score.projection_y - trait_score.projection_y_prime
+        # The reference: the calibrated weight of y' and the rest of the model's mean own answer.
+        reference = calibrated_vector.calibration["reference"]
+        weight, mean = reference["weight"], reference["own_answer_mean"]
+        assert (rule.reference_weight, rule.reference_mean) == (weight, mean)
+        expected = y - (weight * y_prime + (1 - weight) * mean)
+        assert abs(trait_score.delta_p - expected) < 1e-4, score.sample.location
     assert len({s.scores[0].delta_p for s in result.samples}) == len(records)  # not all one value
 
 
@@ -192,14 +196,18 @@ def test_dataset_summaries_per_source(
 
 
 def test_findings_are_exactly_the_samples_the_fdr_procedure_flags(run: tuple[ScreenResult, Path]) -> None:
-    """p from the clean null (scipy's t), q from scipy's Benjamini-Hochberg: recomputed here."""
+    """p from the clean null and the own answers' null (scipy's t; the larger counts), q from
+    scipy's Benjamini-Hochberg: recomputed here."""
     from scipy.stats import false_discovery_control, t
 
     result, _ = run
     [rule] = result.rules
     assert rule.null_df is not None and rule.calibration_std is not None
+    assert rule.own_answer_null is not None  # the fixture's fitted reference weight is below 1
     deltas = np.array([s.scores[0].delta_p for s in result.samples])
     p = t.sf(deltas, rule.null_df, loc=rule.calibration_mean, scale=rule.calibration_std)
+    own_df, own_loc, own_scale = rule.own_answer_null
+    p = np.maximum(p, t.sf(deltas, own_df, loc=own_loc, scale=own_scale))
     p[deltas <= 0] = 1.0  # files under 20 samples get no own-file test
     q = false_discovery_control(p)
     assert [s.scores[0].p_value for s in result.samples] == pytest.approx(p.tolist(), abs=1e-12)

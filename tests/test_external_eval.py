@@ -193,7 +193,7 @@ def test_the_command_screens_each_test_split_once_and_writes_the_tables(
     for name in ("halueval_general_clean.jsonl", "hh_rlhf_harmless_rejected.jsonl"):
         lines = [json.loads(line) for line in (external_dir / name).read_text().splitlines()]
         assert report["pool_sizes"][name] == sum(split_of(r["id"]) == "test" for r in lines)
-    # The model's own answers: ΔP is exactly 0, so no clean file of them is ever flagged.
+    # The model's own answers: no clean file of them is ever flagged.
     assert report["pool_sizes"]["own_answers.jsonl"] == report["pool_sizes"]["halueval_general_clean.jsonl"]
     assert all(
         rate == 0.0
@@ -203,11 +203,11 @@ def test_the_command_screens_each_test_split_once_and_writes_the_tables(
     assert set(report["clean_files"]["self_instruct_user_oriented.jsonl"]) == {"20", "200", "2000"}
     # The tiny vector's trait is neither evil nor hallucination: no contamination rows for it.
     assert report["contamination"] == {} and report["detection"] == {}
-    # The independent pairs get the three scores (layer 0 is checked on its own below).
+    # The independent pairs get the five scores (layer 0 is checked on its own below).
     independent = report["independent"][TRAIT]
     assert independent["n"] == [len(trait.calibration)] * 2
-    assert set(independent) == {"trait", "n", "delta_p", "layer0", "tfidf"}
-    for key in ("delta_p", "layer0", "tfidf"):
+    assert set(independent) == {"trait", "n", "delta_p", "own_answer", "raw", "layer0", "tfidf"}
+    for key in ("delta_p", "own_answer", "raw", "layer0", "tfidf"):
         assert 0 <= independent[key]["auroc"]["auroc"] <= 1 and "paired" in independent[key]
     assert report["extra_pairs"] == {TRAIT: len(trait.pairs) + len(trait.calibration)}
     assert f"| {TRAIT} | {TRAIT} | TF-IDF, same data |" in result.stdout

@@ -31,7 +31,13 @@ def test_sources_name_the_extra_pair_files() -> None:
 
 
 def test_external_section_has_a_row_per_set_and_score(tmp_path: Path) -> None:
-    scores = {"delta_p": figures(0.61, 0.7), "layer0": figures(0.52, 0.5), "tfidf": figures(0.55, 0.6)}
+    scores = {
+        "delta_p": figures(0.61, 0.7),
+        "own_answer": figures(0.58, 0.7),
+        "raw": figures(0.64, 0.6),
+        "layer0": figures(0.52, 0.5),
+        "tfidf": figures(0.55, 0.6),
+    }
     report = {
         "detection": {"hh.jsonl": {"trait": "evil", **scores}},
         "independent": {"evil": {"trait": "evil", **scores}},
@@ -42,3 +48,9 @@ def test_external_section_has_a_row_per_set_and_score(tmp_path: Path) -> None:
     assert "| hh.jsonl | evil | ΔP (bundled vector) | 0.610 [0.510, 0.710] | 0.70 [0.60, 0.80] |" in text
     assert "| evil | evil | TF-IDF, same data | 0.550 [0.450, 0.650] | 0.60 [0.50, 0.70] |" in text
     assert text.count("ΔP at layer 0, same data") == 2
+    assert "| evil | evil | ΔP against y′ alone (the paper's) | 0.580 [0.480, 0.680] |" in text
+    assert "| hh.jsonl | evil | raw projection, no y′ | 0.640 [0.540, 0.740] |" in text
+    # A report without a score leaves its row out.
+    del report["independent"]["evil"]["raw"]
+    path.write_text(json.dumps(report), encoding="utf-8")
+    assert external_sections(path).count("raw projection, no y′") == 1

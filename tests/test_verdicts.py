@@ -82,6 +82,19 @@ def test_p_and_q_values_against_scipy() -> None:
     assert [s.scores[0].q_value for s in annotated] == pytest.approx(q.tolist())
 
 
+def test_a_sample_must_be_unusual_against_the_own_answers_null_too() -> None:
+    """Below reference weight 1 the model's own answers have a null of their own; the larger p counts."""
+    own = (4.0, 2.0, 1.5)  # df, loc, scale: own answers that score higher than the clean ones
+    values = np.array([0.5, 3.0, 6.0, 12.0, 40.0])
+    verdicts = decide(scores({"evil": values}), [rule(own_answer_null=own)])
+    clean_p = t.sf(values, NULL["df"], loc=NULL["loc"], scale=NULL["scale"])
+    own_p = t.sf(values, own[0], loc=own[1], scale=own[2])
+    assert verdicts.p_values[:, 0] == pytest.approx(np.maximum(clean_p, own_p), rel=1e-9, abs=1e-15)
+    assert (own_p > clean_p).any()  # the second null matters for some values
+    without = decide(scores({"evil": values}), [rule()])
+    assert (verdicts.p_values[:, 0] >= without.p_values[:, 0]).all()
+
+
 def test_q_values_span_every_trait_of_the_run() -> None:
     values = {"evil": null_draws(40, 2), "sycophancy": null_draws(40, 3)}
     values["evil"][0] = 14.0

@@ -178,7 +178,7 @@ def _draw(
                 linewidth=1.5,
                 label=f"sample threshold {threshold:.2f}",
             )
-        left.set_xlabel("ΔP (projection of y minus y')")
+        left.set_xlabel("ΔP (projection of y minus its reference)")
         left.set_ylabel("density")
         left.set_title(f"{trait}: ΔP per sample", fontsize=10)
         left.legend(fontsize=7, frameon=False)

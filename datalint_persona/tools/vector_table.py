@@ -20,12 +20,13 @@ from response-token activations of the trait file's trait-exhibiting and normal 
 trait, 7 answer styles){sources_text}. {direction_text}
 
 The layer is the one with the largest held-out Cohen's d; calibration uses the 64 held-out pairs of `traits/TRAIT.yaml` and the model's own greedy y′. All figures below are ΔP
-figures on those held-out pairs. *Lexical* is the same method at layer 0 (an average of token
-embeddings, i.e. a bag of words). Layer selection and thresholds use the same held-out pairs, so the
+figures on those held-out pairs, with each vector's calibrated reference: w is the weight of the
+model's own answer y′ in it (1: the paper's ΔP; see `docs/verdicts.md`). *Lexical* is the paper's
+ΔP at layer 0 (an average of token embeddings, i.e. a bag of words). Layer selection and thresholds use the same held-out pairs, so the
 figures are somewhat optimistic.
 
-| trait | layer | d (layer) | d random 95% | AUROC | TPR @ 5% FPR | confusable AUROC | confusable TPR | lexical confusable AUROC | beats lexical on confusable? |
-|---|---|---|---|---|---|---|---|---|---|
+| trait | layer | w | d (layer) | d random 95% | AUROC | TPR @ 5% FPR | confusable AUROC | confusable TPR | lexical confusable AUROC | beats lexical on confusable? |
+|---|---|---|---|---|---|---|---|---|---|---|
 """
 
 
@@ -36,7 +37,7 @@ def row(vector: PersonaVector) -> str:
     overall, conf, lex = cal["overall"], cal.get("confusable"), cal.get("lexical_confusable")
     beats = "n/a" if not (conf and lex) else ("yes" if conf["auroc"] > lex["auroc"] + 0.02 else "**no**")
     return (
-        f"| {vector.trait} | {layer} | {stats['cohens_d']:.2f} | {stats['random_d95']:.2f} "
+        f"| {vector.trait} | {layer} | {cal.get('reference', {}).get('weight', 1.0):.2f} | {stats['cohens_d']:.2f} | {stats['random_d95']:.2f} "
         f"| {overall['auroc']:.3f} | {overall['tpr_at_threshold']:.2f} "
         f"| {conf['auroc'] if conf else float('nan'):.3f} | {conf['tpr_at_threshold'] if conf else float('nan'):.2f} "
         f"| {lex['auroc'] if lex else float('nan'):.3f} | {beats} |"

@@ -44,6 +44,11 @@ def test_every_trait_ships_a_calibrated_vector_for_the_embedded_model(smollm: Lo
         assert calibration["gap"] == rule.gap == pytest.approx(gap) and gap > 0
         assert rule.sample_threshold is None and rule.margin == calibration["margin"] >= 0.25
         assert (rule.calibration_mean, rule.calibration_std) == (null["loc"], null["scale"])
+        # The reference was fitted on those clean answers; below weight 1 the own answers get a null.
+        reference = calibration["reference"]
+        assert 0.0 <= reference["weight"] <= 1.0
+        assert (rule.reference_weight, rule.reference_mean) == (reference["weight"], reference["own_answer_mean"])
+        assert (rule.own_answer_null is not None) == (reference["weight"] < 1.0)
 
 
 def test_bundled_evil_vector_is_reproducible_from_its_trait_file_and_training_pairs(

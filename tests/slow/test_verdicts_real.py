@@ -76,9 +76,16 @@ def test_the_models_own_answers_are_never_flagged(smollm: LoadedModel, tmp_path:
     result = screen([str(data)], cache_dir=cache, loaded_model=smollm)
     assert result.findings == ()
     assert result.worst_level() == "none"
-    deltas = [t.delta_p for s in result.samples for t in s.scores]
-    # y = y' re-tokenizes to the same tokens for (nearly) every sample: ΔP is 0 there.
-    assert sum(abs(d) < 1e-9 for d in deltas) >= 0.9 * len(deltas)
+    rules = {r.trait: r for r in result.rules}
+    scores = [t for s in result.samples for t in s.scores]
+    # y = y' re-tokenizes to the same tokens for (nearly) every sample: proj y = proj y' there, and
+    # ΔP is what the rule's reference leaves of it, (1 - w)(proj y' - m): 0 at w = 1.
+    same = [t for t in scores if abs(t.projection_y - t.projection_y_prime) < 1e-9]
+    assert len(same) >= 0.9 * len(scores)
+    for t in same:
+        rule = rules[t.trait]
+        expected = (1 - rule.reference_weight) * (t.projection_y_prime - rule.reference_mean)
+        assert abs(t.delta_p - expected) < 1e-6
     assert all(s.status == "ok" for s in result.summaries)  # 24 samples: decided, and not flagged
 
 
