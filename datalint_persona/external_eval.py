@@ -366,7 +366,14 @@ def evaluate_external(
     fdr, alpha = options.fdr, options.dataset_fpr
     report: dict[str, Any] = {
         "rules": [
-            {"trait": r.trait, "level": r.level, "layer": r.layer, "margin": r.margin, "gap": r.gap}
+            {
+                "trait": r.trait,
+                "level": r.level,
+                "layer": r.layer,
+                "margin": r.margin,
+                "gap": r.gap,
+                "reference_weight": r.reference_weight,
+            }
             for r in rules
         ],
         "clean_files": {},

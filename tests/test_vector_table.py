@@ -41,10 +41,13 @@ def test_external_section_has_a_row_per_set_and_score(tmp_path: Path) -> None:
     report = {
         "detection": {"hh.jsonl": {"trait": "evil", **scores}},
         "independent": {"evil": {"trait": "evil", **scores}},
+        "rules": [{"trait": "evil", "reference_weight": 0.36}, {"trait": "humorous"}],
     }
     path = tmp_path / "external.json"
     path.write_text(json.dumps(report), encoding="utf-8")
     text = external_sections(path)
+    # A rule measured before the reference fit had the paper's weight, 1.
+    assert "measured with these y′ weights w: evil 0.36, humorous 1.00." in text
     assert "| hh.jsonl | evil | ΔP (bundled vector) | 0.610 [0.510, 0.710] | 0.70 [0.60, 0.80] |" in text
     assert "| evil | evil | TF-IDF, same data | 0.550 [0.450, 0.650] | 0.60 [0.50, 0.70] |" in text
     assert text.count("ΔP at layer 0, same data") == 2

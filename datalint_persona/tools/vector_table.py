@@ -113,12 +113,21 @@ own layer-0 direction (token embeddings, a bag of words), and TF-IDF + logistic 
 """
 
 
+def measured_weights(report: dict) -> str:
+    """Which reference weights the report's ΔP used (reports before the fit used the paper's, 1)."""
+    weights = ", ".join(f"{r['trait']} {r.get('reference_weight', 1.0):.2f}" for r in report["rules"])
+    return f"\nThe ΔP rows were measured with these y′ weights w: {weights}.\n"
+
+
 def external_sections(path: Path) -> str:
     from datalint_persona.external_eval import detection_table
 
     report = json.loads(path.read_text(encoding="utf-8"))
     text = (
-        EXTERNAL_HEADER + "\n" + "\n".join(detection_table("external set (test split)", report["detection"]))
+        EXTERNAL_HEADER
+        + measured_weights(report)
+        + "\n"
+        + "\n".join(detection_table("external set (test split)", report["detection"]))
     )
     if report.get("independent"):
         text += "\n\n" + "\n".join(detection_table("independent pairs", report["independent"]))

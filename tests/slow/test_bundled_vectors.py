@@ -47,7 +47,10 @@ def test_every_trait_ships_a_calibrated_vector_for_the_embedded_model(smollm: Lo
         # The reference was fitted on those clean answers; below weight 1 the own answers get a null.
         reference = calibration["reference"]
         assert 0.0 <= reference["weight"] <= 1.0
-        assert (rule.reference_weight, rule.reference_mean) == (reference["weight"], reference["own_answer_mean"])
+        assert (rule.reference_weight, rule.reference_mean) == (
+            reference["weight"],
+            reference["own_answer_mean"],
+        )
         assert (rule.own_answer_null is not None) == (reference["weight"] < 1.0)
 
 
