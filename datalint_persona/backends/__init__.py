@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from datalint_persona.backends.base import GenerationBackend, GenerationSettings
+from datalint_persona.backends.base import GenerationBackend, GenerationSettings, sample_seed
 from datalint_persona.errors import ConfigError
 from datalint_persona.types import Direction
 
@@ -39,4 +39,4 @@ def make_backend(
     raise ConfigError(f"--backend {name}: unknown backend.", fix=f"use one of {', '.join(BACKENDS)}.")
 
 
-__all__ = ["BACKENDS", "GenerationBackend", "GenerationSettings", "make_backend"]
+__all__ = ["BACKENDS", "GenerationBackend", "GenerationSettings", "make_backend", "sample_seed"]
