@@ -58,6 +58,7 @@ class ScreenOptions:
     fdr: float = 0.05  # false discovery rate of sample verdicts (Benjamini-Hochberg)
     device: str = "auto"
     tensor_parallel_size: int = 1
+    gpu_memory_utilization: float | None = None  # vLLM's share of the GPU; None: the backend's default
     shard: str | None = None  # "i/N": screen only samples whose global index % N == i - 1
     chunk_size: int = 8192  # samples generated and scored together (vLLM gets one call per chunk)
     rule_overrides: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
@@ -166,7 +167,11 @@ def screen(
     n_prompts_cut = 0
     # y' projections recorded while generating spare scoring a second pass over y'.
     backend = make_backend(
-        opts.backend, loaded, tensor_parallel_size=opts.tensor_parallel_size, record_directions=directions
+        opts.backend,
+        loaded,
+        tensor_parallel_size=opts.tensor_parallel_size,
+        gpu_memory_utilization=opts.gpu_memory_utilization,
+        record_directions=directions,
     )
     spool = SampleSpool()
     generation_stats = {"hits": 0, "misses": 0, "corrupted": 0}

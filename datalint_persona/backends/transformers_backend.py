@@ -48,7 +48,7 @@ class TransformersBackend:
 
         tokenizer = self.loaded.tokenizer
         model: Any = self.loaded.model  # its stubs don't type generate()
-        eos_ids = _eos_ids(self.loaded)
+        eos_ids = stop_token_ids(self.loaded)
         pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos_ids[0]
         # int32 arrays: a list of Python ints costs about 36 bytes a token, for every prompt of the run
         encoded = [
@@ -199,7 +199,8 @@ def _with_projections(
     return dataclasses.replace(generation, recorded=projections)
 
 
-def _eos_ids(loaded: LoadedModel) -> list[int]:
+def stop_token_ids(loaded: LoadedModel) -> list[int]:
+    """The ids that end y': the generation config's end-of-sequence ids and the tokenizer's."""
     config_eos = loaded.model.generation_config.eos_token_id
     ids = config_eos if isinstance(config_eos, list) else [config_eos]
     tokenizer_eos = loaded.tokenizer.eos_token_id
