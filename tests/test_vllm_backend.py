@@ -82,6 +82,12 @@ def test_parsed_outputs_equal_the_transformers_backend_and_do_not_count_eos(tiny
         assert generation.n_tokens == len(ids) - stopped  # the stop token is not counted
         assert generation.hit_token_limit == (not stopped)
     assert parsed[0].n_tokens == 2
+    # Had vLLM left the stop token out of token_ids, the same y' comes out.
+    without = dataclasses.replace(
+        outputs[0],
+        outputs=[dataclasses.replace(outputs[0].outputs[0], token_ids=outputs[0].outputs[0].token_ids[:-1])],
+    )
+    assert parse_outputs([without], loaded.tokenizer, stop_token_ids(loaded)) == parsed[:1]
 
 
 def test_engine_arguments_match_the_scoring_model(tiny_llama: LoadedModel) -> None:

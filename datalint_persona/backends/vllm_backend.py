@@ -9,7 +9,8 @@ without vLLM. They keep the transformers backend's semantics:
 - the same stop tokens (the generation config's end-of-sequence ids and the tokenizer's), passed
   as ``stop_token_ids``;
 - ``n_tokens`` excludes the stop token: vLLM's ``CompletionOutput.token_ids`` ends with the
-  end-of-sequence token it stopped on, while the transformers backend cuts y' before it;
+  end-of-sequence token it stopped on (as its issue tracker reports), while the transformers
+  backend cuts y' before it; an output that stopped without it is parsed the same way;
 - the text is decoded from the kept tokens with the same tokenizer, and sampling uses a
   per-prompt seed (:func:`~datalint_persona.backends.base.sample_seed`);
 - ``gpu_memory_utilization`` is set (``--gpu-memory-utilization``): vLLM's default reserves 90% of
@@ -86,11 +87,14 @@ def parse_outputs(outputs: Iterable[Any], tokenizer: Any, stop_ids: Sequence[int
     backend makes it: cut before the first stop token, decoded without special tokens."""
     generations = []
     for output in outputs:
-        token_ids = list(output.outputs[0].token_ids)
+        completion = output.outputs[0]
+        token_ids = list(completion.token_ids)
         stop = next((i for i, token in enumerate(token_ids) if token in stop_ids), None)
         kept = token_ids if stop is None else token_ids[:stop]
         text = str(tokenizer.decode(kept, skip_special_tokens=True)).strip()
-        generations.append(Generation(text=text, n_tokens=len(kept), hit_token_limit=stop is None))
+        # A stop without its token in token_ids (should vLLM leave it out) still ended the answer.
+        hit_limit = stop is None and completion.finish_reason != "stop"
+        generations.append(Generation(text=text, n_tokens=len(kept), hit_token_limit=hit_limit))
     return generations
 
 
