@@ -16,7 +16,6 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from datalint_persona.atomic import atomic_write_bytes
 from datalint_persona.cache_file import CacheFile
 from datalint_persona.types import Generation
 
@@ -85,7 +84,7 @@ class GenerationCache:
         ignore = folder / ".gitignore"
         if self._file.is_open and not ignore.exists():
             with contextlib.suppress(OSError):  # a read-only cache folder is still read
-                atomic_write_bytes(ignore, b"# Created by persona-lint.\n*\n")
+                ignore.write_text("# Created by persona-lint.\n*\n", encoding="utf-8")
 
     @property
     def warnings(self) -> list[str]:

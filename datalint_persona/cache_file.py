@@ -16,8 +16,9 @@ state, which the next connection restores from the journal.
 
 from __future__ import annotations
 
+import os
+import secrets
 import sqlite3
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
@@ -186,13 +187,16 @@ def _open(database: Path, schema: str) -> sqlite3.Connection:
 
 
 def _writable(folder: Path) -> bool:
-    """Whether a file can be created in ``folder`` (SQLite needs that for its journal); tried, not
-    inferred from permission bits, which say nothing for root or on a read-only mount."""
+    """Whether an entry can be created in ``folder`` (SQLite needs that for its journal); tried
+    with a probe folder, not inferred from permission bits, which say nothing for root or on a
+    read-only mount (and not with a file, so that a run opens no file it does not need)."""
+    probe = folder / f".write-probe-{os.getpid()}-{secrets.token_hex(4)}"
     try:
-        with tempfile.TemporaryFile(dir=folder):
-            return True
+        probe.mkdir()
     except OSError:
         return False
+    probe.rmdir()
+    return True
 
 
 def _free_name(path: Path) -> Path:

@@ -70,7 +70,7 @@ def prompt_length(tokenizer: PreTrainedTokenizerBase, prompt: Sequence[Message])
 
 
 def fit_prompt(
-    tokenizer: PreTrainedTokenizerBase, prompt: Sequence[Message], budget: int
+    tokenizer: PreTrainedTokenizerBase, prompt: Sequence[Message], budget: int, *, fallback: int | None = None
 ) -> tuple[tuple[Message, ...], bool]:
     """The prompt cut so that it renders to at most ``budget`` tokens, and whether it was cut.
 
@@ -79,8 +79,21 @@ def fit_prompt(
     still sees a well-formed conversation. Generation and scoring both use the cut prompt, so y'
     is scored under exactly the prompt it was generated from.
 
-    A budget that the system turn and the template alone exceed is a :class:`ConfigError`.
+    A budget that the system turn and the template alone exceed is a :class:`ConfigError`, unless
+    the prompt fits a larger ``fallback`` (the model's context, when ``budget`` is a short
+    ``--max-tokens``): then scoring cuts that prompt's head, as it cuts any pair beyond its budget.
     """
+    try:
+        return _fit(tokenizer, prompt, budget)
+    except ConfigError:
+        if fallback is None or fallback <= budget:
+            raise
+        return _fit(tokenizer, prompt, fallback)
+
+
+def _fit(
+    tokenizer: PreTrainedTokenizerBase, prompt: Sequence[Message], budget: int
+) -> tuple[tuple[Message, ...], bool]:
     messages = list(prompt)
     excess = prompt_length(tokenizer, messages) - budget
     if excess <= 0:

@@ -164,6 +164,7 @@ def screen(
     # One cut for generation and scoring: a long prompt loses its oldest tokens so that it and y'
     # fit, and y' is scored under the very prompt it was generated from.
     prompt_budget = _prompt_budget(max_tokens, loaded.context_length, max_new)
+    generation_budget = loaded.context_length - max_new
     n_prompts_cut = 0
     # y' projections recorded while generating spare scoring a second pass over y'.
     backend = make_backend(
@@ -185,7 +186,10 @@ def screen(
         second_read = SampleTally()
         for chunk in _owned_chunks(all_samples(), shard, opts.chunk_size, second_read):
             samples = [sample for _, sample in chunk]
-            fitted = [fit_prompt(loaded.tokenizer, s.prompt, prompt_budget) for s in samples]
+            fitted = [
+                fit_prompt(loaded.tokenizer, s.prompt, prompt_budget, fallback=generation_budget)
+                for s in samples
+            ]
             prompts = [prompt for prompt, _ in fitted]
             n_prompts_cut += sum(cut for _, cut in fitted)
             generations, cache = generate_y_prime(
@@ -250,8 +254,8 @@ def screen(
     if n_prompts_cut:
         warnings.append(
             f"{n_prompts_cut} prompt(s) were longer than the {prompt_budget} tokens left beside y' "
-            f"(--max-tokens {max_tokens} less --max-new-tokens {max_new}); their oldest text was cut, "
-            "and y and y' were scored under the cut prompt that y' was generated from."
+            f"(the model's context and --max-tokens {max_tokens}, less --max-new-tokens {max_new}); their "
+            "oldest text was cut, and y and y' were scored under the cut prompt that y' was generated from."
         )
     warnings += count_warnings(annotated, max_tokens, max_new)
     run_settings: dict[str, object] = {
@@ -297,14 +301,17 @@ def screen(
 
 
 def _prompt_budget(max_tokens: int, context_length: int, max_new_tokens: int) -> int:
-    """Tokens a rendered prompt may have: what is left of the scoring cut (and of the model's
-    context) once y' has its ``max_new_tokens``."""
-    budget = min(max_tokens, context_length) - max_new_tokens
+    """Tokens a rendered prompt may have: generation needs room for ``max_new_tokens`` in the
+    model's context, and scoring keeps a prompt whole only below the ``max_tokens`` cut (the
+    answers' tails are cut first there)."""
+    budget = min(context_length, max_tokens) - max_new_tokens
+    if budget < 1:  # y' could not fit whole beside any prompt: keep the prompt whole for scoring
+        budget = min(context_length - max_new_tokens, max_tokens - 1)
     if budget < 1:
         raise ConfigError(
-            f"--max-new-tokens {max_new_tokens} leaves no room for a prompt within "
-            f"{min(max_tokens, context_length)} tokens (--max-tokens, or the model's context).",
-            fix="lower --max-new-tokens, or raise --max-tokens up to the model's context.",
+            f"--max-new-tokens {max_new_tokens} leaves no room for a prompt within the model's "
+            f"context of {context_length} tokens.",
+            fix="lower --max-new-tokens.",
         )
     return budget
 
