@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from datalint_persona.errors import ModelError, PersonaLintError
+from datalint_persona.errors import ConfigError, ModelError, PersonaLintError
 from datalint_persona.types import Message
 
 if TYPE_CHECKING:
@@ -64,6 +64,63 @@ def render_prompt(tokenizer: PreTrainedTokenizerBase, prompt: Sequence[Message])
     return str(text)
 
 
+def prompt_length(tokenizer: PreTrainedTokenizerBase, prompt: Sequence[Message]) -> int:
+    """Tokens of the rendered prompt, generation header included (what generation feeds)."""
+    return len(tokenizer(render_prompt(tokenizer, prompt), add_special_tokens=False)["input_ids"])
+
+
+def fit_prompt(
+    tokenizer: PreTrainedTokenizerBase, prompt: Sequence[Message], budget: int, *, fallback: int | None = None
+) -> tuple[tuple[Message, ...], bool]:
+    """The prompt cut so that it renders to at most ``budget`` tokens, and whether it was cut.
+
+    The oldest text goes first: the head of the first non-system turn, then of the next turn.
+    The system turn (or the template's default one) and the template's markers stay, so the model
+    still sees a well-formed conversation. Generation and scoring both use the cut prompt, so y'
+    is scored under exactly the prompt it was generated from.
+
+    A budget that the system turn and the template alone exceed is a :class:`ConfigError`, unless
+    the prompt fits a larger ``fallback`` (the model's context, when ``budget`` is a short
+    ``--max-tokens``): then scoring cuts that prompt's head, as it cuts any pair beyond its budget.
+    """
+    try:
+        return _fit(tokenizer, prompt, budget)
+    except ConfigError:
+        if fallback is None or fallback <= budget:
+            raise
+        return _fit(tokenizer, prompt, fallback)
+
+
+def _fit(
+    tokenizer: PreTrainedTokenizerBase, prompt: Sequence[Message], budget: int
+) -> tuple[tuple[Message, ...], bool]:
+    messages = list(prompt)
+    excess = prompt_length(tokenizer, messages) - budget
+    if excess <= 0:
+        return tuple(prompt), False
+    for index, message in enumerate(messages):
+        if message.role == "system":
+            continue
+        content = message.content
+        while excess > 0 and content:
+            offsets = tokenizer(content, add_special_tokens=False, return_offsets_mapping=True)[
+                "offset_mapping"
+            ]
+            drop = min(excess, len(offsets))
+            # Cut after the last dropped token's characters (at least one character, so it ends).
+            cut = len(content) if drop >= len(offsets) else max(1, int(offsets[drop - 1][1]))
+            content = content[cut:]
+            messages[index] = Message(message.role, content)
+            excess = prompt_length(tokenizer, messages) - budget
+        if excess <= 0:
+            return tuple(messages), True
+    raise ConfigError(
+        f"The system prompt and the chat template alone take more than the {budget} tokens left for a "
+        "prompt (--max-tokens less --max-new-tokens).",
+        fix="raise --max-tokens (up to the model's context) or lower --max-new-tokens.",
+    )
+
+
 def render_conversation(
     tokenizer: PreTrainedTokenizerBase, prompt: Sequence[Message], response: str
 ) -> tuple[str, int, int]:
@@ -83,6 +140,20 @@ def render_conversation(
     )
 
 
+def _end_of_turn_span(tokenizer: PreTrainedTokenizerBase, prompt: Sequence[Message]) -> tuple[str, int, int]:
+    """x with an empty answer, and a one-character span where the answer's end-of-turn begins."""
+    prompt_text = render_prompt(tokenizer, prompt)
+    messages = [*_as_dicts(prompt), {"role": "assistant", "content": ""}]
+    full_text = str(tokenizer.apply_chat_template(messages, tokenize=False, **_template_kwargs(tokenizer)))
+    if not full_text.startswith(prompt_text) or len(full_text) == len(prompt_text):
+        raise PersonaLintError(
+            "The chat template puts nothing after an empty answer, so an empty y' has no token to score.",
+            fix="use a model whose chat template ends each assistant turn with a marker.",
+        )
+    start = len(prompt_text)
+    return full_text, start, start + 1
+
+
 def encode_pair(
     tokenizer: PreTrainedTokenizerBase,
     prompt: Sequence[Message],
@@ -94,13 +165,20 @@ def encode_pair(
 
     When too long, the response's tail is cut first, then the prompt's head, so that at least
     one response token remains.
+
+    An empty response is a real answer: the model ended its turn at once (an empty y'). Its one
+    token is then the first token the template puts after the empty answer (its end-of-turn
+    marker, the token the model generated), so an empty y' is scored at the position where the
+    model stopped, the same way in every run and cache.
     """
     if not getattr(tokenizer, "is_fast", False):
         raise ModelError(
             "The tokenizer gives no character offsets (it is not a 'fast' tokenizer).",
             fix="load a model with a tokenizer.json so transformers builds a fast tokenizer.",
         )
-    text, start, end = render_conversation(tokenizer, prompt, response)
+    text, start, end = (
+        render_conversation(tokenizer, prompt, response) if response else _end_of_turn_span(tokenizer, prompt)
+    )
     encoding = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
     ids: list[int] = list(encoding["input_ids"])
     # A token belongs to the response when its characters overlap [start, end).

@@ -202,6 +202,12 @@ def main() -> None:
     help="GPUs per model for --backend vllm.",
 )
 @click.option(
+    "--gpu-memory-utilization",
+    type=click.FloatRange(0.0, 1.0, min_open=True),
+    default=None,
+    help="Share of the GPU that --backend vllm may reserve [default: 0.5, leaving room for the scoring model].",
+)
+@click.option(
     "--shard",
     default=None,
     metavar="I/N",
@@ -276,6 +282,7 @@ def _screen(ctx: click.Context, files: tuple[str, ...], options: dict[str, Any])
         fdr=values["fdr"],
         device=options["device"],
         tensor_parallel_size=options["tensor_parallel_size"],
+        gpu_memory_utilization=options["gpu_memory_utilization"],
         shard=options["shard"],
         rule_overrides=overrides,
     )

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from datalint_persona import __version__
-from datalint_persona.errors import PersonaLintError
+from datalint_persona.errors import ConfigError, PersonaLintError
 from datalint_persona.findings import dataset_findings, invalid_findings, sample_findings
 from datalint_persona.paths import display_path
 from datalint_persona.reference import Reference
@@ -30,6 +30,7 @@ from datalint_persona.types import (
 )
 
 if TYPE_CHECKING:
+    from datalint_persona.input_check import SampleTally
     from datalint_persona.models import LoadedModel
     from datalint_persona.sharding import Shard
 
@@ -58,6 +59,7 @@ class ScreenOptions:
     fdr: float = 0.05  # false discovery rate of sample verdicts (Benjamini-Hochberg)
     device: str = "auto"
     tensor_parallel_size: int = 1
+    gpu_memory_utilization: float | None = None  # vLLM's share of the GPU; None: the backend's default
     shard: str | None = None  # "i/N": screen only samples whose global index % N == i - 1
     chunk_size: int = 8192  # samples generated and scored together (vLLM gets one call per chunk)
     rule_overrides: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
@@ -96,7 +98,10 @@ def screen(
     >>> [f.location for f in result.findings]  # doctest: +SKIP
     """
     from datalint_persona.backends import GenerationSettings, make_backend
+    from datalint_persona.cache_identity import cache_identity
+    from datalint_persona.chat import fit_prompt
     from datalint_persona.generation import calibrated_generation, generate_y_prime
+    from datalint_persona.input_check import SampleTally, check_unchanged
     from datalint_persona.loaders import iter_dataset, scan_dataset
     from datalint_persona.models import describe, load_model, resolve_model
     from datalint_persona.projection_cache import ProjectionCache
@@ -157,21 +162,37 @@ def screen(
     calibrated = calibrated_generation(vectors)
     max_new = opts.max_new_tokens or calibrated.max_new_tokens
     settings = GenerationSettings(max_new_tokens=max_new, temperature=opts.temperature, seed=opts.seed)
+    # One cut for generation and scoring: a long prompt loses its oldest tokens so that it and y'
+    # fit, and y' is scored under the very prompt it was generated from.
+    prompt_budget = _prompt_budget(max_tokens, loaded.context_length, max_new)
+    generation_budget = loaded.context_length - max_new
+    n_prompts_cut = 0
     # y' projections recorded while generating spare scoring a second pass over y'.
     backend = make_backend(
-        opts.backend, loaded, tensor_parallel_size=opts.tensor_parallel_size, record_directions=directions
+        opts.backend,
+        loaded,
+        tensor_parallel_size=opts.tensor_parallel_size,
+        gpu_memory_utilization=opts.gpu_memory_utilization,
+        record_directions=directions,
     )
     spool = SampleSpool()
     generation_stats = {"hits": 0, "misses": 0, "corrupted": 0}
     cache_warnings: list[str] = []
     scoring_stats = ScoringStats()
     stages = _RunProgress(progress, {"generate": n_owned, "score": 2 * n_owned})
-    projection_cache = ProjectionCache(opts.cache_dir)
+    projection_cache = ProjectionCache(
+        opts.cache_dir, scope=cache_identity(loaded) if opts.cache_dir is not None else ""
+    )
     try:
-        seen = [0]
-        for chunk in _owned_chunks(all_samples(), shard, opts.chunk_size, seen):
+        second_read = SampleTally()
+        for chunk in _owned_chunks(all_samples(), shard, opts.chunk_size, second_read):
             samples = [sample for _, sample in chunk]
-            prompts = [s.prompt for s in samples]
+            fitted = [
+                fit_prompt(loaded.tokenizer, s.prompt, prompt_budget, fallback=generation_budget)
+                for s in samples
+            ]
+            prompts = [prompt for prompt, _ in fitted]
+            n_prompts_cut += sum(cut for _, cut in fitted)
             generations, cache = generate_y_prime(
                 loaded,
                 prompts,
@@ -211,12 +232,7 @@ def screen(
                 for i, (index, sample) in enumerate(chunk)
             ]
             spool.extend(scores)
-        if seen[0] != scan.n_samples:
-            raise PersonaLintError(
-                f"The input changed while it was being screened: {scan.n_samples} samples on the first "
-                f"read, {seen[0]} on the second.",
-                fix="screen a copy of the data that nothing writes to.",
-            )
+        check_unchanged(sources, scan, second_read)
     finally:
         projection_cache.close()
     verdicts = decide(spool, rules, fdr=opts.fdr, dataset_alpha=opts.dataset_fpr, seed=opts.seed)
@@ -236,6 +252,12 @@ def screen(
         )
     if invalid:
         warnings.append(f"{len(invalid)} invalid record(s) were skipped (--skip-invalid); see the findings.")
+    if n_prompts_cut:
+        warnings.append(
+            f"{n_prompts_cut} prompt(s) were longer than the {prompt_budget} tokens left beside y' "
+            f"(the model's context and --max-tokens {max_tokens}, less --max-new-tokens {max_new}); their "
+            "oldest text was cut, and y and y' were scored under the cut prompt that y' was generated from."
+        )
     warnings += count_warnings(annotated, max_tokens, max_new)
     run_settings: dict[str, object] = {
         "backend": opts.backend,
@@ -279,14 +301,30 @@ def screen(
     )
 
 
+def _prompt_budget(max_tokens: int, context_length: int, max_new_tokens: int) -> int:
+    """Tokens a rendered prompt may have: generation needs room for ``max_new_tokens`` in the
+    model's context, and scoring keeps a prompt whole only below the ``max_tokens`` cut (the
+    answers' tails are cut first there)."""
+    budget = min(context_length, max_tokens) - max_new_tokens
+    if budget < 1:  # y' could not fit whole beside any prompt: keep the prompt whole for scoring
+        budget = min(context_length - max_new_tokens, max_tokens - 1)
+    if budget < 1:
+        raise ConfigError(
+            f"--max-new-tokens {max_new_tokens} leaves no room for a prompt within the model's "
+            f"context of {context_length} tokens.",
+            fix="lower --max-new-tokens.",
+        )
+    return budget
+
+
 def _owned_chunks(
-    samples: Iterable[Sample], shard: Shard | None, size: int, seen: list[int]
+    samples: Iterable[Sample], shard: Shard | None, size: int, tally: SampleTally
 ) -> Iterator[list[tuple[int, Sample]]]:
-    """``(global index, sample)`` of the samples this shard owns, ``size`` at a time; ``seen[0]``
-    counts every sample read."""
+    """``(global index, sample)`` of the samples this shard owns, ``size`` at a time; ``tally``
+    counts and hashes every sample read."""
     chunk: list[tuple[int, Sample]] = []
     for index, sample in enumerate(samples):
-        seen[0] = index + 1
+        tally.add(sample)
         if shard is not None and not shard.owns(index):
             continue
         chunk.append((index, sample))

@@ -116,6 +116,7 @@ def generate_y_prime(
     the cache never carry recorded projections.
     """
     from datalint_persona.backends import make_backend
+    from datalint_persona.cache_identity import cache_identity
     from datalint_persona.chat import render_prompt
 
     rendered = [render_prompt(loaded.tokenizer, p) for p in prompts]
@@ -126,8 +127,10 @@ def generate_y_prime(
             if isinstance(backend, str)
             else backend
         )
+        # The key holds what changes y' beyond the weights: device, dtype, tokenizer, configs.
+        identity = cache_identity(loaded) if cache_dir is not None else loaded.identity
         generations = generate_with_cache(
-            chosen, cache, loaded.identity, rendered, settings, batch_size=batch_size, progress=progress
+            chosen, cache, identity, rendered, settings, batch_size=batch_size, progress=progress
         )
     finally:
         cache.close()

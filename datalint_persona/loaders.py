@@ -18,7 +18,7 @@ import hashlib
 import re
 from collections.abc import Callable, Generator, Iterator, Sequence
 from contextlib import closing
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from datalint_persona.errors import ConfigError, InputError
@@ -139,6 +139,8 @@ class DatasetScan:
     invalid: list[InvalidRecord]
     inputs: tuple[dict[str, str | None], ...]
     stopped_after: str | None = None
+    # A running sha256 of each source's samples, to compare with a second read (input_check).
+    sample_digests: dict[str, str] = field(default_factory=dict)
 
     @property
     def n_samples(self) -> int:
@@ -162,10 +164,13 @@ def scan_dataset(
     >>> scan.sizes, scan.stopped_after
     ({'train.jsonl': 2}, 'train.jsonl:2')
     """
+    from datalint_persona.input_check import SampleTally
+
     located, inputs = _prepare(sources, max_samples, True)
     sizes: dict[str, int] = {}
     invalid: list[InvalidRecord] = []
     stopped: list[str] = []
+    tally = SampleTally()
     for item in _read(
         located, skip_invalid=skip_invalid, split=split, max_samples=max_samples, stopped=stopped
     ):
@@ -173,7 +178,8 @@ def scan_dataset(
             invalid.append(item)
         else:
             sizes[item.source] = sizes.get(item.source, 0) + 1
-    return DatasetScan(sizes, invalid, inputs, stopped[0] if stopped else None)
+            tally.add(item)
+    return DatasetScan(sizes, invalid, inputs, stopped[0] if stopped else None, tally.digests())
 
 
 def _prepare(

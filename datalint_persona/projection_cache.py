@@ -2,8 +2,9 @@
 
 A row holds the projection of one (model, max_tokens, prompt, response) onto one unit vector
 (keyed by its layer and the sha256 of its float64 bytes), plus whether the pair was truncated.
-It sits next to the y' cache (``projections.sqlite3`` in the same folder), uses the same SQLite
-transactions, and every row carries a checksum that is verified on read.
+It sits next to the y' cache (``projections.sqlite3`` in the same folder), shares its SQLite
+transactions and recovery path (:mod:`datalint_persona.cache_file`), and every row carries a
+checksum that is verified on read.
 """
 
 from __future__ import annotations
@@ -15,8 +16,7 @@ import struct
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
-from datalint_persona.cache import open_cache_database
-from datalint_persona.errors import PersonaLintError
+from datalint_persona.cache_file import CacheFile
 from datalint_persona.types import Message
 
 DATABASE_NAME = "projections.sqlite3"
@@ -48,33 +48,40 @@ def _checksum(pair: str, direction: str, value: float, truncated: bool) -> str:
 
 
 class ProjectionCache:
-    """``get_many`` / ``put_many``; ``None`` as the directory disables it (everything misses)."""
+    """``get_many`` / ``put_many``; ``None`` as the directory disables it (everything misses).
 
-    def __init__(self, directory: str | Path | None) -> None:
+    ``scope`` is mixed into every key: what the projections depend on beyond the key a caller
+    builds (the device, the dtype, the tokenizer and configs; see
+    :func:`datalint_persona.cache_identity.cache_identity`). Damage never changes results (see
+    :mod:`datalint_persona.cache_file`): a row that fails its checksum or does not convert is
+    dropped and scored again, a damaged file is moved aside, and a file that can't be used is left
+    alone; each with a warning.
+    """
+
+    def __init__(self, directory: str | Path | None, *, scope: str = "") -> None:
         self.hits = 0
         self.misses = 0
         self.corrupted = 0
-        self.warnings: list[str] = []
-        self._connection: sqlite3.Connection | None = None
-        if directory is None:
-            return
-        folder = Path(directory)
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-        except OSError as error:
-            raise PersonaLintError(
-                f"Cache folder {folder}: can't open the projection cache ({error}).",
-                fix="pass a writable --cache-dir, or --no-cache.",
-            ) from error
-        self._connection, warning = open_cache_database(
-            folder,
-            DATABASE_NAME,
-            _SCHEMA,
-            what="projection cache",
-            consequence="every sample is scored again",
-        )
-        if warning:
-            self.warnings.append(warning)
+        self.scope = scope
+        self._file: CacheFile | None = None
+        self._warnings: list[str] = []
+        if directory is not None:
+            self._file = CacheFile(
+                Path(directory),
+                DATABASE_NAME,
+                _SCHEMA,
+                what="projection cache",
+                consequence="every sample is scored again",
+            )
+
+    @property
+    def warnings(self) -> list[str]:
+        return [*(self._file.warnings if self._file else []), *self._warnings]
+
+    def _stored(self, pair: str) -> str:
+        if not self.scope:
+            return pair
+        return hashlib.sha256(f"{self.scope}\0{pair}".encode()).hexdigest()
 
     def get_many(
         self, pairs: Iterable[str], directions: Sequence[str]
@@ -82,33 +89,27 @@ class ProjectionCache:
         """``{pair: (values in ``directions`` order, truncated)}`` for pairs cached for every direction."""
         wanted = list(dict.fromkeys(pairs))
         found: dict[str, tuple[list[float], bool]] = {}
-        if self._connection is None or not directions:
-            self.misses += len(wanted)
-            return found
-        rows: dict[str, dict[str, tuple[float, bool]]] = {}
-        bad: list[tuple[str, str]] = []
-        marks_d = ",".join("?" * len(directions))
-        for start in range(0, len(wanted), 400):
-            chunk = wanted[start : start + 400]
-            marks = ",".join("?" * len(chunk))
-            query = (
-                "SELECT pair, direction, value, truncated, checksum FROM projections "
-                f"WHERE pair IN ({marks}) AND direction IN ({marks_d})"
+        stored = {self._stored(pair): pair for pair in wanted}
+        read = (
+            self._file.read(lambda connection: _read(connection, list(stored), directions))
+            if self._file is not None and directions
+            else None
+        )
+        rows, bad = read if read is not None else ({}, [])
+        if bad and self._file is not None:
+            self._file.write(
+                lambda connection: connection.executemany(
+                    "DELETE FROM projections WHERE pair = ? AND direction = ?", bad
+                )
             )
-            for pair, direction, value, truncated, checksum in self._connection.execute(
-                query, [*chunk, *directions]
-            ):
-                if _checksum(pair, direction, float(value), bool(truncated)) != checksum:
-                    bad.append((pair, direction))
-                    continue
-                rows.setdefault(pair, {})[direction] = (float(value), bool(truncated))
-        if bad:
             self.corrupted += len(bad)
-            with self._connection:
-                self._connection.executemany("DELETE FROM projections WHERE pair = ? AND direction = ?", bad)
-        for pair, by_direction in rows.items():
+            self._warnings.append(
+                f"{len(bad)} cached projection(s) failed their checksum and were scored again."
+            )
+        for key, by_direction in rows.items():
             if all(d in by_direction for d in directions):
-                found[pair] = ([by_direction[d][0] for d in directions], by_direction[directions[0]][1])
+                values = [by_direction[d][0] for d in directions]
+                found[stored[key]] = (values, by_direction[directions[0]][1])
         self.hits += len(found)
         self.misses += len(wanted) - len(found)
         return found
@@ -117,23 +118,47 @@ class ProjectionCache:
         self, entries: Mapping[str, tuple[Sequence[float], bool]], directions: Sequence[str]
     ) -> None:
         """Store ``{pair: (values in ``directions`` order, truncated)}`` in one transaction."""
-        if self._connection is None or not entries:
+        if self._file is None or not entries:
             return
-        rows = [
-            (
-                pair,
-                direction,
-                float(value),
-                int(truncated),
-                _checksum(pair, direction, float(value), truncated),
+        rows = []
+        for pair, (values, truncated) in entries.items():
+            key = self._stored(pair)
+            for direction, value in zip(directions, values, strict=True):
+                checksum = _checksum(key, direction, float(value), truncated)
+                rows.append((key, direction, float(value), int(truncated), checksum))
+        self._file.write(
+            lambda connection: connection.executemany(
+                "INSERT OR REPLACE INTO projections VALUES (?, ?, ?, ?, ?)", rows
             )
-            for pair, (values, truncated) in entries.items()
-            for direction, value in zip(directions, values, strict=True)
-        ]
-        with self._connection:
-            self._connection.executemany("INSERT OR REPLACE INTO projections VALUES (?, ?, ?, ?, ?)", rows)
+        )
 
     def close(self) -> None:
-        if self._connection is not None:
-            self._connection.close()
-            self._connection = None
+        if self._file is not None:
+            self._file.close()
+
+
+def _read(
+    connection: sqlite3.Connection, keys: list[str], directions: Sequence[str]
+) -> tuple[dict[str, dict[str, tuple[float, bool]]], list[tuple[str, str]]]:
+    """``{stored key: {direction: (value, truncated)}}`` of the rows that pass their checksum, and
+    the (key, direction) of those that fail it or do not convert."""
+    rows: dict[str, dict[str, tuple[float, bool]]] = {}
+    bad: list[tuple[str, str]] = []
+    marks_d = ",".join("?" * len(directions))
+    for start in range(0, len(keys), 400):
+        chunk = keys[start : start + 400]
+        marks = ",".join("?" * len(chunk))
+        query = (
+            "SELECT pair, direction, value, truncated, checksum FROM projections "
+            f"WHERE pair IN ({marks}) AND direction IN ({marks_d})"
+        )
+        for pair, direction, value, truncated, checksum in connection.execute(query, [*chunk, *directions]):
+            # SQLite keeps whatever type was written, so a damaged row may not even convert.
+            if not (isinstance(value, float | int) and isinstance(truncated, int)):
+                bad.append((pair, direction))
+                continue
+            if _checksum(pair, direction, float(value), bool(truncated)) != checksum:
+                bad.append((pair, direction))
+                continue
+            rows.setdefault(pair, {})[direction] = (float(value), bool(truncated))
+    return rows, bad

@@ -120,7 +120,8 @@ def project_responses(
 ) -> tuple[np.ndarray, list[bool]]:
     """Projections (len(responses), len(directions)) of each (prompt, response), and which were cut.
 
-    An empty response (a y' that ended at once) is scored as a single space. With a ``cache``,
+    An empty response (a y' that ended at once) is scored at its end-of-turn token (see
+    :func:`~datalint_persona.chat.encode_pair`). With a ``cache``,
     pairs already projected onto the same unit vectors (same model, ``max_tokens``, prompt and
     response) are read from it and only the others run through the model; identical pairs in
     one call are scored once. ``recorded[i]``, when given, holds response i's projections recorded
@@ -128,7 +129,7 @@ def project_responses(
     Pairs are tokenized and scored ``chunk_size`` at a time, so memory beyond the per-pair
     projections does not grow with the number of pairs.
     """
-    scored = [response or " " for response in responses]
+    scored = list(responses)
     # The chat template decides the scored tokens, so it is part of the key (the weights' hash is not enough).
     template = str(getattr(loaded.tokenizer, "chat_template", None))
     model_key = f"{loaded.identity}|{hashlib.sha256(template.encode('utf-8')).hexdigest()}"

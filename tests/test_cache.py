@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 
 from datalint_persona.cache import GenerationCache, generation_key
-from datalint_persona.errors import PersonaLintError
 from datalint_persona.types import Generation
 
 SETTINGS = {"max_new_tokens": 8, "temperature": 0.0, "top_p": 1.0, "seed": 0}
@@ -95,8 +94,13 @@ def test_none_disables_the_cache(tmp_path: Path) -> None:
     assert cache.stats.misses == 1 and cache.stats.written == 0
 
 
-def test_unwritable_folder_is_a_user_error(tmp_path: Path) -> None:
+def test_a_folder_that_cant_be_made_turns_the_cache_off_with_a_warning(tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    with pytest.raises(PersonaLintError, match="--no-cache"):
-        GenerationCache(blocker / "cache")
+    cache = GenerationCache(blocker / "cache")
+    [warning] = cache.warnings
+    assert (
+        "can't create its folder" in warning and "goes on without it" in warning and "--no-cache" in warning
+    )
+    cache.put_many({"k": Generation("a", 1, False)})
+    assert cache.get_many(["k"]) == {} and cache.stats.written == 0

@@ -1,5 +1,6 @@
 """A damaged y' cache never changes results: a corrupted entry fails its checksum and is regenerated
-with a warning, and a cache file that is not SQLite any more is moved aside and rebuilt."""
+with a warning, and a cache file that is not SQLite any more, or whose pages are damaged, is moved
+aside and rebuilt. ``test_cache_faults.py`` injects every fault into both caches."""
 
 from __future__ import annotations
 
@@ -96,7 +97,7 @@ def test_a_row_of_the_wrong_type_counts_as_corrupted(tmp_path: Path) -> None:
     assert (cache.stats.hits, cache.stats.misses, cache.stats.corrupted) == (2, 1, 1)
 
 
-def test_pages_damaged_after_the_header_disable_the_cache_with_a_warning(tmp_path: Path) -> None:
+def test_pages_damaged_after_the_header_move_the_file_aside_with_a_warning(tmp_path: Path) -> None:
     keys, _ = _filled_cache(tmp_path)
     database = tmp_path / "generations.sqlite3"
     data = bytearray(database.read_bytes())
@@ -108,6 +109,11 @@ def test_pages_damaged_after_the_header_disable_the_cache_with_a_warning(tmp_pat
     assert cache.get_many(keys) == {}
     assert cache.stats.misses == len(keys)
     [warning] = cache.warnings
-    assert warning.startswith("the y' cache is damaged (") and "goes on without it" in warning
-    cache.put_many({"new": Generation("y", 1, False)})  # no error: the cache is off for this run
-    assert cache.stats.written == 0
+    assert warning.startswith(
+        "the y' cache generations.sqlite3 was unreadable (database disk image is malformed)"
+    )
+    assert (tmp_path / "generations.sqlite3.corrupt").read_bytes() == bytes(data)
+    cache.put_many({"new": Generation("y", 1, False)})  # a new cache took its place
+    assert cache.stats.written == 1
+    cache.close()
+    assert GenerationCache(tmp_path).get_many(["new"]) == {"new": Generation("y", 1, False)}

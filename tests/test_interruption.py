@@ -7,10 +7,26 @@ so persona-lint draws its progress bars there ("Generating y'", "Scoring"), and 
 have gained a committed batch before a generation-phase signal is sent.
 One chain on one cache covers the four cases: SIGKILL in generation -> SIGINT in generation (of
 the rest) -> SIGKILL in scoring -> SIGINT in scoring -> a run that completes.
+
+Why this test failed in two fresh-clone CI runs: it signalled when it *saw* a phase, while the run
+went on working. On the tiny model the phases are short (measured: about 0.5 s of scoring from the
+first "Scoring" frame, which rich draws at most 10 times a second, to the projections' commit, then
+about 2.3 s until the report is written; a generation batch every few tenths of a second). A test
+process that a busy CI runner pauses for longer than that signals after the phase has ended: the
+run has already committed its scores or written its report ("the run finished before the signal
+arrived"), or left the phase the test waits for ("the run ended before ..."). The failure was not
+reproduced here (the old test passed 8 times in a row beside two busy processes), so this is the
+cause found by measuring the windows and reading the test, not by a captured failure.
+The fix takes the test's reaction time out of the race: the test holds a read transaction on the
+cache file whose commit ends the phase (``_frozen``), so the run waits at that commit (SQLite's busy
+wait, 30 s) until the signal has been sent. Generation: after this run's first committed batch the
+row count is frozen, checked and signalled under the lock. Scoring: the projection cache is frozen
+before the run starts, so the run cannot leave scoring before the signal.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pty
@@ -21,6 +37,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -140,19 +157,33 @@ def _wait_for(run: Run, database: Path, phase: str, since: int, until: int) -> i
     """Wait until the run is in ``phase``; return the cache's row count then.
 
     Generation: this run has committed a batch (more than ``since`` rows; rows are committed only
-    while generating) and fewer than ``until`` rows are in, so batches are left. Scoring: the
-    progress bar says "Scoring".
+    while generating); the caller then freezes the count and checks it is below ``until``, so
+    batches are left. Scoring: the progress bar says "Scoring".
     """
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline:
         assert run.process.poll() is None, f"the run ended before {phase}: {run.stderr[-3000:]}"
         rows = _rows(database)
-        if phase == "generate" and since < rows < until:
+        if phase == "generate" and rows > since:
             return rows
         if phase == "score" and "Scoring" in run.stderr:
             return rows
         time.sleep(0.01)
     raise AssertionError(f"never reached {phase}")
+
+
+@contextlib.contextmanager
+def _frozen(database: Path) -> Iterator[sqlite3.Connection]:
+    """Hold a read transaction on a cache file: the run still reads it, but its next commit waits
+    (SQLite's busy handler) until the transaction ends, so it stays in the phase that commit ends."""
+    connection = sqlite3.connect(database, isolation_level=None, timeout=10)
+    try:
+        connection.execute("BEGIN")
+        connection.execute("SELECT count(*) FROM sqlite_master").fetchall()  # takes the shared lock
+        yield connection
+    finally:
+        connection.execute("ROLLBACK")
+        connection.close()
 
 
 def _check_cache(database: Path) -> int:
@@ -177,9 +208,18 @@ def _interrupt(
 ) -> int:
     folder = Path(str(setup["folder"]))
     database = folder / cache / "generations.sqlite3"
-    process = _run(folder, Path(str(setup["model"])), Path(str(setup["vectors"])), cache, "report.json")
-    seen = _wait_for(process, database, phase, since, until)
-    process.process.send_signal(how)
+    with contextlib.ExitStack() as stack:
+        if phase == "score":  # the run's one projection commit ends scoring: it waits for the signal
+            stack.enter_context(_frozen(folder / cache / "projections.sqlite3"))
+        process = _run(folder, Path(str(setup["model"])), Path(str(setup["vectors"])), cache, "report.json")
+        seen = _wait_for(process, database, phase, since, until)
+        if phase == "generate":  # no batch commits from here until the signal is sent
+            frozen = stack.enter_context(_frozen(database))
+            seen = int(frozen.execute("SELECT count(*) FROM generations").fetchone()[0])
+            assert since < seen < until, (since, seen, until)
+        process.process.send_signal(how)
+        if how == signal.SIGKILL:
+            process.process.wait(timeout=120)
     code = process.wait(timeout=120)
     stderr = process.stderr
     assert not (folder / "report.json").exists(), (

@@ -63,7 +63,9 @@ def test_batched_projections_equal_per_sample_and_numpy(any_tiny: LoadedModel) -
     assert not np.allclose(batched[:, 0], batched[:, 2])
 
 
-def test_project_responses_reports_truncation_and_scores_empty_as_space(tiny_llama: LoadedModel) -> None:
+def test_project_responses_reports_truncation_and_scores_empty_at_its_end_of_turn(
+    tiny_llama: LoadedModel,
+) -> None:
     directions = _directions(tiny_llama)[:2]
     projections, truncated = project_responses(
         tiny_llama,
@@ -74,8 +76,17 @@ def test_project_responses_reports_truncation_and_scores_empty_as_space(tiny_lla
         batch_size=2,
     )
     assert truncated == [False, True, False]
-    spaced, _ = project_responses(tiny_llama, [PROMPTS[0]], [" "], directions, max_tokens=45)
-    np.testing.assert_allclose(projections[2], spaced[0], atol=1e-6, rtol=0)
+    # An empty answer is scored at the end-of-turn token the template puts after it, by hand:
+    turns = [{"role": m.role, "content": m.content} for m in PROMPTS[0]]
+    prompt_text = tiny_llama.tokenizer.apply_chat_template(turns, tokenize=False, add_generation_prompt=True)
+    position = len(tiny_llama.tokenizer(prompt_text, add_special_tokens=False)["input_ids"])
+    ids = tiny_llama.tokenizer(prompt_text + "<|im_end|>", add_special_tokens=False)["input_ids"]
+    assert ids[position] == 2
+    with torch.no_grad():
+        hidden = tiny_llama.model(input_ids=torch.tensor([ids]), output_hidden_states=True).hidden_states
+    for k, direction in enumerate(directions):
+        end_of_turn = hidden[direction.layer][0, position].double().numpy()
+        assert abs(projections[2, k] - float(end_of_turn @ direction.unit)) < 1e-5
     # The truncated row equals a projection of the kept tokens, computed by hand.
     pair = encode_pair(tiny_llama.tokenizer, PROMPTS[1], RESPONSES[1], max_tokens=45)
     assert len(pair.input_ids) == 45

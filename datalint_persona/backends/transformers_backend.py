@@ -9,8 +9,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from datalint_persona.activations import length_sorted_batches
-from datalint_persona.backends.base import GenerationSettings
+from datalint_persona.backends.base import GenerationSettings, sample_seed
 from datalint_persona.capture import record_last_positions
+from datalint_persona.errors import PersonaLintError
 from datalint_persona.types import Direction, Generation, RecordedProjections, token_digest
 
 if TYPE_CHECKING:
@@ -47,13 +48,14 @@ class TransformersBackend:
 
         tokenizer = self.loaded.tokenizer
         model: Any = self.loaded.model  # its stubs don't type generate()
-        eos_ids = _eos_ids(self.loaded)
+        eos_ids = stop_token_ids(self.loaded)
         pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos_ids[0]
         # int32 arrays: a list of Python ints costs about 36 bytes a token, for every prompt of the run
         encoded = [
             np.asarray(tokenizer(p, add_special_tokens=False)["input_ids"], dtype=np.int32) for p in prompts
         ]
         lengths = [len(ids) for ids in encoded]
+        _check_context(self.loaded, max(lengths, default=0), settings.max_new_tokens)
         budget = batch_size * (max(lengths, default=1) + settings.max_new_tokens)
         for batch in length_sorted_batches(lengths, batch_size=batch_size, token_budget=budget):
             longest = max(lengths[i] for i in batch)
@@ -64,7 +66,13 @@ class TransformersBackend:
                 ids[row, longest - n :] = torch.from_numpy(encoded[index])
                 attention[row, longest - n :] = 1
             sampling = settings.temperature > 0
-            torch.manual_seed(settings.seed)
+            # Sampling draws each row's tokens from the row's own generator (see sample_seed), and
+            # generate() then picks that token greedily: no draw depends on the batch's other rows.
+            sampler = (
+                [_PerPromptSampler([sample_seed(settings.seed, prompts[i]) for i in batch], settings)]
+                if sampling
+                else []
+            )
             capture = bool(self.record_directions)
             recorder: AbstractContextManager[dict[int, list[torch.Tensor]]] = (
                 record_last_positions(model, [d.layer for d in self.record_directions])
@@ -76,9 +84,10 @@ class TransformersBackend:
                     input_ids=ids.to(self.loaded.device),
                     attention_mask=attention.to(self.loaded.device),
                     max_new_tokens=settings.max_new_tokens + (1 if capture else 0),
-                    do_sample=sampling,
-                    temperature=settings.temperature if sampling else None,
-                    top_p=settings.top_p if sampling else None,
+                    do_sample=False,
+                    logits_processor=sampler,
+                    temperature=None,
+                    top_p=None,
                     top_k=None,
                     pad_token_id=pad_id,
                     eos_token_id=eos_ids,
@@ -99,6 +108,66 @@ class TransformersBackend:
                     for row, (index, g) in enumerate(zip(batch, generations, strict=True))
                 ]
             yield batch, generations
+
+
+class _PerPromptSampler:
+    """A logits processor that samples each row's next token with that row's own generator
+    (temperature, then nucleus ``top_p``) and leaves only that token possible.
+
+    A processor rather than ``do_sample``: generate() samples a batch from one global generator,
+    so a row's draws would depend on the rows beside it.
+    """
+
+    def __init__(self, seeds: Sequence[int], settings: GenerationSettings) -> None:
+        import torch
+
+        self.generators = [torch.Generator().manual_seed(seed) for seed in seeds]
+        self.temperature = settings.temperature
+        self.top_p = settings.top_p
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        import torch
+
+        # (batch, vocab) logits -> (batch, vocab) probabilities, in float32 on the CPU
+        probabilities = torch.softmax(scores.float().cpu() / self.temperature, dim=-1)
+        if self.top_p < 1.0:
+            probabilities = nucleus(probabilities, self.top_p)
+        chosen = torch.cat(
+            [
+                torch.multinomial(probabilities[row], 1, generator=generator)
+                for row, generator in enumerate(self.generators)
+            ]
+        ).to(scores.device)
+        only = torch.full_like(scores, float("-inf"))
+        return only.scatter(1, chosen.unsqueeze(1), 0.0)
+
+
+def nucleus(probabilities: torch.Tensor, top_p: float) -> torch.Tensor:
+    """(batch, vocab) -> (batch, vocab): keep, per row, the most likely tokens whose total
+    probability first reaches ``top_p`` (at least one), renormalized.
+
+    >>> import torch
+    >>> nucleus(torch.tensor([[0.5, 0.3, 0.2]]), 0.7).tolist()
+    [[0.625, 0.375, 0.0]]
+    """
+    import torch
+
+    ordered, order = probabilities.sort(dim=-1, descending=True)
+    before = ordered.cumsum(dim=-1) - ordered  # the mass of the more likely tokens
+    ordered = torch.where(before < top_p, ordered, torch.zeros_like(ordered))
+    kept = torch.zeros_like(probabilities).scatter(-1, order, ordered)
+    return kept / kept.sum(dim=-1, keepdim=True)
+
+
+def _check_context(loaded: LoadedModel, longest_prompt: int, max_new_tokens: int) -> None:
+    """A prompt and its y' must fit in the model's context; positions beyond it crash or mislead."""
+    context = loaded.context_length
+    if longest_prompt + max_new_tokens > context:
+        raise PersonaLintError(
+            f"A rendered prompt has {longest_prompt} tokens, which with {max_new_tokens} new tokens "
+            f"exceeds the model's context of {context} tokens.",
+            fix="cut the prompts to fit (persona-lint screen does, see fit_prompt), or lower --max-new-tokens.",
+        )
 
 
 def _with_projections(
@@ -130,7 +199,8 @@ def _with_projections(
     return dataclasses.replace(generation, recorded=projections)
 
 
-def _eos_ids(loaded: LoadedModel) -> list[int]:
+def stop_token_ids(loaded: LoadedModel) -> list[int]:
+    """The ids that end y': the generation config's end-of-sequence ids and the tokenizer's."""
     config_eos = loaded.model.generation_config.eos_token_id
     ids = config_eos if isinstance(config_eos, list) else [config_eos]
     tokenizer_eos = loaded.tokenizer.eos_token_id
