@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 from datalint_persona.vectors import PersonaVector
 
@@ -113,7 +114,7 @@ own layer-0 direction (token embeddings, a bag of words), and TF-IDF + logistic 
 """
 
 
-def measured_weights(report: dict) -> str:
+def measured_weights(report: dict[str, Any]) -> str:
     """Which reference weights the report's ΔP used (reports before the fit used the paper's, 1)."""
     weights = ", ".join(f"{r['trait']} {r.get('reference_weight', 1.0):.2f}" for r in report["rules"])
     return f"\nThe ΔP rows were measured with these y′ weights w: {weights}.\n"
