@@ -357,7 +357,8 @@ def evaluate_external(
             y_prime_pool = [
                 json.dumps({"prompt": s.sample.prompt[-1].content, "response": s.y_prime}) for s in samples
             ]
-    # The model's own answers: y = y' (the prompts of the first clean set), so ΔP is 0.
+    # The model's own answers: y = y' (the prompts of the first clean set), so ΔP is
+    # (1 - w)(proj y' - m): 0 on average, and exactly 0 at reference weight 1.
     if progress:
         progress("screening the model's own answers")
     own, _ = screen_lines(y_prime_pool, "own_answers.jsonl", loaded, options)

@@ -1,6 +1,7 @@
 """From per-sample ΔP to verdicts: which samples and which files a CI gate should stop.
 
-The reference point is "no shift": ΔP = 0 means that the data says what the model already says.
+The reference point is "no shift": ΔP = 0 means that the data says what the model already says
+(the model's own answers score 0 on average, and exactly 0 at reference weight 1).
 
 **Samples.** Each sample and trait gets a one-sided p-value: how likely an ordinary answer pulls
 this far. It must be unusual against the clean null (ΔP of clean answers of many styles, fitted
