@@ -204,9 +204,13 @@ def test_json_report_validates_and_lists_every_sample(
     assert dataset["threshold"] == pytest.approx(calibration["margin"] * calibration["gap"])
     assert dataset["effect"] == pytest.approx(dataset["mean_delta_p"] / calibration["gap"])
     assert (dataset["status"], dataset["flagged"]) == ("too-few-samples", False)
+    [rule] = report["rules"]
+    weight, mean = rule["reference_weight"], rule["reference_mean"]
+    assert (weight, mean) == (calibration["reference"]["weight"], calibration["reference"]["own_answer_mean"])
     for sample in report["samples"]:
         score = sample["scores"][TRAIT]
-        assert score["delta_p"] == pytest.approx(score["projection_y"] - score["projection_y_prime"])
+        reference = weight * score["projection_y_prime"] + (1 - weight) * mean
+        assert score["delta_p"] == pytest.approx(score["projection_y"] - reference)
     assert _sha256(workdir / "train.jsonl") == before
 
 
@@ -331,7 +335,10 @@ def test_calibrate_and_evaluate_commands_run_on_the_tiny_model(
     normals = np.array(after["normal_delta_p"])
     assert (normals > after["sample_threshold"]).mean() <= 0.2
     assert after["null"]["sources"] == {"trait file: normal answers": 6, "clean.jsonl": len(normals) + 8}
-    assert f"gap {after['gap']:.3f}, clean null from 20 answers" in result.output
+    assert (
+        f"gap {after['gap']:.3f}, y' weight {after['reference']['weight']:.2f}, clean null from 20 answers"
+        in result.output
+    )
     assert f"dataset margin {after['margin']:.0%} of the gap" in result.output
 
     report = tmp_path / "loso.json"

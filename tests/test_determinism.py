@@ -51,7 +51,7 @@ def _argv(model: Path, vectors: Path, output_format: str, cache: str, name: str)
     return [
         "a.jsonl", "b.json",
         "--model", str(model), "--vectors", str(vectors), "--cache-dir", cache, "--device", "cpu",
-        "--skip-invalid", "--max-new-tokens", "12", "--threshold", f"{TRAIT}=0", "--fail-on", "never",
+        "--skip-invalid", "--max-new-tokens", "12", "--threshold", f"{TRAIT}=-1000", "--fail-on", "never",
         "--format", output_format, "--output", name, "--quiet",
     ]  # fmt: skip
 
