@@ -218,7 +218,7 @@ def _reference(
     if clean is not None and trait in clean.answers:
         answers.append(clean.answers[trait])
         own.append(clean.own_answers[trait])
-    fitted = fit_reference(np.concatenate(answers), np.concatenate(own), np.concatenate(own))
+    fitted = fit_reference(np.concatenate(answers), np.concatenate(own))
     if weight is None:
         return fitted
     if not 0.0 <= weight <= 1.0:

@@ -42,20 +42,18 @@ class Reference:
         )
 
 
-def fit_reference(
-    clean_projection: np.ndarray, clean_own_projection: np.ndarray, own_projections: np.ndarray
-) -> Reference:
-    """The variance-minimising weight on clean answers, and the mean of every own answer.
+def fit_reference(clean_projection: np.ndarray, clean_own_projection: np.ndarray) -> Reference:
+    """The variance-minimising weight on clean answers, and the mean of their own answers.
 
     ``clean_projection`` and ``clean_own_projection`` are proj(y) and proj(y′) of the same clean
-    samples; ``own_projections`` are the own answers to every calibration prompt.
+    samples.
 
     >>> rng = np.random.default_rng(0)
     >>> prompt = rng.normal(size=2000)
-    >>> ref = fit_reference(prompt + rng.normal(size=2000), prompt, prompt)
+    >>> ref = fit_reference(prompt + rng.normal(size=2000), prompt)
     >>> round(ref.weight, 1)
     1.0
     """
     covariance = np.cov(clean_projection, clean_own_projection, ddof=1)
     weight = covariance[0, 1] / covariance[1, 1] if covariance[1, 1] > 0 else 1.0
-    return Reference(float(np.clip(weight, 0.0, 1.0)), float(np.mean(own_projections)))
+    return Reference(float(np.clip(weight, 0.0, 1.0)), float(np.mean(clean_own_projection)))
