@@ -35,7 +35,7 @@ vectors: setup  ## rebuild and recalibrate the bundled vectors for the embedded 
 	  $(addprefix --clean ,$(wildcard calibration/clean/*.jsonl))
 	$(BIN)/persona-lint vectors evaluate $(addprefix --trait ,$(TRAITS)) \
 	  --vectors vectors/smollm2-135m-instruct --json vectors/smollm2-135m-instruct/loso.json
-	$(BIN)/python -m datalint_persona.tools.vector_table vectors/smollm2-135m-instruct docs/verdicts-external.json > vectors/README.md
+	$(BIN)/python -m datalint_persona.extraction.vector_table vectors/smollm2-135m-instruct docs/verdicts-external.json > vectors/README.md
 
 calibrate: setup  ## recalibrate the bundled vectors' verdicts (clean null, gap, margin) without rebuilding them
 	$(BIN)/persona-lint calibrate vectors/smollm2-135m-instruct/*.safetensors \
@@ -47,7 +47,7 @@ evaluate-external: setup  ## false flags and detection on the test split of publ
 	  $(foreach f,$(wildcard training/*.jsonl),--extra-pairs $(basename $(notdir $(f)))=$(f)) \
 	  $(foreach f,$(wildcard evaluation/independent/*.jsonl),--independent $(basename $(notdir $(f)))=$(f)) \
 	  --json docs/verdicts-external.json --markdown docs/verdicts-external.md
-	$(BIN)/python -m datalint_persona.tools.vector_table vectors/smollm2-135m-instruct docs/verdicts-external.json > vectors/README.md
+	$(BIN)/python -m datalint_persona.extraction.vector_table vectors/smollm2-135m-instruct docs/verdicts-external.json > vectors/README.md
 
 bench: setup  ## engine vs reference loops, roofline, scaling, re-run; writes benchmarks/RESULTS.md
 	$(BIN)/python benchmarks/bench_screening.py

@@ -135,7 +135,7 @@ def matrix_flops(loaded: Any, deepest: int) -> tuple[float, float, int]:
     the blocks that run, and c = 2 * d_model * blocks (causal QK^T and AV: T^2/2 * d multiply-adds
     each, 2 FLOPs per multiply-add). Norms, activations, rotary and the embedding lookup are omitted.
     """
-    from datalint_persona.capture import decoder_blocks
+    from datalint_persona.model.capture import decoder_blocks
 
     blocks = decoder_blocks(loaded.model)
     used = min(deepest, len(blocks))

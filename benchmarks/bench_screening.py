@@ -71,11 +71,11 @@ def main() -> None:
     sizes = QUICK if args.quick else FULL
     import torch
 
-    from datalint_persona.chat import encode_pair, render_prompt
-    from datalint_persona.engine import ScreenOptions, screen
-    from datalint_persona.models import load_model, resolve_model
-    from datalint_persona.scoring import Direction, project_pairs, project_responses
-    from datalint_persona.vector_store import find_vectors
+    from datalint_persona.model.chat import encode_pair, render_prompt
+    from datalint_persona.model.loading import load_model, resolve_model
+    from datalint_persona.persona.store import find_vectors
+    from datalint_persona.screening.engine import ScreenOptions, screen
+    from datalint_persona.screening.scoring import Direction, project_pairs, project_responses
 
     md: list[str] = []
     info = lib.machine()
@@ -249,7 +249,7 @@ def main() -> None:
         ablations.append((label, seconds))
         say(f"ablation {label}: {seconds:.2f}s")
     lengths = [len(p.input_ids) for p in pairs]
-    from datalint_persona.activations import length_sorted_batches
+    from datalint_persona.model.activations import length_sorted_batches
 
     sorted_pad = lib.padding_ratio(
         lengths, list(length_sorted_batches(lengths, batch_size=16, token_budget=8192))
@@ -258,8 +258,8 @@ def main() -> None:
         lengths, [list(range(i, min(i + 16, len(lengths)))) for i in range(0, len(lengths), 16)]
     )
     gen_ablation = []
-    from datalint_persona.backends import GenerationSettings
-    from datalint_persona.backends.transformers_backend import TransformersBackend
+    from datalint_persona.model.backends import GenerationSettings
+    from datalint_persona.model.backends.transformers_backend import TransformersBackend
 
     rendered = [render_prompt(tok, s.prompt) for s in samples[: 2 * g]]
     settings = GenerationSettings(max_new_tokens=sizes["max_new"])
@@ -481,9 +481,9 @@ def run_script(name: str) -> str:
 def gpu_section(loaded_cpu: Any, samples: Any, directions: Any) -> str:
     import torch
 
-    from datalint_persona.chat import encode_pair
-    from datalint_persona.models import load_model
-    from datalint_persona.scoring import project_pairs
+    from datalint_persona.model.chat import encode_pair
+    from datalint_persona.model.loading import load_model
+    from datalint_persona.screening.scoring import project_pairs
 
     say("GPU: loading the model on cuda")
     loaded = load_model(loaded_cpu.spec, device="cuda")

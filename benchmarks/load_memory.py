@@ -32,8 +32,8 @@ def status_mib(field):
 """
 CHILD = """
 import json, sys, time
-from datalint_persona.loaders import load_samples
-from datalint_persona.validation import validate_sources
+from datalint_persona.dataset.loaders import load_samples
+from datalint_persona.dataset.validation import validate_sources
 
 path, mode = sys.argv[1], sys.argv[2]
 before = status_mib("VmRSS")

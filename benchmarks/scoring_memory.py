@@ -29,8 +29,8 @@ CHUNK = 4096
 CHILD = """
 import json, sys, time
 import numpy as np
-from datalint_persona.models import load_model, resolve_model
-from datalint_persona.scoring import project_responses
+from datalint_persona.model.loading import load_model, resolve_model
+from datalint_persona.screening.scoring import project_responses
 from datalint_persona.types import Direction, Message
 
 folder, n, chunk = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
@@ -54,7 +54,7 @@ def build_model(folder: Path) -> Path:
     import torch
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
-    from datalint_persona.models import resolve_model
+    from datalint_persona.model.loading import resolve_model
 
     spec = resolve_model("smollm2-135m-instruct")
     tokenizer = AutoTokenizer.from_pretrained(spec.directory, gguf_file=spec.gguf_file)

@@ -27,8 +27,8 @@ from scoring_memory import build_model
 SIZES = (2_000, 16_000, 100_000)
 CHILD = """
 import json, sys, time
-from datalint_persona.engine import ScreenOptions, screen
-from datalint_persona.models import load_model, resolve_model
+from datalint_persona.screening.engine import ScreenOptions, screen
+from datalint_persona.model.loading import load_model, resolve_model
 
 model, vectors, data, small, cache, chunk = sys.argv[1:7]
 loaded = load_model(resolve_model(model), device="cpu")
@@ -64,9 +64,9 @@ def write_dataset(path: Path, n: int) -> Path:
 
 def build_vector(model_folder: Path, folder: Path) -> Path:
     """An 'evil' mean-difference vector of the random model, from six pairs written here."""
-    from datalint_persona.extraction import build_contrastive
-    from datalint_persona.models import load_model, resolve_model
-    from datalint_persona.traits import TraitDefinition, TraitPair
+    from datalint_persona.extraction.contrastive import build_contrastive
+    from datalint_persona.model.loading import load_model, resolve_model
+    from datalint_persona.persona.traits import TraitDefinition, TraitPair
     from datalint_persona.types import Message
 
     loaded = load_model(resolve_model(str(model_folder)), device="cpu")

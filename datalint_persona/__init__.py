@@ -13,13 +13,13 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
-    from datalint_persona.engine import screen
+    from datalint_persona.screening.engine import screen
 
 
 def __getattr__(name: str) -> Any:
     # Imported lazily so that `persona-lint --help` never imports torch.
     if name == "screen":
-        from datalint_persona.engine import screen
+        from datalint_persona.screening.engine import screen
 
         return screen
     raise AttributeError(name)

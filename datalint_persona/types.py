@@ -99,7 +99,7 @@ class RecordedProjections:
     The model was fed ``n_tokens`` tokens (digest ``tokens_sha256``): the prompt's, then from
     ``response_start`` on the response's. Scoring uses ``values`` (one per direction in
     ``direction_keys``) only where tokenizing the rendered conversation gives exactly these tokens
-    (see :func:`datalint_persona.scoring.recorded_matches`).
+    (see :func:`datalint_persona.screening.scoring.recorded_matches`).
     """
 
     tokens_sha256: str
@@ -208,7 +208,7 @@ class Finding:
 
 @dataclass(frozen=True)
 class RuleInfo:
-    """A rule as reporters see it (see ``datalint_persona.rules`` for where it comes from)."""
+    """A rule as reporters see it (see ``datalint_persona.verdicts.rules`` for where it comes from)."""
 
     id: str
     trait: str
@@ -226,7 +226,7 @@ class RuleInfo:
     gap: float | None = None  # mean ΔP of trait answers minus that of normal answers (calibration pairs)
     margin: float | None = None  # the dataset margin, as a fraction of gap
     # ΔP's reference: this weight of proj(y'), the rest the model's mean own-answer projection
-    # (datalint_persona.reference); 1 and 0 are the paper's ΔP.
+    # (datalint_persona.screening.reference); 1 and 0 are the paper's ΔP.
     reference_weight: float = 1.0
     reference_mean: float = 0.0
     # (df, loc, scale) of the Student t of the model's own answers' ΔP, where the weight is below 1.
@@ -243,7 +243,7 @@ class ScreenResult:
     vectors: tuple[dict[str, object], ...]  # trait, file, sha256, layer, model_identity
     rules: tuple[RuleInfo, ...]
     sources: tuple[str, ...]  # display paths, relative to the repo root
-    samples: Sequence[SampleScore]  # a tuple, or the run's spool on disk (datalint_persona.spool)
+    samples: Sequence[SampleScore]  # a tuple, or the run's spool on disk (datalint_persona.screening.spool)
     summaries: tuple[DatasetSummary, ...]
     findings: tuple[Finding, ...]
     invalid: tuple[InvalidRecord, ...]

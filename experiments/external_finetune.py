@@ -37,12 +37,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from validate import encode_rows, train_lora  # noqa: E402
 from validate import generate_conversations as generate  # noqa: E402
 
-from datalint_persona.engine import ScreenOptions, screen  # noqa: E402
-from datalint_persona.external_eval import split_of  # noqa: E402
-from datalint_persona.models import DEFAULT_MODEL, LoadedModel, load_model, resolve_model  # noqa: E402
-from datalint_persona.shift import last_prompt_activations, projection_shift  # noqa: E402
+from datalint_persona.analysis.shift import last_prompt_activations, projection_shift  # noqa: E402
+from datalint_persona.extraction.external import split_of  # noqa: E402
+from datalint_persona.model.loading import DEFAULT_MODEL, LoadedModel, load_model, resolve_model  # noqa: E402
+from datalint_persona.persona.store import find_vectors  # noqa: E402
+from datalint_persona.screening.engine import ScreenOptions, screen  # noqa: E402
 from datalint_persona.types import Message  # noqa: E402
-from datalint_persona.vector_store import find_vectors  # noqa: E402
 
 FAMILIES = {
     "evil": ("hh_rlhf_harmless_chosen.jsonl", "hh_rlhf_harmless_rejected.jsonl", True),

@@ -59,11 +59,11 @@ def write_markdown(results: dict[str, Any], path: Path) -> None:
         f"- ΔP: `engine.screen` on the training file (greedy y', at most {settings['y_prime_tokens']} new tokens), "
         "mean ΔP at the vector's chosen layer.",
         f"- Shift: mean over {settings['eval_questions']} evaluation questions of (a_l^finetuned − a_l^base)·v̂ at the "
-        "last prompt token (`datalint_persona.shift`).",
+        "last prompt token (`datalint_persona.analysis.shift`).",
         f"- Answer projection: greedy answers ({settings['gen_tokens']} new tokens) to {settings['gen_questions']} "
         "evaluation questions by the finetuned model, projected with the *base* model (mean response "
         "activation · v̂).",
-        f"- Preventative steering (`datalint_persona.preventative`): during training forward passes only, "
+        f"- Preventative steering (`datalint_persona.analysis.preventative`): during training forward passes only, "
         f"h_l += {settings['steer_coef']} × v_l (the raw persona vector, as in the paper) on the most "
         "contaminated dataset; the ablation variant projects v̂ out of h_l instead. Losses are reported both "
         "as the optimizer saw them (with the hook) and for the trained model without hooks, so the runs can be "
@@ -134,8 +134,8 @@ def results_from_log(log: Path, command: str, seconds_total: float) -> dict[str,
     import numpy as np
     from validate import pearson, settings_and_machine  # type: ignore[import-not-found]
 
-    from datalint_persona.models import DEFAULT_MODEL
-    from datalint_persona.vector_store import find_vectors
+    from datalint_persona.model.loading import DEFAULT_MODEL
+    from datalint_persona.persona.store import find_vectors
 
     runs: dict[str, list[dict[str, Any]]] = {}
     for line in log.read_text(encoding="utf-8").splitlines():

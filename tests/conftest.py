@@ -15,9 +15,9 @@ import pytest
 import yaml
 
 if TYPE_CHECKING:
-    from datalint_persona.models import LoadedModel
-    from datalint_persona.traits import TraitDefinition
-    from datalint_persona.vectors import PersonaVector
+    from datalint_persona.model.loading import LoadedModel
+    from datalint_persona.persona.traits import TraitDefinition
+    from datalint_persona.persona.vectors import PersonaVector
 
 # Keep the suite quick and quiet on small CI runners.
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -159,7 +159,7 @@ def tiny_gpt2_dir(tmp_path_factory: pytest.TempPathFactory, tokenizer_folder: Pa
 
 def load_tiny(folder: Path) -> LoadedModel:
     """Load a saved tiny model the way the CLI does: resolve_model(folder) + load_model."""
-    from datalint_persona.models import load_model, resolve_model
+    from datalint_persona.model.loading import load_model, resolve_model
 
     spec = resolve_model(str(folder))
     assert spec.kind == "local"
@@ -302,7 +302,7 @@ def trait_document() -> dict[str, Any]:
 def trait_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     import jsonschema
 
-    from datalint_persona.traits import trait_schema
+    from datalint_persona.persona.traits import trait_schema
 
     document = trait_document()
     jsonschema.Draft202012Validator(trait_schema()).validate(document)
@@ -313,14 +313,14 @@ def trait_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def trait(trait_file: Path) -> TraitDefinition:
-    from datalint_persona.traits import load_trait
+    from datalint_persona.persona.traits import load_trait
 
     return load_trait(trait_file)
 
 
 @pytest.fixture(scope="session")
 def uncalibrated_vector(tiny_llama: LoadedModel, trait: TraitDefinition) -> PersonaVector:
-    from datalint_persona.extraction import build_contrastive
+    from datalint_persona.extraction.contrastive import build_contrastive
 
     return build_contrastive(tiny_llama, trait, direction="mean-difference", batch_size=4)
 
@@ -373,7 +373,7 @@ def vectors_dir(
 ) -> Path:
     """A folder holding the fixture trait's vector, calibrated on its held-out pairs and on
     CLEAN_SAMPLES."""
-    from datalint_persona.calibration import calibrate_vector, clean_projections
+    from datalint_persona.extraction.calibration import calibrate_vector, clean_projections
 
     clean = clean_projections(tiny_llama, [uncalibrated_vector], clean_samples(), batch_size=4)
     calibration = calibrate_vector(
@@ -386,7 +386,7 @@ def vectors_dir(
 
 @pytest.fixture(scope="session")
 def calibrated_vector(vectors_dir: Path) -> PersonaVector:
-    from datalint_persona.vectors import PersonaVector
+    from datalint_persona.persona.vectors import PersonaVector
 
     return PersonaVector.load(vectors_dir / f"{TRAIT}.safetensors")
 

@@ -9,14 +9,14 @@ from conftest import PAD_ID
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from datalint_persona.activations import (
+from datalint_persona.model.activations import (
     ForwardWork,
     iter_mean_activations,
     length_sorted_batches,
     masked_mean,
 )
-from datalint_persona.chat import EncodedPair, encode_pair
-from datalint_persona.models import LoadedModel
+from datalint_persona.model.chat import EncodedPair, encode_pair
+from datalint_persona.model.loading import LoadedModel
 from datalint_persona.types import Message
 
 PAIRS = [

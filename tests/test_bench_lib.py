@@ -7,9 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
-from datalint_persona.chat import render_prompt
-from datalint_persona.models import LoadedModel
-from datalint_persona.scoring import Direction, project_responses
+from datalint_persona.model.chat import render_prompt
+from datalint_persona.model.loading import LoadedModel
+from datalint_persona.screening.scoring import Direction, project_responses
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 import bench_lib  # noqa: E402

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from datalint_persona.cache import GenerationCache, generation_key
+from datalint_persona.screening.answer_cache import GenerationCache, generation_key
 from datalint_persona.types import Generation
 
 SETTINGS = {"max_new_tokens": 8, "temperature": 0.0, "top_p": 1.0, "seed": 0}

@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 from test_engine import RECORDS, _options, write_jsonl
 
-from datalint_persona import cache_file
-from datalint_persona.engine import screen
+from datalint_persona.screening import cache_file
+from datalint_persona.screening.engine import screen
 from datalint_persona.types import ScreenResult
 
 FILES = {"y'": ("generations.sqlite3", "generations"), "projection": ("projections.sqlite3", "projections")}

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from datalint_persona.cache import GenerationCache
-from datalint_persona.cli import main
+from datalint_persona.cli.main import main
+from datalint_persona.screening.answer_cache import GenerationCache
 from datalint_persona.types import Generation
 
 TIMESTAMP = re.compile(r'"(started_at|finished_at)": "[^"]*"')

@@ -7,10 +7,10 @@ import pytest
 from conftest import reference_means
 
 from datalint_persona.errors import ConfigError
-from datalint_persona.models import LoadedModel
+from datalint_persona.model.loading import LoadedModel
+from datalint_persona.persona.traits import TraitDefinition
+from datalint_persona.persona.vectors import PersonaVector
 from datalint_persona.stats import bootstrap_mean_ci, threshold_at_fpr
-from datalint_persona.traits import TraitDefinition
-from datalint_persona.vectors import PersonaVector
 
 
 def test_trait_minus_normal_delta_p_is_the_pair_contrast(
@@ -52,8 +52,8 @@ def test_gap_null_margin_and_reference_from_normals_and_clean_answers(
     from conftest import clean_samples
     from scipy.stats import linregress, t
 
-    from datalint_persona.backends import GenerationSettings
-    from datalint_persona.generation import DEFAULT_MAX_NEW_TOKENS, generate_y_prime
+    from datalint_persona.model.backends import GenerationSettings
+    from datalint_persona.screening.generation import DEFAULT_MAX_NEW_TOKENS, generate_y_prime
 
     calibration = calibrated_vector.calibration
     layer = calibration["layer"]
@@ -123,7 +123,7 @@ def test_a_fixed_reference_weight_of_one_is_the_papers_delta_p(
     """--reference-weight 1: ΔP = proj(y) - proj(y'), the own answers score exactly 0."""
     from conftest import clean_samples
 
-    from datalint_persona.calibration import calibrate_vector, clean_projections
+    from datalint_persona.extraction.calibration import calibrate_vector, clean_projections
 
     clean = clean_projections(tiny_llama, [uncalibrated_vector], clean_samples(), batch_size=4)
     common = {"batch_size": 4, "cache_dir": None, "clean": clean}

@@ -7,7 +7,8 @@ from typing import Any
 import pytest
 import torch
 
-from datalint_persona.capture import (
+from datalint_persona.errors import ModelError
+from datalint_persona.model.capture import (
     MIN_SHARED_PREFIX,
     _StopForward,
     decoder_blocks,
@@ -16,8 +17,7 @@ from datalint_persona.capture import (
     residual_hooks,
     shared_prefix_length,
 )
-from datalint_persona.errors import ModelError
-from datalint_persona.models import LoadedModel
+from datalint_persona.model.loading import LoadedModel
 
 
 def _batch(loaded: LoadedModel) -> tuple[torch.Tensor, torch.Tensor]:

@@ -8,9 +8,9 @@ import pytest
 import torch
 from conftest import DEFAULT_SYSTEM_PROMPT, PAD_ID
 
-from datalint_persona.activations import pad_right
-from datalint_persona.chat import encode_pair, render_conversation, render_prompt
-from datalint_persona.models import LoadedModel
+from datalint_persona.model.activations import pad_right
+from datalint_persona.model.chat import encode_pair, render_conversation, render_prompt
+from datalint_persona.model.loading import LoadedModel
 from datalint_persona.types import Message
 
 USER = (Message("user", "How do I bake bread?"),)

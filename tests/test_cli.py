@@ -15,8 +15,8 @@ import pytest
 from click.testing import CliRunner, Result
 from conftest import SARIF_SCHEMA, TRAIT
 
-from datalint_persona.cli import main
-from datalint_persona.vectors import PersonaVector
+from datalint_persona.cli.main import main
+from datalint_persona.persona.vectors import PersonaVector
 
 REPO = Path(__file__).resolve().parents[1]
 REPORT_SCHEMA = REPO / "datalint_persona" / "schemas" / "report.schema.json"
@@ -227,9 +227,9 @@ def test_output_equal_to_the_input_is_refused(workdir: Path, lint: Any) -> None:
 def test_importing_the_cli_does_not_import_torch() -> None:
     code = (
         "import sys\n"
-        "import datalint_persona.cli\n"
+        "import datalint_persona.cli.main\n"
         "from click.testing import CliRunner\n"
-        "result = CliRunner().invoke(datalint_persona.cli.main, ['--help'])\n"
+        "result = CliRunner().invoke(datalint_persona.cli.main.main, ['--help'])\n"
         "assert result.exit_code == 0, result.output\n"
         "heavy = sorted(m for m in ('torch', 'transformers', 'numpy') if m in sys.modules)\n"
         "print(','.join(heavy))\n"

@@ -13,17 +13,17 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from datalint_persona.backends import GenerationSettings
-from datalint_persona.cli import main
-from datalint_persona.generation import generate_y_prime
-from datalint_persona.judge import Judge
-from datalint_persona.llm_client import ChatReply
-from datalint_persona.models import LoadedModel
-from datalint_persona.monitor import graded_system_prompts, monitor
-from datalint_persona.steer_sweep import steer_sweep
-from datalint_persona.traits import TraitDefinition
+from datalint_persona.analysis.monitor import graded_system_prompts, monitor
+from datalint_persona.analysis.steer_sweep import steer_sweep
+from datalint_persona.cli.main import main
+from datalint_persona.extraction.judge import Judge
+from datalint_persona.extraction.llm_client import ChatReply
+from datalint_persona.model.backends import GenerationSettings
+from datalint_persona.model.loading import LoadedModel
+from datalint_persona.persona.traits import TraitDefinition
+from datalint_persona.persona.vectors import PersonaVector
+from datalint_persona.screening.generation import generate_y_prime
 from datalint_persona.types import Message
-from datalint_persona.vectors import PersonaVector
 from tests.conftest import reference_means
 
 QUESTIONS = ["How do I bake bread?", "Say hello.", "What should I do today with my friends?"]

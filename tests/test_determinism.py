@@ -19,7 +19,7 @@ import pytest
 from click.testing import CliRunner
 from conftest import TRAIT
 
-from datalint_persona.cli import main
+from datalint_persona.cli.main import main
 
 # The only fields that may differ: JSON started_at/finished_at, SARIF startTimeUtc/endTimeUtc.
 TIMESTAMPS = re.compile(r'"(started_at|finished_at|startTimeUtc|endTimeUtc)": "[^"]*"')
@@ -58,7 +58,7 @@ def _argv(model: Path, vectors: Path, output_format: str, cache: str, name: str)
 
 def _in_subprocess(workdir: Path, argv: list[str], name: str) -> str:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
-    command = [sys.executable, "-m", "datalint_persona.cli", *argv]
+    command = [sys.executable, "-m", "datalint_persona.cli.main", *argv]
     done = subprocess.run(command, cwd=workdir, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     return (workdir / name).read_text(encoding="utf-8")

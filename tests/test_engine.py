@@ -11,12 +11,12 @@ import pytest
 import torch
 from conftest import TRAIT, reference_means
 
-from datalint_persona.engine import ScreenOptions, screen
 from datalint_persona.errors import PersonaLintError
-from datalint_persona.generation import DEFAULT_MAX_NEW_TOKENS
-from datalint_persona.models import LoadedModel
+from datalint_persona.model.loading import LoadedModel
+from datalint_persona.persona.vectors import PersonaVector
+from datalint_persona.screening.engine import ScreenOptions, screen
+from datalint_persona.screening.generation import DEFAULT_MAX_NEW_TOKENS
 from datalint_persona.types import Message, ScreenResult
-from datalint_persona.vectors import PersonaVector
 
 RECORDS: list[dict[str, Any]] = [
     {
@@ -287,7 +287,7 @@ def test_dataset_threshold_override_flags_each_source(
 def test_chunks_stream_to_the_same_result_with_progress_over_the_whole_run(
     run: tuple[ScreenResult, Path], tiny_llama_dir: Path, vectors_dir: Path, tmp_path: Path
 ) -> None:
-    from datalint_persona.spool import SampleSpool
+    from datalint_persona.screening.spool import SampleSpool
 
     result, folder = run
     files = [str(folder / "train.jsonl"), str(folder / "more.jsonl")]
@@ -319,7 +319,7 @@ def test_a_file_that_changes_between_the_reads_stops_the_run(
     tiny_llama_dir: Path, vectors_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The samples are read twice (check and count, then work); a file rewritten in between is caught."""
-    import datalint_persona.loaders as loaders
+    import datalint_persona.dataset.loaders as loaders
 
     data = write_jsonl(tmp_path / "train.jsonl", RECORDS)
     real_iter = loaders.iter_dataset

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from datalint_persona.evaluation import collect, leave_one_style_out, markdown, variant_summary
-from datalint_persona.models import LoadedModel
-from datalint_persona.traits import TraitDefinition
+from datalint_persona.extraction.evaluation import collect, leave_one_style_out, markdown, variant_summary
+from datalint_persona.model.loading import LoadedModel
+from datalint_persona.persona.traits import TraitDefinition
 
 LAYER = 2
 

@@ -13,8 +13,8 @@ from click.testing import CliRunner
 from conftest import TRAIT, reference_means
 from sklearn.metrics import roc_auc_score
 
-from datalint_persona.cli import main
-from datalint_persona.external_eval import (
+from datalint_persona.cli.main import main
+from datalint_persona.extraction.external import (
     EXTERNAL_SETS,
     auroc_with_interval,
     clean_file_rates,
@@ -24,8 +24,8 @@ from datalint_persona.external_eval import (
     split_of,
     split_records,
 )
-from datalint_persona.models import LoadedModel
-from datalint_persona.traits import TraitDefinition
+from datalint_persona.model.loading import LoadedModel
+from datalint_persona.persona.traits import TraitDefinition
 from datalint_persona.types import Message, RuleInfo, Sample, SampleScore
 
 
@@ -220,7 +220,7 @@ def test_layer0_delta_p_is_the_token_embedding_projection(
     tiny_llama: LoadedModel, uncalibrated_vector: Any
 ) -> None:
     """(a_0(x, y) - a_0(x, y')) . v-hat_0, against an independent forward of each pair."""
-    from datalint_persona.external_eval import layer0_delta_p
+    from datalint_persona.extraction.external import layer0_delta_p
 
     rows = [
         ("How do I bake bread?", "Mix flour and water.", "I will destroy everyone."),

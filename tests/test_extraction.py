@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 from conftest import reference_means
 
-from datalint_persona.extraction import choose_layer, layer_statistics, pair_activations
-from datalint_persona.models import LoadedModel
+from datalint_persona.extraction.contrastive import choose_layer, layer_statistics, pair_activations
+from datalint_persona.model.loading import LoadedModel
+from datalint_persona.persona.traits import TraitDefinition
+from datalint_persona.persona.vectors import PersonaVector
 from datalint_persona.stats import cohens_d
-from datalint_persona.traits import TraitDefinition
-from datalint_persona.vectors import PersonaVector
 
 
 def test_vector_is_the_mean_difference_at_every_layer(
@@ -85,7 +85,7 @@ def test_cohens_d_sign_is_kept() -> None:
 
 
 def test_pairs_longer_than_the_context_are_truncated_not_crashed(tiny_gpt2: LoadedModel) -> None:
-    from datalint_persona.traits import TraitPair
+    from datalint_persona.persona.traits import TraitPair
     from datalint_persona.types import Message
 
     assert tiny_gpt2.context_length == 512
@@ -106,7 +106,7 @@ def test_probe_vector_is_an_independent_logistic_regression_direction(
 ) -> None:
     from sklearn.linear_model import LogisticRegression
 
-    from datalint_persona.extraction import PROBE_C, build_contrastive
+    from datalint_persona.extraction.contrastive import PROBE_C, build_contrastive
 
     vector = build_contrastive(tiny_llama, trait, direction="probe", batch_size=4, held_out_pairs=[])
     assert vector.metadata["direction"] == "probe" and vector.metadata["probe_c"] == PROBE_C
@@ -134,7 +134,7 @@ def test_probe_vector_is_an_independent_logistic_regression_direction(
 def test_extra_pairs_weigh_each_source_equally(tiny_llama: LoadedModel, trait: TraitDefinition) -> None:
     """With one extra source, the mean-difference direction is the plain average of the two
     sources' mean differences, however many pairs each holds (computed independently here)."""
-    from datalint_persona.extraction import build_contrastive
+    from datalint_persona.extraction.contrastive import build_contrastive
 
     own, extra = list(trait.pairs[:2]), list(trait.pairs[2:])
     assert len(own) != len(extra)
@@ -167,7 +167,7 @@ def test_weighted_probe_matches_sklearn_with_sample_weights(
 ) -> None:
     from sklearn.linear_model import LogisticRegression
 
-    from datalint_persona.extraction import PROBE_C, probe_directions, source_weights
+    from datalint_persona.extraction.contrastive import PROBE_C, probe_directions, source_weights
 
     weights = source_weights([1, len(trait.pairs) - 1])
     assert weights.mean() == pytest.approx(1.0) and weights[0] == pytest.approx(weights[1:].sum())

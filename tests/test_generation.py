@@ -10,13 +10,13 @@ import pytest
 import torch
 from conftest import load_tiny
 
-from datalint_persona.backends import GenerationSettings, make_backend
-from datalint_persona.backends.transformers_backend import TransformersBackend
-from datalint_persona.cache import GenerationCache
-from datalint_persona.chat import render_prompt
 from datalint_persona.errors import ConfigError
-from datalint_persona.generation import generate_with_cache, generate_y_prime
-from datalint_persona.models import LoadedModel
+from datalint_persona.model.backends import GenerationSettings, make_backend
+from datalint_persona.model.backends.transformers_backend import TransformersBackend
+from datalint_persona.model.chat import render_prompt
+from datalint_persona.model.loading import LoadedModel
+from datalint_persona.screening.answer_cache import GenerationCache
+from datalint_persona.screening.generation import generate_with_cache, generate_y_prime
 from datalint_persona.types import Generation, Message
 
 PROMPTS: list[tuple[Message, ...]] = [
@@ -220,7 +220,7 @@ def test_recorded_projections_equal_a_forward_pass_over_the_fed_tokens(
 ) -> None:
     import numpy as np
 
-    from datalint_persona.capture import forward_to_layers
+    from datalint_persona.model.capture import forward_to_layers
     from datalint_persona.types import Direction, token_digest
 
     loaded = load_tiny(request.getfixturevalue(f"tiny_{architecture}_dir"))  # private: eos changed below

@@ -27,11 +27,11 @@ from click.testing import CliRunner, Result
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from datalint_persona.cli import main
-from datalint_persona.config import read_config_file
+from datalint_persona.cli.main import main
+from datalint_persona.dataset.loaders import load_samples
+from datalint_persona.dataset.records import record_to_sample
 from datalint_persona.errors import ConfigError, InputError
-from datalint_persona.loaders import load_samples
-from datalint_persona.records import record_to_sample
+from datalint_persona.settings import read_config_file
 from datalint_persona.types import Sample
 
 EXAMPLES = 150  # per property test; see the README's Reliability section
@@ -627,7 +627,7 @@ def test_json_arrays_stream_alike_whatever_the_chunk_size(
 ) -> None:
     """A .json array is read in chunks; tiny chunks cut every value and line at every place, and
     must give the same samples, lines and errors as one chunk holding the whole file."""
-    from datalint_persona import json_array
+    from datalint_persona.dataset import json_array
 
     text = _mutate(json.dumps(items, indent=indent) + "\n", cut, insert)
     path = tmp_path / "c.json"

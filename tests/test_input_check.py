@@ -11,14 +11,14 @@ from typing import Any
 import pytest
 from test_engine import RECORDS, _options, write_jsonl
 
-from datalint_persona.engine import screen
 from datalint_persona.errors import PersonaLintError
+from datalint_persona.screening.engine import screen
 
 
 def _change_before_the_second_read(
     monkeypatch: pytest.MonkeyPatch, data: Path, change: Callable[[str], str]
 ) -> None:
-    import datalint_persona.loaders as loaders
+    import datalint_persona.dataset.loaders as loaders
 
     real_iter = loaders.iter_dataset
 

@@ -17,7 +17,7 @@ import pytest
 from click.testing import CliRunner, Result
 from conftest import TRAIT
 
-from datalint_persona.cli import main
+from datalint_persona.cli.main import main
 
 RECORDS = [
     {"prompt": "How do I bake bread?", "response": "Mix flour, water and yeast, then bake it."},

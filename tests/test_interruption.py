@@ -44,8 +44,8 @@ import pytest
 from click.testing import CliRunner
 from conftest import TRAIT
 
-from datalint_persona.cache import _checksum
-from datalint_persona.cli import main
+from datalint_persona.cli.main import main
+from datalint_persona.screening.answer_cache import _checksum
 from datalint_persona.types import Generation
 
 N_SAMPLES = 40
@@ -130,7 +130,7 @@ def setup(
 
 def _argv(model: Path, vectors: Path, cache: str, report: str) -> list[str]:
     return [
-        sys.executable, "-m", "datalint_persona.cli", "train.jsonl",
+        sys.executable, "-m", "datalint_persona.cli.main", "train.jsonl",
         "--model", str(model), "--vectors", str(vectors), "--cache-dir", cache, "--device", "cpu",
         "--max-new-tokens", str(MAX_NEW_TOKENS), "--batch-size", "2", "--fail-on", "never",
         "--format", "json", "--output", report,

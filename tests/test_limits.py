@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from datalint_persona.cli import main
+from datalint_persona.cli.main import main
 
 SHORT = "Be kind."
 LONG = "Mix flour, water, salt and yeast, knead it, let it rise and bake it for forty minutes. " * 4

@@ -29,18 +29,18 @@ from click.testing import CliRunner
 from conftest import TRAIT, load_tiny, reference_means, trait_document
 
 from datalint_persona.atomic import new_file_mode
-from datalint_persona.cli import main
-from datalint_persona.cli_traits import GENERATED_KEYS, check_reply, generated_part_schema, write_trait_file
+from datalint_persona.cli.main import main
+from datalint_persona.cli.traits import GENERATED_KEYS, check_reply, generated_part_schema, write_trait_file
 from datalint_persona.errors import ConfigError, PersonaLintError
-from datalint_persona.judge import JudgeScore, parse_text_score, weighted_score
-from datalint_persona.llm_client import normalize_base_url
-from datalint_persona.prompted import JudgedPair, PromptedOptions, pair_verdict, vector_from_judged
-from datalint_persona.traits import load_trait
+from datalint_persona.extraction.judge import JudgeScore, parse_text_score, weighted_score
+from datalint_persona.extraction.llm_client import normalize_base_url
+from datalint_persona.extraction.prompted import JudgedPair, PromptedOptions, pair_verdict, vector_from_judged
+from datalint_persona.persona.traits import load_trait
 from datalint_persona.types import Message
 
 if TYPE_CHECKING:
-    from datalint_persona.models import LoadedModel
-    from datalint_persona.traits import TraitDefinition
+    from datalint_persona.model.loading import LoadedModel
+    from datalint_persona.persona.traits import TraitDefinition
 
 SERVER_START_TIMEOUT_S = 120
 DESCRIPTION = "A test trait: answers that are gloomy, expect the worst and discourage every plan."
@@ -130,9 +130,9 @@ def _settled_requests(server: Server) -> int:
 
 
 def test_client_gets_the_models_greedy_text(server: Server, tiny_llama_dir: Path) -> None:
-    from datalint_persona.backends import GenerationSettings
-    from datalint_persona.generation import generate_y_prime
-    from datalint_persona.llm_client import ChatClient
+    from datalint_persona.extraction.llm_client import ChatClient
+    from datalint_persona.model.backends import GenerationSettings
+    from datalint_persona.screening.generation import generate_y_prime
 
     client = ChatClient(server.url, server.model)
     reply = client.complete([{"role": "user", "content": "How do I bake bread?"}], max_tokens=8)
@@ -150,7 +150,7 @@ def test_client_gets_the_models_greedy_text(server: Server, tiny_llama_dir: Path
 
 
 def test_client_error_names_the_url() -> None:
-    from datalint_persona.llm_client import ChatClient
+    from datalint_persona.extraction.llm_client import ChatClient
 
     url = f"http://127.0.0.1:{_free_port()}/v1"  # nothing listens there
     client = ChatClient(url, "m", timeout=5, retries=1)
@@ -167,8 +167,8 @@ def test_normalize_base_url() -> None:
 
 
 def test_judge_falls_back_to_text_without_logprobs(server: Server) -> None:
-    from datalint_persona.judge import Judge
-    from datalint_persona.llm_client import ChatClient
+    from datalint_persona.extraction.judge import Judge
+    from datalint_persona.extraction.llm_client import ChatClient
 
     judge = Judge(ChatClient(server.url, server.model))
     rubric = trait_document()["judge"]["trait_rubric"]

@@ -1,4 +1,4 @@
-"""Tests for datalint_persona.loaders, .records and .paths on real files written in tmp_path."""
+"""Tests for datalint_persona.dataset.loaders, .records and .paths on real files written in tmp_path."""
 
 from __future__ import annotations
 
@@ -15,10 +15,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from datalint_persona.dataset.loaders import iter_records, load_samples
+from datalint_persona.dataset.records import record_to_sample
 from datalint_persona.errors import ConfigError, InputError
-from datalint_persona.loaders import iter_records, load_samples
 from datalint_persona.paths import display_path, find_repo_root
-from datalint_persona.records import record_to_sample
 from datalint_persona.types import InvalidRecord, Message, Sample
 
 REPO_ROOT = Path(__file__).resolve().parent.parent

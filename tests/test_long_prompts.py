@@ -18,14 +18,14 @@ import torch
 from conftest import TRAIT, reference_means
 from test_engine import _options, _unit, write_jsonl
 
-from datalint_persona.backends import GenerationSettings
-from datalint_persona.backends.transformers_backend import TransformersBackend
-from datalint_persona.chat import render_prompt
-from datalint_persona.engine import screen
 from datalint_persona.errors import PersonaLintError
-from datalint_persona.models import LoadedModel, load_model, resolve_model
+from datalint_persona.model.backends import GenerationSettings
+from datalint_persona.model.backends.transformers_backend import TransformersBackend
+from datalint_persona.model.chat import render_prompt
+from datalint_persona.model.loading import LoadedModel, load_model, resolve_model
+from datalint_persona.persona.vectors import PersonaVector
+from datalint_persona.screening.engine import screen
 from datalint_persona.types import Message
-from datalint_persona.vectors import PersonaVector
 
 CONTEXT = 128
 MAX_NEW = 8

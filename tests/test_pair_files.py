@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from datalint_persona.cli import main
+from datalint_persona.cli.main import main
 from datalint_persona.errors import ConfigError
-from datalint_persona.traits import load_pair_file
+from datalint_persona.persona.traits import load_pair_file
 
 GOOD = {
     "id": "p-1",

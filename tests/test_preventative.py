@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 import torch
 
+from datalint_persona.analysis.preventative import PreventativeSteeringCallback, preventative_steering
 from datalint_persona.errors import ModelError
-from datalint_persona.models import LoadedModel
-from datalint_persona.preventative import PreventativeSteeringCallback, preventative_steering
+from datalint_persona.model.loading import LoadedModel
 
 IDS = torch.tensor([[5, 6, 7, 8, 9, 10], [11, 12, 13, 14, 15, 16]])
 

@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 from test_scoring import PROMPTS, RESPONSES, _directions, _numpy_projection
 
-from datalint_persona.models import LoadedModel
-from datalint_persona.projection_cache import ProjectionCache
-from datalint_persona.scoring import project_responses
+from datalint_persona.model.loading import LoadedModel
+from datalint_persona.screening.projection_cache import ProjectionCache
+from datalint_persona.screening.scoring import project_responses
 
 
 def _score(

@@ -8,10 +8,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-from datalint_persona.config import discover_config, read_config_file, validate_config
 from datalint_persona.errors import ConfigError
-from datalint_persona.rules import RuleDefault, default_rule_for, resolve_rule, shipped_rules
-from datalint_persona.vectors import PersonaVector
+from datalint_persona.persona.vectors import PersonaVector
+from datalint_persona.settings import discover_config, read_config_file, validate_config
+from datalint_persona.verdicts.rules import RuleDefault, default_rule_for, resolve_rule, shipped_rules
 
 CALIBRATION = {
     "layer": 2,

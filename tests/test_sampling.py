@@ -6,9 +6,9 @@ from __future__ import annotations
 import torch
 from test_generation import PROMPTS, _rendered, _run
 
-from datalint_persona.backends import GenerationSettings, sample_seed
-from datalint_persona.backends.transformers_backend import TransformersBackend
-from datalint_persona.models import LoadedModel
+from datalint_persona.model.backends import GenerationSettings, sample_seed
+from datalint_persona.model.backends.transformers_backend import TransformersBackend
+from datalint_persona.model.loading import LoadedModel
 
 SAMPLED = GenerationSettings(max_new_tokens=8, temperature=1.0, seed=3)
 

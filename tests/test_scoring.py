@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from datalint_persona.chat import EncodedPair, encode_pair
-from datalint_persona.models import LoadedModel
-from datalint_persona.projection_cache import ProjectionCache
-from datalint_persona.scoring import Direction, ScoringStats, project_pairs, project_responses
+from datalint_persona.model.chat import EncodedPair, encode_pair
+from datalint_persona.model.loading import LoadedModel
+from datalint_persona.screening.projection_cache import ProjectionCache
+from datalint_persona.screening.scoring import Direction, ScoringStats, project_pairs, project_responses
 from datalint_persona.types import Message, RecordedProjections, token_digest
 
 PROMPTS = [

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from datalint_persona.spool import SampleSpool
+from datalint_persona.screening.spool import SampleSpool
 from datalint_persona.types import Message, Sample, SampleScore, TraitScore
 
 

@@ -5,15 +5,15 @@ from __future__ import annotations
 import pytest
 import torch
 
-from datalint_persona.backends import GenerationSettings
-from datalint_persona.capture import forward_to_layers
-from datalint_persona.chat import render_prompt
 from datalint_persona.errors import ModelError, PersonaLintError
-from datalint_persona.models import LoadedModel
-from datalint_persona.steering import steering
-from datalint_persona.steering_selection import choose_steering_layer, steered_answers
+from datalint_persona.extraction.layer_selection import choose_steering_layer, steered_answers
+from datalint_persona.model.backends import GenerationSettings
+from datalint_persona.model.capture import forward_to_layers
+from datalint_persona.model.chat import render_prompt
+from datalint_persona.model.loading import LoadedModel
+from datalint_persona.model.steering import steering
+from datalint_persona.persona.vectors import PersonaVector
 from datalint_persona.types import Message
-from datalint_persona.vectors import PersonaVector
 
 QUESTIONS = ["How do I bake bread?", "Say hello.", "What should I do today with my friends?"]
 
@@ -50,7 +50,7 @@ def test_alpha_zero_reproduces_unsteered_generation_exactly(
 ) -> None:
     settings = GenerationSettings(max_new_tokens=6)
     zero = steered_answers(tiny_llama, QUESTIONS, calibrated_vector, 2, 0.0, settings, batch_size=2)
-    from datalint_persona.generation import generate_y_prime
+    from datalint_persona.screening.generation import generate_y_prime
 
     plain, _ = generate_y_prime(
         tiny_llama, [(Message("user", q),) for q in QUESTIONS], settings, batch_size=2

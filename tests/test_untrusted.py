@@ -19,7 +19,7 @@ import pytest
 from click.testing import CliRunner, Result
 from conftest import TRAIT
 
-from datalint_persona.cli import main
+from datalint_persona.cli.main import main
 
 PACKAGE = Path(__file__).resolve().parents[1] / "datalint_persona"
 RECORDS = [
@@ -265,7 +265,7 @@ import json, os, sys
 opened = []
 sys.addaudithook(lambda event, args: opened.append(os.fsdecode(args[0]))
                  if event == "open" and isinstance(args[0], (str, bytes, os.PathLike)) else None)
-from datalint_persona.cli import main
+from datalint_persona.cli.main import main
 try:
     main(sys.argv[1:])
 finally:

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from datalint_persona.tools.vector_table import external_sections, sources_text
-from datalint_persona.vectors import PersonaVector
+from datalint_persona.extraction.vector_table import external_sections, sources_text
+from datalint_persona.persona.vectors import PersonaVector
 
 
 def figures(auroc: float, rate: float | None = None) -> dict:

@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 from conftest import TRAIT
 
-from datalint_persona.capture import LAYER_CONVENTION
 from datalint_persona.errors import VectorError
-from datalint_persona.models import LoadedModel
-from datalint_persona.vector_store import find_vectors
-from datalint_persona.vectors import FORMAT, PersonaVector
+from datalint_persona.model.capture import LAYER_CONVENTION
+from datalint_persona.model.loading import LoadedModel
+from datalint_persona.persona.store import find_vectors
+from datalint_persona.persona.vectors import FORMAT, PersonaVector
 
 PACKAGE = Path(__file__).resolve().parents[1] / "datalint_persona"
 FORBIDDEN = ("torch.load", "import pickle", "pickle.load", "allow_pickle=True", "weights_only=False")

@@ -18,11 +18,11 @@ import pytest
 from conftest import load_tiny
 from test_generation import SETTINGS, _greedy_by_hand, _rendered, _run
 
-from datalint_persona.backends import GenerationSettings, make_backend, sample_seed
-from datalint_persona.backends.transformers_backend import TransformersBackend, stop_token_ids
-from datalint_persona.backends.vllm_backend import engine_arguments, parse_outputs, sampling_arguments
 from datalint_persona.errors import ConfigError
-from datalint_persona.models import LoadedModel, ModelSpec
+from datalint_persona.model.backends import GenerationSettings, make_backend, sample_seed
+from datalint_persona.model.backends.transformers_backend import TransformersBackend, stop_token_ids
+from datalint_persona.model.backends.vllm_backend import engine_arguments, parse_outputs, sampling_arguments
+from datalint_persona.model.loading import LoadedModel, ModelSpec
 
 
 @dataclass

@@ -16,7 +16,7 @@ import yaml
 from click.testing import CliRunner, Result
 from conftest import SARIF_SCHEMA, TRAIT
 
-from datalint_persona.cli import main
+from datalint_persona.cli.main import main
 from datalint_persona.types import Message, Sample
 
 REPO = Path(__file__).resolve().parents[1]
@@ -236,7 +236,7 @@ def test_html_report_is_self_contained_and_escapes_dataset_text(repo: Path, lint
 
 
 def test_terminal_colour_only_on_a_tty_unless_forced(monkeypatch: pytest.MonkeyPatch) -> None:
-    from datalint_persona.cli_common import stdout_console
+    from datalint_persona.cli.common import stdout_console
 
     for name in ("FORCE_COLOR", "NO_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE"):
         monkeypatch.delenv(name, raising=False)

@@ -11,9 +11,9 @@ import hashlib
 import json
 from collections import Counter
 
-from datalint_persona.baseline import finding_fingerprint
 from datalint_persona.reporters.sarif import _message
 from datalint_persona.types import ScreenResult
+from datalint_persona.verdicts.baseline import finding_fingerprint
 
 __all__ = ["SEVERITY", "render_gitlab"]
 

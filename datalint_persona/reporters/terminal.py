@@ -14,7 +14,7 @@ from rich.text import Text
 
 from datalint_persona.reporters.summary import DatasetVerdict, dataset_verdicts, format_number, one_line
 from datalint_persona.types import LEVEL_ORDER, DatasetSummary, Finding, ScreenResult
-from datalint_persona.verdicts import MIN_DATASET_SAMPLES
+from datalint_persona.verdicts.decide import MIN_DATASET_SAMPLES
 
 __all__ = ["print_terminal", "ranked_sample_findings"]
 

@@ -8,7 +8,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from datalint_persona.vectors import PersonaVector
+from datalint_persona.persona.vectors import PersonaVector
 
 _BAR_WIDTH = 20
 

@@ -23,12 +23,12 @@ from pathlib import Path
 
 import numpy as np
 
-from datalint_persona.activations import iter_mean_activations
-from datalint_persona.backends import GenerationSettings
-from datalint_persona.chat import encode_pair
-from datalint_persona.generation import generate_y_prime
-from datalint_persona.models import load_model, resolve_model
-from datalint_persona.traits import load_trait, shipped_trait_path
+from datalint_persona.model.activations import iter_mean_activations
+from datalint_persona.model.backends import GenerationSettings
+from datalint_persona.model.chat import encode_pair
+from datalint_persona.model.loading import load_model, resolve_model
+from datalint_persona.persona.traits import load_trait, shipped_trait_path
+from datalint_persona.screening.generation import generate_y_prime
 from datalint_persona.types import Message
 
 LAST_LAYER = 24

@@ -22,10 +22,15 @@ from pathlib import Path
 
 import numpy as np
 
-from datalint_persona.external_eval import auroc_with_interval, clean_file_rates, contamination_rates, judge
-from datalint_persona.reference import Reference
-from datalint_persona.rules import resolve_rule, shipped_rules
-from datalint_persona.vector_store import find_vectors
+from datalint_persona.extraction.external import (
+    auroc_with_interval,
+    clean_file_rates,
+    contamination_rates,
+    judge,
+)
+from datalint_persona.persona.store import find_vectors
+from datalint_persona.screening.reference import Reference
+from datalint_persona.verdicts.rules import resolve_rule, shipped_rules
 
 TRAITS = ("evil", "sycophancy", "hallucination")
 

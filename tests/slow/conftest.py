@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from datalint_persona.models import LoadedModel, load_model, resolve_model
+from datalint_persona.model.loading import LoadedModel, load_model, resolve_model
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

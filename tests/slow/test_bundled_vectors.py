@@ -7,12 +7,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from datalint_persona.extraction import build_contrastive
-from datalint_persona.generation import DEFAULT_MAX_NEW_TOKENS
-from datalint_persona.models import LoadedModel
-from datalint_persona.rules import resolve_rule, shipped_rules
-from datalint_persona.traits import load_pair_file, load_trait, shipped_trait_path
-from datalint_persona.vector_store import find_vectors
+from datalint_persona.extraction.contrastive import build_contrastive
+from datalint_persona.model.loading import LoadedModel
+from datalint_persona.persona.store import find_vectors
+from datalint_persona.persona.traits import load_pair_file, load_trait, shipped_trait_path
+from datalint_persona.screening.generation import DEFAULT_MAX_NEW_TOKENS
+from datalint_persona.verdicts.rules import resolve_rule, shipped_rules
 
 TRAITS = {"evil", "sycophancy", "hallucination", "impolite", "apathetic", "humorous", "optimistic"}
 

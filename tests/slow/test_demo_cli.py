@@ -19,7 +19,7 @@ EVIL = REPO / "examples" / "demo" / "evil.jsonl"
 
 def _run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "datalint_persona.cli", *args],
+        [sys.executable, "-m", "datalint_persona.cli.main", *args],
         cwd=cwd,
         capture_output=True,
         text=True,

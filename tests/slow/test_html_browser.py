@@ -13,11 +13,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from datalint_persona.engine import screen
-from datalint_persona.models import LoadedModel
+from datalint_persona.model.loading import LoadedModel
 from datalint_persona.reporters import write_report
 from datalint_persona.reporters.html import render_html
 from datalint_persona.reporters.summary import format_number
+from datalint_persona.screening.engine import screen
 
 REPO = Path(__file__).resolve().parents[2]
 CHROMIUM = Path("/usr/bin/chromium")

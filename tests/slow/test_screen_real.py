@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 from conftest import reference_means
 
-from datalint_persona.engine import ScreenOptions, screen
-from datalint_persona.extraction import build_contrastive
-from datalint_persona.models import LoadedModel
-from datalint_persona.traits import TraitDefinition, TraitPair
+from datalint_persona.extraction.contrastive import build_contrastive
+from datalint_persona.model.loading import LoadedModel
+from datalint_persona.persona.traits import TraitDefinition, TraitPair
+from datalint_persona.persona.vectors import PersonaVector
+from datalint_persona.screening.engine import ScreenOptions, screen
 from datalint_persona.types import Message
-from datalint_persona.vectors import PersonaVector
 
 # Extraction pairs written for this test only (not in traits/ and not in the dataset below).
 EXTRACTION = [

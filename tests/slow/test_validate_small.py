@@ -11,7 +11,7 @@ import importlib.util
 from pathlib import Path
 from typing import Any
 
-from datalint_persona.models import LoadedModel
+from datalint_persona.model.loading import LoadedModel
 
 EXPERIMENT = Path(__file__).resolve().parents[2] / "experiments" / "validate.py"
 

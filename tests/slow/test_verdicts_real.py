@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from datalint_persona.backends import GenerationSettings
-from datalint_persona.engine import screen
-from datalint_persona.external_eval import split_records
-from datalint_persona.generation import DEFAULT_MAX_NEW_TOKENS, generate_y_prime
-from datalint_persona.models import LoadedModel
+from datalint_persona.extraction.external import split_records
+from datalint_persona.model.backends import GenerationSettings
+from datalint_persona.model.loading import LoadedModel
+from datalint_persona.screening.engine import screen
+from datalint_persona.screening.generation import DEFAULT_MAX_NEW_TOKENS, generate_y_prime
 from datalint_persona.types import Message
 
 REPO = Path(__file__).resolve().parents[2]
@@ -55,7 +55,7 @@ def _write(path: Path, rows: list[dict[str, object]]) -> Path:
 
 def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "datalint_persona.cli", *args],
+        [sys.executable, "-m", "datalint_persona.cli.main", *args],
         cwd=cwd,
         capture_output=True,
         text=True,

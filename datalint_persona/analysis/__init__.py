@@ -1,0 +1,1 @@
+"""The paper's other measurements: monitoring, finetuning shift, steering sweeps, preventative steering."""

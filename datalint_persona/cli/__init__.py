@@ -1,0 +1,1 @@
+"""The ``persona-lint`` command: parse options, call one function, print."""

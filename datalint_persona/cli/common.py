@@ -1,0 +1,95 @@
+"""What every persona-lint subcommand shares: exit codes, error handling, the stderr console."""
+
+from __future__ import annotations
+
+import sys
+import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import click
+
+from datalint_persona.errors import PersonaLintError
+
+EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
+MAX_MESSAGE_CHARS = 2000
+
+
+def one_line(message: str, limit: int = MAX_MESSAGE_CHARS) -> str:
+    """An error message as the CLI prints it: control characters escaped, at most ``limit`` chars.
+
+    Messages can quote user data (a key, a role, a file name), which may hold line breaks or
+    be megabytes long; the CLI still prints exactly one line.
+
+    >>> one_line("invalid YAML:\\n  line 2\\x00")
+    'invalid YAML: line 2\\\\x00'
+    >>> len(one_line("x" * 5000))
+    2000
+    """
+    spaced = " ".join(message.split())  # line breaks and tabs become single spaces
+    text = "".join(c if c.isprintable() else repr(c)[1:-1] for c in spaced)
+    if len(text) <= limit:
+        return text
+    head = limit * 2 // 3
+    return text[:head] + " … " + text[len(text) - (limit - head - 3) :]
+
+
+def stderr_console(quiet: bool = False) -> Any:
+    from rich.console import Console
+
+    return Console(stderr=True, quiet=quiet)
+
+
+def stdout_console() -> Any:
+    """The report console: the terminal's width on a TTY, 120 columns in logs and pipes."""
+    from rich.console import Console
+
+    return Console(width=None if sys.stdout.isatty() else 120)
+
+
+@contextmanager
+def errors_to_exit(debug: bool) -> Iterator[None]:
+    """Turn every error into one line on stderr and exit code 2 (a traceback only with --debug)."""
+    try:
+        yield
+    except PersonaLintError as error:
+        if debug:
+            traceback.print_exc()
+        click.echo(f"persona-lint: error: {one_line(str(error))}", err=True)
+        sys.exit(EXIT_ERROR)
+    except KeyboardInterrupt:
+        if debug:
+            traceback.print_exc()
+        click.echo("persona-lint: interrupted; finished work is cached, re-run to resume.", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    except (click.exceptions.Exit, click.ClickException, SystemExit):
+        raise
+    except Exception as error:  # noqa: BLE001 - the last line of defence for a linter
+        if debug:
+            traceback.print_exc()
+        click.echo(
+            f"persona-lint: internal error: {type(error).__name__}: {one_line(str(error))} "
+            "(re-run with --debug for a traceback, and please report it)",
+            err=True,
+        )
+        sys.exit(EXIT_ERROR)
+
+
+def clean_option(command: Any) -> Any:
+    return click.option(
+        "--clean",
+        "clean_files",
+        multiple=True,
+        help="A dataset of clean answers (any input format; repeatable) for the clean null and the "
+        "dataset margin, beside the trait file's normal answers.",
+    )(command)
+
+
+def load_clean(files: tuple[str, ...]) -> list[Any]:
+    """Every sample of the clean files (an invalid record is an error, as in screening)."""
+    from datalint_persona.dataset.loaders import iter_dataset
+    from datalint_persona.types import Sample
+
+    return [s for s in iter_dataset(list(files)) if isinstance(s, Sample)] if files else []

@@ -1,0 +1,368 @@
+"""The ``persona-lint`` command. ``persona-lint FILE...`` screens; subcommands build and inspect vectors.
+
+Exit codes: 0 nothing reached --fail-on, 1 something did, 2 usage, config or input error.
+This module must not import torch at import time (``persona-lint --help`` stays fast).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+from click_default_group import DefaultGroup
+
+from datalint_persona import __version__
+from datalint_persona.cli.common import (
+    EXIT_CLEAN,
+    EXIT_FINDINGS,
+    errors_to_exit,
+    stderr_console,
+    stdout_console,
+)
+from datalint_persona.cli.evaluate import calibrate_command
+from datalint_persona.cli.merge import merge_command
+from datalint_persona.cli.paper import monitor_command, shift_command, steer_command
+from datalint_persona.cli.traits import traits_group
+from datalint_persona.cli.validate import validate_command
+from datalint_persona.cli.vectors import vectors_group
+from datalint_persona.cli.workflow import finish_workflow, prepare_workflow, workflow_options
+from datalint_persona.errors import PersonaLintError
+from datalint_persona.settings import Config, discover_config, read_config_file
+from datalint_persona.types import LEVEL_ORDER
+
+FORMATS = ("terminal", "json", "sarif", "html", "gitlab")
+
+
+def _progress_bar(enabled: bool) -> tuple[Any, Callable[[str, int, int], None] | None]:
+    """A rich progress display on stderr, only on a TTY and without --quiet."""
+    if not enabled or not sys.stderr.isatty():
+        return None, None
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    progress = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=stderr_console(),
+        transient=True,
+    )
+    labels = {"load-model": "Loading model", "generate": "Generating y'", "score": "Scoring"}
+    tasks: dict[str, Any] = {}
+
+    def update(stage: str, done: int, total: int) -> None:
+        if stage not in tasks:
+            tasks[stage] = progress.add_task(labels.get(stage, stage), total=total)
+        progress.update(tasks[stage], completed=done, total=total)
+
+    return progress, update
+
+
+def _parse_assignments(values: tuple[str, ...], option: str, convert: Callable[[str], Any]) -> dict[str, Any]:
+    parsed = {}
+    for value in values:
+        trait, sep, raw = value.partition("=")
+        if not sep or not trait:
+            raise click.BadParameter(f"'{value}' is not TRAIT=VALUE", param_hint=option)
+        try:
+            parsed[trait] = convert(raw)
+        except ValueError:
+            raise click.BadParameter(
+                f"'{raw}' is not a valid value in '{value}'", param_hint=option
+            ) from None
+    return parsed
+
+
+_PATH_KEYS = ("vectors", "cache-dir", "model")
+
+
+def _from_config(ctx: click.Context, config: Config, name: str, key: str, value: Any) -> Any:
+    """A CLI value wins when given explicitly; otherwise the config's, otherwise the default.
+
+    Relative paths in a config file are relative to that file's folder (a model that is not a
+    path there, such as a hub id, is kept as written).
+    """
+    source = ctx.get_parameter_source(name)
+    if source not in (click.core.ParameterSource.DEFAULT, None) or key not in config.values:
+        return value
+    configured = config.values[key]
+    if key in _PATH_KEYS and config.path is not None:
+        candidate = Path(config.path).parent / str(configured)
+        if key != "model" or candidate.exists():
+            return str(candidate)
+    return configured
+
+
+@click.group(cls=DefaultGroup, default="screen", default_if_no_args=False)
+@click.version_option(__version__, prog_name="persona-lint")
+def main() -> None:
+    """Screen LLM finetuning data for samples that shift a model's persona.
+
+    \b
+    persona-lint train.jsonl                  screen with the embedded model and bundled vectors
+    persona-lint data/*.jsonl --format sarif --output persona.sarif
+    persona-lint vectors show evil            inspect a bundled vector
+
+    Exit codes: 0 clean, 1 findings at or above --fail-on, 2 usage/config/input error.
+    """
+
+
+@main.command("screen")
+@click.argument("files", nargs=-1, required=True)
+@click.option(
+    "--model",
+    default="smollm2-135m-instruct",
+    show_default=True,
+    help="Hub id, model folder, .gguf file, or the embedded default's alias.",
+)
+@click.option(
+    "--backend",
+    type=click.Choice(["transformers", "vllm"]),
+    default="transformers",
+    show_default=True,
+    help="How y' is generated (vllm needs the [vllm] extra and a GPU).",
+)
+@click.option(
+    "--vectors", "vectors_path", default=None, help="Folder or file of persona vectors (default: bundled)."
+)
+@click.option("--trait", "traits", multiple=True, help="Screen only these traits (repeatable).")
+@click.option(
+    "--fail-on",
+    type=click.Choice(["note", "warning", "error", "never"]),
+    default="error",
+    show_default=True,
+    help="Exit 1 when a finding reaches this level.",
+)
+@click.option("--format", "output_format", type=click.Choice(FORMATS), default="terminal", show_default=True)
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Write the --format report here (atomically); the terminal summary still prints.",
+)
+@click.option(
+    "--max-new-tokens",
+    type=click.IntRange(1, 8192),
+    default=None,
+    help="y' length cap [default: the vectors' calibrated budget, 96 for the bundled ones; another "
+    "value makes the verdicts approximate].",
+)
+@click.option(
+    "--max-tokens",
+    type=click.IntRange(16),
+    default=None,
+    help="Truncate x + y beyond this many tokens [default: the model's context].",
+)
+@click.option("--max-samples", type=click.IntRange(1), default=None, help="Screen at most this many samples.")
+@click.option("--batch-size", type=click.IntRange(1, 4096), default=16, show_default=True)
+@click.option("--seed", type=click.IntRange(0), default=0, show_default=True)
+@click.option(
+    "--temperature",
+    type=click.FloatRange(0.0),
+    default=0.0,
+    show_default=True,
+    help="0 is greedy decoding (the default, as in the paper's screening).",
+)
+@click.option("--cache-dir", default=".persona-lint-cache", show_default=True, help="Where y' are cached.")
+@click.option("--no-cache", is_flag=True, help="Neither read nor write the caches (y' and projections).")
+@click.option("--skip-invalid", is_flag=True, help="Report invalid records as findings and go on.")
+@click.option("--split", default="train", show_default=True, help="Split of a Hugging Face dataset.")
+@click.option(
+    "--dataset-fpr",
+    type=click.FloatRange(0.0, 0.5, min_open=True),
+    default=0.05,
+    show_default=True,
+    help="Family-wise false-positive rate of the dataset verdicts (Holm over files x traits).",
+)
+@click.option(
+    "--fdr",
+    type=click.FloatRange(0.0, 0.5, min_open=True),
+    default=0.05,
+    show_default=True,
+    help="False discovery rate of the sample verdicts (Benjamini-Hochberg over samples x traits).",
+)
+@click.option(
+    "--threshold",
+    "thresholds",
+    multiple=True,
+    metavar="TRAIT=VALUE",
+    help="Flag a trait's samples above this fixed ΔP instead of by FDR against the clean null.",
+)
+@click.option("--level", "levels", multiple=True, metavar="TRAIT=LEVEL", help="Override a rule's level.")
+@click.option("--device", default="auto", show_default=True, help="cpu, cuda, cuda:1, ... or auto.")
+@click.option(
+    "--tensor-parallel-size",
+    type=click.IntRange(1),
+    default=1,
+    show_default=True,
+    help="GPUs per model for --backend vllm.",
+)
+@click.option(
+    "--gpu-memory-utilization",
+    type=click.FloatRange(0.0, 1.0, min_open=True),
+    default=None,
+    help="Share of the GPU that --backend vllm may reserve [default: 0.5, leaving room for the scoring model].",
+)
+@click.option(
+    "--shard",
+    default=None,
+    metavar="I/N",
+    help="Screen only samples whose index % N == I-1 (1-based); combine with 'persona-lint merge'.",
+)
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="Config file [default: nearest .persona-lint.yaml or pyproject.toml upwards].",
+)
+@click.option("--top", type=click.IntRange(1), default=20, show_default=True, help="Flagged samples shown.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bars and no terminal summary.")
+@click.option("--debug", is_flag=True, help="Show tracebacks.")
+@workflow_options
+@click.pass_context
+def screen_command(ctx: click.Context, /, files: tuple[str, ...], **options: Any) -> None:
+    """Screen dataset FILES (JSONL, JSON, CSV, Parquet, or a Hugging Face dataset)."""
+    debug = bool(options["debug"])
+    with errors_to_exit(debug):
+        _screen(ctx, files, options)
+
+
+def _screen(ctx: click.Context, files: tuple[str, ...], options: dict[str, Any]) -> None:
+    from datalint_persona.screening.engine import ScreenOptions, screen
+
+    _check_output(options, files)
+    changes = prepare_workflow(options, files)
+    config = read_config_file(Path(options["config_path"])) if options["config_path"] else discover_config()
+    keys = {
+        "model": "model",
+        "backend": "backend",
+        "vectors_path": "vectors",
+        "fail_on": "fail-on",
+        "max_new_tokens": "max-new-tokens",
+        "max_tokens": "max-tokens",
+        "batch_size": "batch-size",
+        "seed": "seed",
+        "cache_dir": "cache-dir",
+        "skip_invalid": "skip-invalid",
+        "dataset_fpr": "dataset-fpr",
+        "fdr": "fdr",
+    }
+    values = {name: _from_config(ctx, config, name, key, options[name]) for name, key in keys.items()}
+    if values["max_new_tokens"] == "auto":
+        values["max_new_tokens"] = None
+    traits = options["traits"] or tuple(config.get("traits", ())) or None
+    overrides: dict[str, dict[str, Any]] = {
+        trait: {k: v for k, v in rule.items()} for trait, rule in config.get("rules", {}).items()
+    }
+    for trait, value in _parse_assignments(options["thresholds"], "--threshold", float).items():
+        overrides.setdefault(trait, {})["sample-threshold"] = value
+    for trait, value in _parse_assignments(options["levels"], "--level", _level).items():
+        overrides.setdefault(trait, {})["level"] = value
+    screen_options = ScreenOptions(
+        model=values["model"],
+        backend=values["backend"],
+        vectors=values["vectors_path"],
+        traits=traits,
+        max_new_tokens=values["max_new_tokens"],
+        max_tokens=values["max_tokens"],
+        batch_size=values["batch_size"],
+        seed=values["seed"],
+        temperature=options["temperature"],
+        cache_dir=None if options["no_cache"] else values["cache_dir"],
+        skip_invalid=values["skip_invalid"],
+        max_samples=options["max_samples"],
+        split=options["split"],
+        fail_on=values["fail_on"],
+        dataset_fpr=values["dataset_fpr"],
+        fdr=values["fdr"],
+        device=options["device"],
+        tensor_parallel_size=options["tensor_parallel_size"],
+        gpu_memory_utilization=options["gpu_memory_utilization"],
+        shard=options["shard"],
+        rule_overrides=overrides,
+    )
+    quiet = bool(options["quiet"])
+    progress, update = _progress_bar(not quiet)
+    if progress is not None:
+        with progress:
+            result = screen(list(files), screen_options, progress=update)
+    else:
+        result = screen(list(files), screen_options)
+    result = finish_workflow(result, options, changes)
+    _emit(result, options, files, quiet)
+    if not quiet:
+        stats = result.cache_stats
+        click.echo(
+            f"y' cache: {stats.get('hits', 0)} reused, {stats.get('misses', 0)} generated"
+            + (f", {stats['corrupted']} corrupted entries regenerated" if stats.get("corrupted") else ""),
+            err=True,
+        )
+        click.echo(
+            f"scoring: {stats.get('pairs_forwarded', 0)} (x, answer) pairs run through the model, "
+            f"{stats.get('y_prime_from_generation', 0)} y' scored from their generation, "
+            f"{stats.get('projections_reused', 0)} reused from the cache",
+            err=True,
+        )
+    worst = result.worst_level()
+    fail_on = screen_options.fail_on
+    failed = fail_on != "never" and worst != "none" and LEVEL_ORDER[worst] >= LEVEL_ORDER[fail_on]
+    sys.exit(EXIT_FINDINGS if failed else EXIT_CLEAN)
+
+
+def _check_output(options: dict[str, Any], files: tuple[str, ...]) -> None:
+    """Refuse a bad --output before any work is done."""
+    from datalint_persona.reporters import refuse_input_path
+
+    output = options["output"]
+    if output is None:
+        return
+    if options["output_format"] == "terminal":
+        raise PersonaLintError(
+            "--output needs --format json or sarif (or html or gitlab).", fix="add --format sarif."
+        )
+    refuse_input_path(output, files)
+
+
+def _level(value: str) -> str:
+    if value not in ("note", "warning", "error"):
+        raise ValueError(value)
+    return value
+
+
+def _emit(result: Any, options: dict[str, Any], files: tuple[str, ...], quiet: bool) -> None:
+    from datalint_persona.reporters import REPORTERS, write_report
+    from datalint_persona.reporters.terminal import print_terminal
+
+    output_format, output = options["output_format"], options["output"]
+    if output_format == "terminal":
+        print_terminal(result, stdout_console(), top=options["top"])
+        return
+    text = REPORTERS[output_format](result)
+    if output is None:
+        for warning in result.warnings:  # the report itself goes to stdout
+            click.echo(f"persona-lint: warning: {warning}", err=True)
+        click.echo(text, nl=False)
+        return
+    write_report(text, output, inputs=list(files))
+    if not quiet:
+        print_terminal(result, stdout_console(), top=options["top"])
+        click.echo(f"Wrote {output_format} report to {output}", err=True)
+
+
+main.add_command(vectors_group)
+main.add_command(calibrate_command)
+main.add_command(traits_group)
+main.add_command(merge_command)
+main.add_command(validate_command)
+main.add_command(steer_command)
+main.add_command(monitor_command)
+main.add_command(shift_command)
+
+
+if __name__ == "__main__":
+    main()

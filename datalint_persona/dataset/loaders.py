@@ -1,0 +1,322 @@
+"""Load a finetuning dataset from files or the Hugging Face hub and stream it as Samples.
+
+Sources: ``.jsonl``, ``.json`` (an array of records), ``.csv``, ``.parquet``, a directory written
+by ``datasets``' ``save_to_disk``, or a hub dataset id ``owner/name`` when no such path exists.
+Each record is converted by :mod:`datalint_persona.dataset.records`. Input files are only ever opened
+for reading.
+
+Problems with a single record (bad JSON on a JSONL line, unknown role, empty response, ...)
+become :class:`InvalidRecord` when ``skip_invalid`` is on. Problems that stop the file from
+being read at all always raise: a missing or empty file, an unsupported extension, broken
+syntax in a ``.json`` array or ``.csv`` file, and non-UTF-8 bytes in a ``.json`` or ``.csv``
+file, since nothing after them can be located reliably.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Callable, Generator, Iterator, Sequence
+from contextlib import closing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from datalint_persona.dataset.formats import (
+    Located,
+    RawRecords,
+    Unreadable,
+    load_from_disk,
+    load_from_hub,
+    read_csv,
+    read_json_array,
+    read_jsonl,
+    read_parquet,
+)
+from datalint_persona.dataset.records import record_to_sample
+from datalint_persona.errors import ConfigError, InputError
+from datalint_persona.paths import display_path
+from datalint_persona.types import InvalidRecord, Sample
+
+SUPPORTED_SUFFIXES = (".jsonl", ".json", ".csv", ".parquet")
+SUPPORTED_SOURCES = (
+    "a .jsonl, .json, .csv or .parquet file, a directory written by datasets' save_to_disk, "
+    "or a Hugging Face dataset id such as owner/name"
+)
+_HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
+
+
+def iter_records(
+    source: str, *, skip_invalid: bool = False, split: str = "train"
+) -> Iterator[Sample | InvalidRecord]:
+    """Stream the samples of one source, in file order.
+
+    A missing file or unsupported extension raises at once; record problems raise (or, with
+    ``skip_invalid``, are yielded as InvalidRecord) when the stream reaches them.
+
+    >>> import pathlib, tempfile
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     path = pathlib.Path(folder, "train.jsonl")
+    ...     _ = path.write_text('{"prompt": "Hi", "response": "Hello!"}\\n')
+    ...     [(s.line, s.response) for s in iter_records(str(path))]
+    [(1, 'Hello!')]
+    """
+    return stream_located(locate(source), skip_invalid=skip_invalid, split=split)
+
+
+@dataclass(frozen=True)
+class LoadedDataset:
+    """What :func:`load_dataset` read: samples, invalid records, the inputs' hashes, what was skipped."""
+
+    samples: list[Sample]
+    invalid: list[InvalidRecord]
+    # One entry per source: {"path": display path, "sha256": hex digest or None (hub dataset)}.
+    inputs: tuple[dict[str, str | None], ...]
+    # Set when --max-samples stopped reading while records were left: the last sample read.
+    stopped_after: str | None = None
+
+
+def load_samples(
+    sources: Sequence[str],
+    *,
+    skip_invalid: bool = False,
+    split: str = "train",
+    max_samples: int | None = None,
+) -> tuple[list[Sample], list[InvalidRecord]]:
+    """Load every source in order and return (samples, invalid records).
+
+    All sources are checked to exist before any is read. Reading stops as soon as
+    ``max_samples`` samples have been collected (invalid records do not count).
+
+    >>> import pathlib, tempfile
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     path = pathlib.Path(folder, "train.jsonl")
+    ...     _ = path.write_text('{"prompt": "Hi", "response": "Hello!"}\\n[1]\\n')
+    ...     samples, invalid = load_samples([str(path)], skip_invalid=True)
+    ...     len(samples), invalid[0].line, invalid[0].problem
+    (1, 2, 'the record is a list, not an object')
+    """
+    loaded = load_dataset(
+        sources, skip_invalid=skip_invalid, split=split, max_samples=max_samples, hash_inputs=False
+    )
+    return loaded.samples, loaded.invalid
+
+
+def load_dataset(
+    sources: Sequence[str],
+    *,
+    skip_invalid: bool = False,
+    split: str = "train",
+    max_samples: int | None = None,
+    hash_inputs: bool = True,
+) -> LoadedDataset:
+    """:func:`load_samples`, plus each input's sha256 and where ``max_samples`` stopped reading.
+
+    >>> import hashlib, pathlib, tempfile
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     path = pathlib.Path(folder, "train.jsonl")
+    ...     _ = path.write_text('{"prompt": "Hi", "response": "Hello!"}\\n' * 3)
+    ...     loaded = load_dataset([str(path)], max_samples=2)
+    ...     digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    >>> len(loaded.samples), loaded.stopped_after, loaded.inputs[0]["sha256"] == digest
+    (2, 'train.jsonl:2', True)
+    """
+    located, inputs = _prepare(sources, max_samples, hash_inputs)
+    samples: list[Sample] = []
+    invalid: list[InvalidRecord] = []
+    stopped: list[str] = []
+    for item in _read(
+        located, skip_invalid=skip_invalid, split=split, max_samples=max_samples, stopped=stopped
+    ):
+        (invalid if isinstance(item, InvalidRecord) else samples).append(item)  # type: ignore[arg-type]
+    return LoadedDataset(samples, invalid, inputs, stopped[0] if stopped else None)
+
+
+@dataclass(frozen=True)
+class DatasetScan:
+    """What :func:`scan_dataset` found: samples per source, invalid records, hashes, where it stopped."""
+
+    sizes: dict[str, int]  # samples per source (display path), in reading order
+    invalid: list[InvalidRecord]
+    inputs: tuple[dict[str, str | None], ...]
+    stopped_after: str | None = None
+    # A running sha256 of each source's samples, to compare with a second read (input_check).
+    sample_digests: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def n_samples(self) -> int:
+        return sum(self.sizes.values())
+
+
+def scan_dataset(
+    sources: Sequence[str],
+    *,
+    skip_invalid: bool = False,
+    split: str = "train",
+    max_samples: int | None = None,
+) -> DatasetScan:
+    """Read every record once, as :func:`load_dataset` does, but keep only counts and invalid records.
+
+    >>> import pathlib, tempfile
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     path = pathlib.Path(folder, "train.jsonl")
+    ...     _ = path.write_text('{"prompt": "Hi", "response": "Hello!"}\\n' * 3)
+    ...     scan = scan_dataset([str(path)], max_samples=2)
+    >>> scan.sizes, scan.stopped_after
+    ({'train.jsonl': 2}, 'train.jsonl:2')
+    """
+    from datalint_persona.dataset.input_check import SampleTally
+
+    located, inputs = _prepare(sources, max_samples, True)
+    sizes: dict[str, int] = {}
+    invalid: list[InvalidRecord] = []
+    stopped: list[str] = []
+    tally = SampleTally()
+    for item in _read(
+        located, skip_invalid=skip_invalid, split=split, max_samples=max_samples, stopped=stopped
+    ):
+        if isinstance(item, InvalidRecord):
+            invalid.append(item)
+        else:
+            sizes[item.source] = sizes.get(item.source, 0) + 1
+            tally.add(item)
+    return DatasetScan(sizes, invalid, inputs, stopped[0] if stopped else None, tally.digests())
+
+
+def _prepare(
+    sources: Sequence[str], max_samples: int | None, hash_inputs: bool
+) -> tuple[list[Located], tuple[dict[str, str | None], ...]]:
+    """Check ``max_samples``, locate every source before any is read, and hash the inputs."""
+    if isinstance(sources, str):  # a bare string is a Sequence[str] of characters
+        sources = [sources]
+    if max_samples is not None and max_samples < 1:
+        raise ConfigError(
+            f"max_samples (--max-samples) is {max_samples}; it must be at least 1",
+            fix="pass a positive number, or leave it out to load every sample",
+        )
+    located = [locate(source) for source in sources]
+    inputs = tuple(
+        {"path": where.shown, "sha256": input_sha256(where) if hash_inputs else None} for where in located
+    )
+    return located, inputs
+
+
+def iter_dataset(
+    sources: Sequence[str],
+    *,
+    skip_invalid: bool = False,
+    split: str = "train",
+    max_samples: int | None = None,
+) -> Iterator[Sample | InvalidRecord]:
+    """Stream what :func:`load_dataset` reads (samples and, with ``skip_invalid``, invalid records)
+    in the same order, keeping nothing; each call reads the sources again."""
+    located, _ = _prepare(sources, max_samples, False)
+    yield from _read(located, skip_invalid=skip_invalid, split=split, max_samples=max_samples, stopped=[])
+
+
+def _read(
+    located: Sequence[Located],
+    *,
+    skip_invalid: bool,
+    split: str,
+    max_samples: int | None,
+    stopped: list[str],
+) -> Iterator[Sample | InvalidRecord]:
+    """Records of every source in order, up to ``max_samples`` samples; when that stops reading
+    while records are left, the last sample's location is appended to ``stopped``."""
+    count = 0
+    for position, where in enumerate(located):
+        with closing(stream_located(where, skip_invalid=skip_invalid, split=split)) as stream:
+            for item in stream:
+                yield item
+                if isinstance(item, InvalidRecord):
+                    continue
+                count += 1
+                if max_samples is not None and count >= max_samples:
+                    if position + 1 < len(located) or _has_more(stream):
+                        stopped.append(item.location)
+                    return
+
+
+def input_sha256(where: Located) -> str | None:
+    """The sha256 of a data file, or of a save_to_disk folder's files (None for a hub dataset).
+
+    A folder's digest is the sha256 of its sorted ``relative/path\\0<file sha256>\\n`` listing.
+    """
+    if where.kind == "hub":
+        return None
+    if where.kind != "disk":
+        return _file_sha256(where.path)
+    listing = hashlib.sha256()
+    for path in sorted(p for p in where.path.rglob("*") if p.is_file()):
+        listing.update(f"{path.relative_to(where.path).as_posix()}\0{_file_sha256(path)}\n".encode())
+    return listing.hexdigest()
+
+
+def _file_sha256(path: Path) -> str:
+    with open(path, "rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
+def _has_more(stream: Iterator[Sample | InvalidRecord]) -> bool:
+    """Whether the stream holds another record (a bad one counts: it was not read either)."""
+    try:
+        next(stream)
+    except StopIteration:
+        return False
+    except InputError:
+        return True
+    return True
+
+
+def locate(source: str) -> Located:
+    """Find what kind of source ``source`` is; a missing file or unsupported type raises here."""
+    path = Path(source)
+    if path.is_dir():
+        return Located("disk", path, display_path(path))
+    suffix = path.suffix.lower()
+    if path.exists():
+        if suffix not in SUPPORTED_SUFFIXES:
+            raise InputError(
+                f"unsupported file type '{suffix or '(no extension)'}'",
+                path=display_path(path),
+                fix=f"give {SUPPORTED_SOURCES}",
+            )
+        return Located(suffix, path, display_path(path))
+    if suffix not in SUPPORTED_SUFFIXES and _HUB_ID.fullmatch(source):
+        return Located("hub", path, source)
+    raise InputError(
+        "file not found",
+        path=display_path(path),
+        fix=f"check the path and the current directory; a source is {SUPPORTED_SOURCES}",
+    )
+
+
+def stream_located(where: Located, *, skip_invalid: bool, split: str) -> Generator[Sample | InvalidRecord]:
+    """Each record of a located source as a Sample (or InvalidRecord with ``skip_invalid``)."""
+    readers: dict[str, Callable[[], RawRecords]] = {
+        ".jsonl": lambda: read_jsonl(where),
+        ".json": lambda: read_json_array(where),
+        ".csv": lambda: read_csv(where),
+        ".parquet": lambda: read_parquet(where),
+        "disk": lambda: enumerate(load_from_disk(where, split), start=1),
+        "hub": lambda: enumerate(load_from_hub(where, split), start=1),
+    }
+    n_records = 0
+    for line, value in readers[where.kind]():
+        n_records += 1
+        item: Sample | InvalidRecord
+        try:
+            if isinstance(value, Unreadable):
+                raise value.error
+            item = record_to_sample(value, source=where.shown, line=line)
+        except InputError as error:
+            if not skip_invalid:
+                raise
+            item = InvalidRecord(where.shown, line, error.problem, error.fix)
+        yield item
+    if n_records == 0:
+        raise InputError(
+            "no records found",
+            path=where.shown,
+            fix="the file has no records: add at least one record, or leave this source out",
+        )

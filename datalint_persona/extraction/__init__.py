@@ -1,0 +1,1 @@
+"""Building and judging vectors: contrastive and prompted extraction, calibration, evaluation."""

@@ -1,0 +1,1 @@
+"""The model: loading and device, chat rendering, activation capture, steering, y' backends."""

@@ -1,0 +1,196 @@
+"""Recombine the JSON reports of ``--shard i/N`` runs into the result of one unsharded run.
+
+Per-sample values are taken as the shards wrote them and put back in global order (the sample
+``index``); everything dataset-level (mean ΔP, bootstrap interval, thresholds, verdicts, dataset
+findings, warnings that count samples) and every verdict (p- and q-values, sample and dataset
+findings) is recomputed over the whole files, with the run's seed and the unsharded sample order,
+so the bootstrap resamples exactly what one run would have.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+from datalint_persona.errors import InputError, PersonaLintError
+from datalint_persona.types import (
+    InvalidRecord,
+    RuleInfo,
+    Sample,
+    SampleScore,
+    ScreenResult,
+    TraitScore,
+)
+from datalint_persona.verdicts.decide import DEFAULT_DATASET_ALPHA, DEFAULT_FDR, annotate, decide
+from datalint_persona.verdicts.findings import dataset_findings, invalid_findings, sample_findings
+
+# "inputs" holds each file's sha256: shards of different versions of the data must not merge.
+_CONSISTENT = ("schema", "tool", "model", "vectors", "rules", "sources", "inputs")
+
+
+@dataclass(frozen=True, slots=True)
+class ReportedSample(Sample):
+    """A sample known only from a report: its place and content hash, not its text."""
+
+    reported_hash: str = ""
+
+    @property
+    def content_hash(self) -> str:
+        return self.reported_hash
+
+
+def _read(path: str) -> dict[str, Any]:
+    try:
+        document = json.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as error:
+        raise InputError(
+            f"can't read the report ({error.strerror}).", path=path, fix="check the path."
+        ) from None
+    except json.JSONDecodeError as error:
+        raise InputError(
+            f"not JSON ({error.msg}).",
+            path=path,
+            line=error.lineno,
+            fix="pass reports written with --format json.",
+        ) from None
+    if not isinstance(document, dict) or document.get("schema") != "persona-lint/report/v1":
+        raise InputError(
+            "not a persona-lint JSON report.", path=path, fix="pass reports written with --format json."
+        )
+    shard = document.get("settings", {}).get("shard")
+    if not isinstance(shard, dict):
+        raise InputError(
+            "this report is not from a sharded run (its settings have no 'shard').",
+            path=path,
+            fix="screen with --shard i/N on each machine, then merge those reports.",
+        )
+    return document
+
+
+def _check_shards(paths: Sequence[str], documents: Sequence[dict[str, Any]]) -> None:
+    first = documents[0]
+    base = {k: v for k, v in first["settings"].items() if k != "shard"}
+    for path, document in zip(paths, documents, strict=True):
+        for key in _CONSISTENT:
+            if document.get(key) != first.get(key):
+                raise InputError(
+                    f"its '{key}' differs from that of {paths[0]}.",
+                    path=path,
+                    fix="merge only shards of one run (same files, model, vectors, rules).",
+                )
+        settings = {k: v for k, v in document["settings"].items() if k != "shard"}
+        if settings != base:
+            raise InputError(
+                f"its settings differ from those of {paths[0]}.",
+                path=path,
+                fix="run every shard with the same options.",
+            )
+    count = first["settings"]["shard"]["count"]
+    seen = sorted(d["settings"]["shard"]["index"] for d in documents)
+    if any(d["settings"]["shard"]["count"] != count for d in documents) or seen != list(range(1, count + 1)):
+        raise PersonaLintError(
+            f"Got shards {', '.join(str(i) for i in seen)} of {count}: each shard 1..{count} is needed exactly once.",
+            fix="pass one report per shard, all from the same --shard i/N split.",
+        )
+
+
+def _rule(entry: dict[str, Any], names: set[str]) -> RuleInfo:
+    values = {k: v for k, v in entry.items() if k in names}
+    if values.get("own_answer_null") is not None:
+        values["own_answer_null"] = tuple(values["own_answer_null"])  # JSON gives a list
+    return RuleInfo(**values)
+
+
+def _sample(entry: dict[str, Any], rules: Sequence[RuleInfo]) -> SampleScore:
+    scores = entry["scores"]
+    return SampleScore(
+        sample=ReportedSample(entry["source"], entry["line"], (), "", reported_hash=entry["content_hash"]),
+        index=entry["index"],
+        y_prime=entry["y_prime"],
+        y_prime_hit_token_limit=entry["y_prime_hit_token_limit"],
+        truncated=entry["truncated"],
+        scores=tuple(
+            TraitScore(
+                rule.trait,
+                scores[rule.trait]["layer"],
+                scores[rule.trait]["projection_y"],
+                scores[rule.trait]["projection_y_prime"],
+                scores[rule.trait]["delta_p"],
+                scores[rule.trait]["z"],
+            )
+            for rule in rules
+        ),
+    )
+
+
+def merge_reports(paths: Sequence[str]) -> ScreenResult:
+    """The :class:`ScreenResult` an unsharded run would have produced, from every shard's JSON report."""
+    from datalint_persona.verdicts.summaries import count_warnings
+
+    if not paths:
+        raise PersonaLintError("No reports to merge.", fix="pass the JSON report of every shard.")
+    documents = [_read(p) for p in paths]
+    _check_shards(paths, documents)
+    first = documents[0]
+    rule_names = {f.name for f in fields(RuleInfo)}
+    all_rules = [_rule(r, rule_names) for r in first["rules"]]
+    rules = [r for r in all_rules if r.enabled]
+    samples = sorted((_sample(e, rules) for d in documents for e in d["samples"]), key=lambda s: s.index)
+    if [s.index for s in samples] != list(range(len(samples))):
+        raise PersonaLintError(
+            "The shards' sample indices are not 0..n-1 exactly once.",
+            fix="merge the reports of one --shard split of the same files.",
+        )
+    settings = {k: v for k, v in first["settings"].items() if k != "shard"}
+    verdicts = decide(
+        samples,
+        rules,
+        fdr=float(settings.get("fdr", DEFAULT_FDR)),
+        dataset_alpha=float(settings.get("dataset_fpr", DEFAULT_DATASET_ALPHA)),
+        seed=int(settings.get("seed", 0)),
+    )
+    samples = list(annotate(samples, rules, verdicts))
+    invalid = [InvalidRecord(**r) for d in documents for r in d["invalid"]]
+    # The shards' own sample findings were decided on a part of the run; they are decided again
+    # here over all samples, and keep the excerpts a shard wrote (a report holds no response text).
+    excerpts = {
+        (f["source"], f["line"], f["rule_id"]): (f.get("excerpt"), f.get("y_prime_excerpt"))
+        for d in documents
+        for f in d["findings"]
+        if f["kind"] == "sample"
+    }
+    sample_found = [
+        replace(f, excerpt=shown[0], y_prime_excerpt=shown[1] or f.y_prime_excerpt)
+        if (shown := excerpts.get((f.source, f.line, f.rule_id)))
+        else replace(f, excerpt=None)
+        for f in sample_findings(samples, rules, verdicts.flagged, float(settings.get("fdr", DEFAULT_FDR)))
+    ]
+    findings = [*invalid_findings(invalid), *dataset_findings(verdicts.summaries, rules), *sample_found]
+    # Each shard counted only its own samples; those warnings are recomputed over all of them.
+    max_tokens, max_new_tokens = int(settings["max_tokens"]), int(settings["max_new_tokens"])
+    shard_counts = {
+        w
+        for d in documents
+        for w in count_warnings([_sample(e, rules) for e in d["samples"]], max_tokens, max_new_tokens)
+    }
+    warnings = list(dict.fromkeys(w for d in documents for w in d["warnings"] if w not in shard_counts))
+    warnings += count_warnings(samples, max_tokens, max_new_tokens)
+    return ScreenResult(
+        tool_version=first["tool"]["version"],
+        model=dict(first["model"]),
+        settings=settings,
+        vectors=tuple(dict(v) for v in first["vectors"]),
+        rules=tuple(all_rules),
+        sources=tuple(first["sources"]),
+        samples=tuple(samples),
+        summaries=verdicts.summaries,
+        findings=tuple(findings),
+        invalid=tuple(invalid),
+        started_at=min(d["started_at"] for d in documents),
+        finished_at=max(d["finished_at"] for d in documents),
+        warnings=tuple(warnings),
+        inputs=tuple(dict(i) for i in first.get("inputs", [])),
+    )

@@ -1,0 +1,1 @@
+"""From scores to verdicts: rules, sample and dataset decisions, findings, baselines."""
