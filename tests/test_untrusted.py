@@ -121,7 +121,7 @@ def test_no_code_loading_anywhere_in_the_package() -> None:
 
 
 def test_vectors_are_read_only_through_safetensors() -> None:
-    tree = ast.parse((PACKAGE / "vectors.py").read_text("utf-8"))
+    tree = ast.parse((PACKAGE / "persona" / "vectors.py").read_text("utf-8"))
     imports = {
         a.name
         for n in ast.walk(tree)
@@ -130,7 +130,7 @@ def test_vectors_are_read_only_through_safetensors() -> None:
         if n.module and "safetensors" in n.module
     }
     assert imports >= {"load"}
-    assert "torch" not in (PACKAGE / "vectors.py").read_text("utf-8")
+    assert "torch" not in (PACKAGE / "persona" / "vectors.py").read_text("utf-8")
 
 
 # --------------------------------------------------------------------------- tampered and mismatched vectors
