@@ -151,19 +151,7 @@ def _draw_distributions(
     threshold: float | None,
 ) -> None:
     """Left panel: the calibration histograms, this dataset's ΔP (ticks, then a histogram), threshold."""
-    series = [
-        (
-            "normal",
-            calibration.get("normal", ()),
-            f"calibration: normal (n={len(calibration.get('normal', ()))})",
-        ),
-        (
-            "trait",
-            calibration.get("trait", ()),
-            f"calibration: {trait} (n={len(calibration.get('trait', ()))})",
-        ),
-        ("dataset", tuple(values), f"this dataset (n={len(values)})"),
-    ]
+    series = _series(trait, values, calibration)
     marks = [] if threshold is None else [threshold]
     everything = np.array([v for _, data, _ in series for v in data] + marks + [0.0], dtype=float)
     bins = np.linspace(float(everything.min()) - 0.5, float(everything.max()) + 0.5, 31)
@@ -202,6 +190,25 @@ def _draw_distributions(
     axes.set_ylabel("density")
     axes.set_title(f"{trait}: ΔP per sample", fontsize=10)
     axes.legend(fontsize=7, frameon=False)
+
+
+def _series(
+    trait: str, values: list[float], calibration: dict[str, tuple[float, ...]]
+) -> list[tuple[str, tuple[float, ...], str]]:
+    """(colour key, ΔP values, legend label) of the two calibration sets and this dataset."""
+    return [
+        (
+            "normal",
+            calibration.get("normal", ()),
+            f"calibration: normal (n={len(calibration.get('normal', ()))})",
+        ),
+        (
+            "trait",
+            calibration.get("trait", ()),
+            f"calibration: {trait} (n={len(calibration.get('trait', ()))})",
+        ),
+        ("dataset", tuple(values), f"this dataset (n={len(values)})"),
+    ]
 
 
 def _draw_files(axes: Any, files: list[Any]) -> None:
