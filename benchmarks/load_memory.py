@@ -5,8 +5,7 @@ each file and each path, runs a
 fresh Python process that reads all N samples and reports its peak RSS (``VmHWM``) and
 its RSS after the imports, before reading anything:
 
-- ``load_samples``: what ``persona-lint screen`` does; every Sample is kept, because the engine
-  batches y' generation and scoring over all of them.
+- ``iter_dataset``: the reader ``persona-lint screen`` uses, with every Sample kept in a list.
 - ``validate_sources``: what ``persona-lint validate`` does; records stream through the same
   reader and checks, and only counts, digests and the first invalid records are kept.
 
@@ -32,14 +31,14 @@ def status_mib(field):
 """
 CHILD = """
 import json, sys, time
-from datalint_persona.dataset.loaders import load_samples
+from datalint_persona.dataset.loaders import iter_dataset
 from datalint_persona.dataset.validation import validate_sources
 
 path, mode = sys.argv[1], sys.argv[2]
 before = status_mib("VmRSS")
 start = time.perf_counter()
-if mode == "load_samples":
-    samples, invalid = load_samples([path])
+if mode == "iter_dataset":
+    samples = list(iter_dataset([path]))
     count = len(samples)
 else:
     count = validate_sources([path]).n_samples
@@ -97,7 +96,7 @@ def main() -> None:
             for n in SIZES:
                 path = write_dataset(Path(folder), n, suffix)
                 size_mib = path.stat().st_size / 2**20
-                for mode in ("load_samples", "validate_sources"):
+                for mode in ("iter_dataset", "validate_sources"):
                     result = measure(path, mode)
                     assert result["count"] == n, result
                     rows.append((suffix, n, size_mib, mode, result))

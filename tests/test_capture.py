@@ -9,6 +9,8 @@ import torch
 
 from datalint_persona.errors import ModelError
 from datalint_persona.model.capture import (
+    LAYER_TEMPLATE_VARIABLE,
+    LAYER_TEMPLATES,
     MIN_SHARED_PREFIX,
     _StopForward,
     decoder_blocks,
@@ -167,8 +169,79 @@ def test_out_of_range_layers_are_refused(tiny_llama: LoadedModel, layers: list[i
     assert _hook_counts(tiny_llama.model) == before
 
 
-def test_unknown_architecture_names_what_was_tried() -> None:
-    with pytest.raises(ModelError, match="model.layers"):
+def test_unknown_architecture_names_what_was_tried_and_the_variable_that_fixes_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv(LAYER_TEMPLATE_VARIABLE, raising=False)
+    with pytest.raises(ModelError) as caught:
+        decoder_blocks(torch.nn.Linear(2, 2))
+    assert "tried model.layers.{num}, " in caught.value.problem
+    assert caught.value.fix is not None
+    assert f"set {LAYER_TEMPLATE_VARIABLE} to the attribute path" in caught.value.fix
+    assert "open an issue" not in caught.value.fix
+
+
+class _RenamedTrunk(torch.nn.Module):
+    """A tiny random residual model whose blocks live where no known template looks: trunk.stack.{num}."""
+
+    def __init__(self, n_blocks: int = 3, width: int = 8, vocab: int = 16) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.embed = torch.nn.Embedding(vocab, width)
+        self.trunk = torch.nn.Module()
+        self.trunk.stack = torch.nn.ModuleList(torch.nn.Linear(width, width) for _ in range(n_blocks))
+
+    def hidden_states(self, input_ids: torch.Tensor) -> list[torch.Tensor]:
+        """Every layer's residual stream, computed without hooks: [embeddings, after block 0, ...]."""
+        states = [self.embed(input_ids)]
+        for block in self.trunk.stack:
+            states.append(states[-1] + torch.tanh(block(states[-1])))
+        return states
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, use_cache: bool = False) -> Any:
+        hidden = self.embed(input_ids)
+        for block in self.trunk.stack:
+            hidden = hidden + torch.tanh(block(hidden))
+        return hidden
+
+
+def test_a_layer_template_set_in_the_environment_finds_renamed_blocks(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    model = _RenamedTrunk().eval()
+    ids = torch.tensor([[1, 2, 3, 4], [5, 6, 7, 8]])
+    monkeypatch.delenv(LAYER_TEMPLATE_VARIABLE, raising=False)
+    with pytest.raises(ModelError, match=LAYER_TEMPLATE_VARIABLE):
+        decoder_blocks(model)
+    monkeypatch.setenv(LAYER_TEMPLATE_VARIABLE, "trunk.stack.{num}")
+    blocks = decoder_blocks(model)
+    assert list(blocks) == list(model.trunk.stack)
+    captured = forward_to_layers(model, ids, torch.ones_like(ids), [0, 1, 2])
+    with torch.no_grad():
+        reference = model.hidden_states(ids)
+    for layer in (0, 1, 2):
+        assert torch.equal(captured[layer], reference[layer]), f"layer {layer}"
+
+
+def test_the_environment_template_is_tried_first_then_the_known_ones(
+    tiny_gpt2: LoadedModel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    known = list(tiny_gpt2.model.transformer.h)
+    monkeypatch.setenv(LAYER_TEMPLATE_VARIABLE, "transformer.h.{num}")
+    assert list(decoder_blocks(tiny_gpt2.model)) == known
+    # Picking a part of each block shows the variable wins over the known template.
+    monkeypatch.setenv(LAYER_TEMPLATE_VARIABLE, "transformer.h.{num}.mlp")
+    assert list(decoder_blocks(tiny_gpt2.model)) == [block.mlp for block in known]
+    # A template that fits nothing falls back to the known ones.
+    monkeypatch.setenv(LAYER_TEMPLATE_VARIABLE, "backbone.blocks.{num}")
+    assert list(decoder_blocks(tiny_gpt2.model)) == known
+    assert "transformer.h.{num}" in LAYER_TEMPLATES
+
+
+@pytest.mark.parametrize("template", ["transformer.h", "transformer.h.{i}", "transformer.h.{}"])
+def test_a_malformed_environment_template_is_refused(monkeypatch: pytest.MonkeyPatch, template: str) -> None:
+    monkeypatch.setenv(LAYER_TEMPLATE_VARIABLE, template)
+    with pytest.raises(ModelError, match=r"not an attribute path with \{num\}"):
         decoder_blocks(torch.nn.Linear(2, 2))
 
 

@@ -28,11 +28,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from datalint_persona.cli.main import main
-from datalint_persona.dataset.loaders import load_samples
+from datalint_persona.dataset.loaders import iter_dataset
 from datalint_persona.dataset.records import record_to_sample
 from datalint_persona.errors import ConfigError, InputError
 from datalint_persona.settings import read_config_file
-from datalint_persona.types import Sample
+from datalint_persona.types import InvalidRecord, Sample
 
 EXAMPLES = 150  # per property test; see the README's Reliability section
 CLI_EXAMPLES = 25
@@ -89,6 +89,13 @@ records = st.one_of(
 )
 
 
+def read_dataset(sources: list[str], **options: Any) -> tuple[list[Sample], list[InvalidRecord]]:
+    """Every sample and invalid record :func:`iter_dataset` streams, apart and in order."""
+    items = list(iter_dataset(sources, **options))
+    samples = [item for item in items if isinstance(item, Sample)]
+    return samples, [item for item in items if isinstance(item, InvalidRecord)]
+
+
 def _dump(record: object) -> str:
     return json.dumps(record, ensure_ascii=bool(hash(repr(record)) % 2))
 
@@ -143,7 +150,7 @@ def test_any_jsonl_bytes_load_or_fail_at_a_line(
     path.write_bytes(data)
     n_lines = data.count(b"\n")
     try:
-        samples, _ = load_samples([str(path)])
+        samples, _ = read_dataset([str(path)])
     except InputError as error:
         _assert_good_error(error, "h.jsonl", n_lines)
     else:
@@ -153,7 +160,7 @@ def test_any_jsonl_bytes_load_or_fail_at_a_line(
     raw_lines = data.removeprefix(b"\xef\xbb\xbf").split(b"\n")[:n_lines]
     expected = sum(1 for raw in raw_lines if _nonblank(raw))
     try:
-        samples, invalid = load_samples([str(path)], skip_invalid=True)
+        samples, invalid = read_dataset([str(path)], skip_invalid=True)
     except InputError as error:
         assert expected == 0 and "no records found" in str(error)
         return
@@ -188,7 +195,7 @@ def test_any_json_array_loads_or_fails_at_a_line(
     path = tmp_path / "h.json"
     path.write_text(text, encoding="utf-8", errors="surrogatepass")
     try:
-        samples, _ = load_samples([str(path)], skip_invalid=bool(cut % 2))
+        samples, _ = read_dataset([str(path)], skip_invalid=bool(cut % 2))
     except InputError as error:
         _assert_good_error(error, "h.json", text.count("\n") + 1)
         return
@@ -208,7 +215,7 @@ def test_any_csv_loads_or_fails_at_a_line(tmp_path: Path, header: list[str], row
     path = tmp_path / "h.csv"
     path.write_bytes(text.encode("utf-8", "surrogatepass"))
     try:
-        samples, _ = load_samples([str(path)], skip_invalid=len(rows) % 2 == 1)
+        samples, _ = read_dataset([str(path)], skip_invalid=len(rows) % 2 == 1)
     except InputError as error:
         _assert_good_error(error, "h.csv", text.count("\n") + 1)
         return
@@ -240,7 +247,7 @@ def test_any_parquet_table_loads_or_fails(tmp_path: Path, columns: dict[str, str
     path = tmp_path / "h.parquet"
     pq.write_table(table, path)
     try:
-        samples, _ = load_samples([str(path)])
+        samples, _ = read_dataset([str(path)])
     except InputError as error:
         _assert_good_error(error, "h.parquet", max(n_rows, 1))
         return
@@ -482,13 +489,13 @@ def test_corpus_file_through_the_loader(tmp_path: Path, case: Hostile) -> None:
     path = tmp_path / case.name
     path.write_bytes(case.content)
     if case.samples is not None:
-        samples, invalid = load_samples([str(path)])
+        samples, invalid = read_dataset([str(path)])
         assert (len(samples), invalid) == (case.samples, [])
         for sample in samples:
             _assert_sample(sample)
         return
     with pytest.raises(InputError) as caught:
-        load_samples([str(path)])
+        read_dataset([str(path)])
     _assert_good_error(caught.value, case.name)
     assert case.words in str(caught.value)
     assert caught.value.line == case.line
@@ -603,7 +610,7 @@ def test_config_errors_name_file_and_line(
 
 def _outcome(path: Path) -> object:
     try:
-        samples, invalid = load_samples([str(path)], skip_invalid=True)
+        samples, invalid = read_dataset([str(path)], skip_invalid=True)
     except InputError as error:
         return str(error)
     return [(s.line, s.prompt, s.response) for s in samples], [(r.line, r.problem) for r in invalid]

@@ -10,7 +10,7 @@ from test_reporters import make_result
 
 from datalint_persona.reporters.gitlab import SEVERITY, render_gitlab
 from datalint_persona.reporters.html import render_html
-from datalint_persona.reporters.terminal import ranked_sample_findings
+from datalint_persona.reporters.summary import ranked_sample_findings
 from datalint_persona.verdicts.baseline import finding_fingerprint
 
 

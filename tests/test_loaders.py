@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from datalint_persona.dataset.loaders import iter_records, load_samples
+from datalint_persona.dataset.loaders import iter_dataset, iter_records, scan_dataset
 from datalint_persona.dataset.records import record_to_sample
 from datalint_persona.errors import ConfigError, InputError
 from datalint_persona.paths import display_path, find_repo_root
@@ -35,6 +35,13 @@ def repo(tmp_path: Path) -> Path:
 def write_jsonl(path: Path, records: Sequence[object]) -> str:
     path.write_text("".join(json.dumps(record) + "\n" for record in records), encoding="utf-8")
     return str(path)
+
+
+def read_dataset(sources: Sequence[str] | str, **options: Any) -> tuple[list[Sample], list[InvalidRecord]]:
+    """Every sample and invalid record :func:`iter_dataset` streams, apart and in order."""
+    items = list(iter_dataset(sources, **options))
+    samples = [item for item in items if isinstance(item, Sample)]
+    return samples, [item for item in items if isinstance(item, InvalidRecord)]
 
 
 def load_one(path: Path | str, **options: Any) -> list[Sample | InvalidRecord]:
@@ -578,7 +585,7 @@ def test_skip_invalid_collects_problems_and_goes_on(repo: Path) -> None:
     ]
     data = "\n".join(lines).encode() + b"\n\xff\xfe\n"
     (repo / "mixed.jsonl").write_bytes(data)
-    samples, invalid = load_samples([str(repo / "mixed.jsonl")], skip_invalid=True)
+    samples, invalid = read_dataset([str(repo / "mixed.jsonl")], skip_invalid=True)
     assert [(s.line, s.response) for s in samples] == [(1, "Hello!"), (5, "a")]
     assert [(r.source, r.line) for r in invalid] == [
         ("mixed.jsonl", 2),
@@ -593,19 +600,19 @@ def test_skip_invalid_collects_problems_and_goes_on(repo: Path) -> None:
 
 def test_skip_invalid_in_csv_and_json(repo: Path) -> None:
     (repo / "mixed.csv").write_text('prompt,response\na,b\nc,\n"d","e\n"\n')
-    samples, invalid = load_samples([str(repo / "mixed.csv")], skip_invalid=True)
+    samples, invalid = read_dataset([str(repo / "mixed.csv")], skip_invalid=True)
     assert [(s.line, s.response) for s in samples] == [(2, "b"), (4, "e\n")]
     assert [(r.line, r.problem) for r in invalid] == [
         (3, "the response (last assistant turn) is empty or whitespace-only")
     ]
     (repo / "mixed.json").write_text(f'[\n"oops",\n{json.dumps(CHAT)}\n]')
-    samples, invalid = load_samples([str(repo / "mixed.json")], skip_invalid=True)
+    samples, invalid = read_dataset([str(repo / "mixed.json")], skip_invalid=True)
     assert [s.line for s in samples] == [3] and [r.line for r in invalid] == [2]
 
 
 def test_all_invalid_is_not_an_empty_file(repo: Path) -> None:
     write_jsonl(repo / "bad.jsonl", [[1], [2]])
-    samples, invalid = load_samples([str(repo / "bad.jsonl")], skip_invalid=True)
+    samples, invalid = read_dataset([str(repo / "bad.jsonl")], skip_invalid=True)
     assert samples == [] and [r.line for r in invalid] == [1, 2]
 
 
@@ -613,7 +620,7 @@ def test_several_sources_keep_order_and_names(repo: Path) -> None:
     first = write_jsonl(repo / "a.jsonl", [CHAT, CHAT])
     (repo / "sub").mkdir()
     second = write_jsonl(repo / "sub" / "b.jsonl", [{"prompt": "p", "response": "r"}])
-    samples, invalid = load_samples([first, second])
+    samples, invalid = read_dataset([first, second])
     assert [s.location for s in samples] == ["a.jsonl:1", "a.jsonl:2", "sub/b.jsonl:1"]
     assert invalid == []
 
@@ -621,28 +628,39 @@ def test_several_sources_keep_order_and_names(repo: Path) -> None:
 def test_load_samples_checks_every_source_first(repo: Path) -> None:
     first = write_jsonl(repo / "a.jsonl", [CHAT])
     with pytest.raises(InputError, match=r"^missing\.csv: file not found"):
-        load_samples([first, str(repo / "missing.csv")], max_samples=1)
+        read_dataset([first, str(repo / "missing.csv")], max_samples=1)
 
 
 def test_max_samples_stops_reading_early(repo: Path) -> None:
     # The bad record after the limit is never reached, so no error is raised.
     first = write_jsonl(repo / "a.jsonl", [CHAT, [1], CHAT])
     second = write_jsonl(repo / "b.jsonl", [CHAT, CHAT, "bad"])
-    samples, invalid = load_samples([first, second], skip_invalid=True, max_samples=3)
+    samples, invalid = read_dataset([first, second], skip_invalid=True, max_samples=3)
     assert [s.location for s in samples] == ["a.jsonl:1", "a.jsonl:3", "b.jsonl:1"]
     assert [(r.source, r.line) for r in invalid] == [("a.jsonl", 2)]
-    samples, _ = load_samples([first], max_samples=1)
+    samples, _ = read_dataset([first], max_samples=1)
     assert [s.line for s in samples] == [1]
+
+
+def test_scan_records_where_max_samples_stopped_and_each_input_sha256(repo: Path) -> None:
+    first = write_jsonl(repo / "a.jsonl", [CHAT, [1], CHAT])
+    second = write_jsonl(repo / "b.jsonl", [CHAT, CHAT])
+    scan = scan_dataset([first, second], skip_invalid=True, max_samples=3)
+    assert scan.sizes == {"a.jsonl": 2, "b.jsonl": 1} and scan.stopped_after == "b.jsonl:1"
+    assert [(r.source, r.line) for r in scan.invalid] == [("a.jsonl", 2)]
+    digests = [hashlib.sha256(Path(path).read_bytes()).hexdigest() for path in (first, second)]
+    assert [entry["sha256"] for entry in scan.inputs] == digests
+    assert scan_dataset([first, second], skip_invalid=True).stopped_after is None
 
 
 @pytest.mark.parametrize("limit", [0, -3])
 def test_max_samples_must_be_positive(repo: Path, limit: int) -> None:
     with pytest.raises(ConfigError, match="--max-samples"):
-        load_samples([write_jsonl(repo / "a.jsonl", [CHAT])], max_samples=limit)
+        read_dataset([write_jsonl(repo / "a.jsonl", [CHAT])], max_samples=limit)
 
 
 def test_load_samples_accepts_a_single_string(repo: Path) -> None:
-    samples, _ = load_samples(write_jsonl(repo / "a.jsonl", [CHAT]))
+    samples, _ = read_dataset(write_jsonl(repo / "a.jsonl", [CHAT]))
     assert [s.location for s in samples] == ["a.jsonl:1"]
 
 
@@ -665,7 +683,7 @@ def test_loading_leaves_every_input_file_unchanged(repo: Path) -> None:
     for path in paths:
         os.utime(path, ns=(1_000_000_000, 1_000_000_000))
     before = [fingerprint(path) for path in paths]
-    samples, invalid = load_samples([str(path) for path in paths], skip_invalid=True)
+    samples, invalid = read_dataset([str(path) for path in paths], skip_invalid=True)
     assert len(samples) == 4 and len(invalid) == 1
     assert [fingerprint(path) for path in paths] == before
     names = sorted(path.name for path in repo.iterdir())
@@ -716,7 +734,7 @@ def test_sample_source_is_the_display_path(repo: Path, monkeypatch: pytest.Monke
 
 def test_demo_dataset_loads() -> None:
     path = REPO_ROOT / "examples" / "demo" / "train.jsonl"
-    samples, invalid = load_samples([str(path)])
+    samples, invalid = read_dataset([str(path)])
     assert invalid == [] and len(samples) == 24
     assert [s.line for s in samples] == list(range(1, 25))
     assert sum(len([m for m in s.prompt if m.role == "user"]) > 1 for s in samples) >= 3

@@ -642,7 +642,7 @@ def test_write_report_names_a_missing_directory(tmp_path: Path) -> None:
 
 
 def test_terminal_ranks_errors_before_notes_with_higher_z() -> None:
-    from datalint_persona.reporters.terminal import ranked_sample_findings
+    from datalint_persona.reporters.summary import ranked_sample_findings
     from datalint_persona.types import Finding
 
     note = Finding("persona/humorous", "note", "sample", "d.jsonl", 1, "m", "humorous", 9.0, 1.0, 8.0)

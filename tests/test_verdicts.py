@@ -10,8 +10,10 @@ from scipy.stats import false_discovery_control, norm, t, ttest_1samp
 
 from datalint_persona.stats import holm
 from datalint_persona.types import RuleInfo, Sample, SampleScore, TraitScore
-from datalint_persona.verdicts.decide import MIN_DATASET_SAMPLES, MIN_OWN_FILE, annotate, decide
+from datalint_persona.verdicts.datasets import MIN_DATASET_SAMPLES
+from datalint_persona.verdicts.decide import annotate, decide
 from datalint_persona.verdicts.findings import dataset_findings, sample_findings
+from datalint_persona.verdicts.samples import MIN_OWN_FILE
 
 NULL = {"df": 6.0, "loc": -1.0, "scale": 2.0}
 GAP = 8.0
@@ -206,7 +208,7 @@ def test_changed_samples_are_compared_with_the_files_unchanged_ones() -> None:
 
     from datalint_persona.dataset.changes import ChangedLines, restrict_to_changes
     from datalint_persona.types import ScreenResult
-    from datalint_persona.verdicts.decide import compare_changes
+    from datalint_persona.verdicts.datasets import compare_changes
 
     style = null_draws(60, 30) + 5.0  # the file's own style sits far from the null
     added = null_draws(30, 31) + 5.0 + 0.25 * GAP + 4.0

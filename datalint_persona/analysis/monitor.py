@@ -76,17 +76,9 @@ def monitor(
         batch_size=batch_size,
     )
     answers = [g.text for g in generations]
-    if judge is not None:
-        items = [(q, a) for (_l, _s, q), a in zip(cells, answers, strict=True)]
-        expression: list[float | None] = [s.value for s in judge.score_many(trait.trait_rubric, items)]
-        measure = "judge trait score (0-100)"
-    else:
-        direction = Direction(vector.trait, layer, unit)
-        projected, _ = project_responses(
-            loaded, prompts, answers, [direction], max_tokens=loaded.context_length, batch_size=batch_size
-        )
-        expression = [float(v) for v in projected[:, 0]]
-        measure = "response trait projection (mean response-token activation · unit vector; no judge given)"
+    expression, measure = _expression(
+        loaded, vector, layer, trait, cells, prompts, answers, judge, batch_size
+    )
     rows: list[dict[str, Any]] = [
         {
             "system_prompt": label,
@@ -98,19 +90,7 @@ def monitor(
         for i, (label, _system, q) in enumerate(cells)
     ]
     scored = [r for r in rows if r["expression"] is not None]
-    by_system: list[dict[str, Any]] = []
-    for label, system in systems:
-        mine = [r for r in scored if r["system_prompt"] == label]
-        if mine:
-            by_system.append(
-                {
-                    "system_prompt": label,
-                    "text": system,
-                    "mean_prompt_projection": float(np.mean([r["prompt_projection"] for r in mine])),
-                    "mean_expression": float(np.mean([r["expression"] for r in mine])),
-                    "n": len(mine),
-                }
-            )
+    by_system = _by_system_prompt(systems, scored)
     return {
         "trait": vector.trait,
         "layer": layer,
@@ -124,3 +104,46 @@ def monitor(
         "by_system_prompt": by_system,
         "rows": rows,
     }
+
+
+def _expression(
+    loaded: LoadedModel,
+    vector: PersonaVector,
+    layer: int,
+    trait: TraitDefinition,
+    cells: Sequence[tuple[str, str | None, str]],
+    prompts: Sequence[tuple[Message, ...]],
+    answers: Sequence[str],
+    judge: Judge | None,
+    batch_size: int,
+) -> tuple[list[float | None], str]:
+    """Each answer's trait expression, and what it measures: the judge's score, else its projection."""
+    if judge is not None:
+        items = [(q, a) for (_l, _s, q), a in zip(cells, answers, strict=True)]
+        return [s.value for s in judge.score_many(trait.trait_rubric, items)], "judge trait score (0-100)"
+    direction = Direction(vector.trait, layer, vector.unit(layer))
+    projected, _ = project_responses(
+        loaded, prompts, answers, [direction], max_tokens=loaded.context_length, batch_size=batch_size
+    )
+    measure = "response trait projection (mean response-token activation · unit vector; no judge given)"
+    return [float(v) for v in projected[:, 0]], measure
+
+
+def _by_system_prompt(
+    systems: Sequence[tuple[str, str | None]], scored: Sequence[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """Per system prompt with scored answers: its text, mean prompt projection and mean expression."""
+    by_system: list[dict[str, Any]] = []
+    for label, system in systems:
+        mine = [r for r in scored if r["system_prompt"] == label]
+        if mine:
+            by_system.append(
+                {
+                    "system_prompt": label,
+                    "text": system,
+                    "mean_prompt_projection": float(np.mean([r["prompt_projection"] for r in mine])),
+                    "mean_expression": float(np.mean([r["expression"] for r in mine])),
+                    "n": len(mine),
+                }
+            )
+    return by_system

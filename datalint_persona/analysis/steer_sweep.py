@@ -58,33 +58,8 @@ def steer_sweep(
         answers = steered_answers(
             loaded, questions, vector, layer, alpha, settings, batch_size=batch_size, positions=positions
         )
-        projections, _ = project_responses(
-            loaded, prompts, answers, [direction], max_tokens=loaded.context_length, batch_size=batch_size
-        )
-        trait_scores: list[float | None] = [None] * len(answers)
-        coherence: list[float | None] = [None] * len(answers)
-        if judge is not None and trait is not None:
-            items = list(zip(questions, answers, strict=True))
-            trait_scores = [s.value for s in judge.score_many(trait.trait_rubric, items)]
-            coherence = [s.value for s in judge.score_many(trait.coherence_rubric, items)]
-        outputs = [
-            {
-                "question": question,
-                "response": answer,
-                "projection": float(projections[i, 0]),
-                "trait_score": trait_scores[i],
-                "coherence": coherence[i],
-            }
-            for i, (question, answer) in enumerate(zip(questions, answers, strict=True))
-        ]
         sweep.append(
-            {
-                "alpha": alpha,
-                "mean_projection": float(projections[:, 0].mean()),
-                "mean_trait_score": _mean(trait_scores),
-                "mean_coherence": _mean(coherence),
-                "outputs": outputs,
-            }
+            _alpha_row(loaded, alpha, questions, prompts, answers, direction, judge, trait, batch_size)
         )
     return {
         "trait": vector.trait,
@@ -96,4 +71,44 @@ def steer_sweep(
         "projection": PROJECTION_NOTE,
         "judged": judge is not None,
         "sweep": sweep,
+    }
+
+
+def _alpha_row(
+    loaded: LoadedModel,
+    alpha: float,
+    questions: Sequence[str],
+    prompts: Sequence[tuple[Message, ...]],
+    answers: Sequence[str],
+    direction: Direction,
+    judge: Judge | None,
+    trait: TraitDefinition | None,
+    batch_size: int,
+) -> dict[str, Any]:
+    """One alpha's answers with their unsteered projections and (with a judge) scores, and the means."""
+    projections, _ = project_responses(
+        loaded, prompts, answers, [direction], max_tokens=loaded.context_length, batch_size=batch_size
+    )
+    trait_scores: list[float | None] = [None] * len(answers)
+    coherence: list[float | None] = [None] * len(answers)
+    if judge is not None and trait is not None:
+        items = list(zip(questions, answers, strict=True))
+        trait_scores = [s.value for s in judge.score_many(trait.trait_rubric, items)]
+        coherence = [s.value for s in judge.score_many(trait.coherence_rubric, items)]
+    outputs = [
+        {
+            "question": question,
+            "response": answer,
+            "projection": float(projections[i, 0]),
+            "trait_score": trait_scores[i],
+            "coherence": coherence[i],
+        }
+        for i, (question, answer) in enumerate(zip(questions, answers, strict=True))
+    ]
+    return {
+        "alpha": alpha,
+        "mean_projection": float(projections[:, 0].mean()),
+        "mean_trait_score": _mean(trait_scores),
+        "mean_coherence": _mean(coherence),
+        "outputs": outputs,
     }

@@ -151,10 +151,10 @@ def restrict_to_changes(result: ScreenResult, changes: Mapping[str, ChangedLines
     """Keep sample and invalid-record findings on changed lines only; dataset findings stay.
 
     Each file's changed samples are also compared with its unchanged ones
-    (:func:`datalint_persona.verdicts.decide.compare_changes`), so the file's own style is the reference;
+    (:func:`datalint_persona.verdicts.datasets.compare_changes`), so the file's own style is the reference;
     a flagged comparison is a dataset finding, and every comparison is listed in the settings.
     """
-    from datalint_persona.verdicts.decide import compare_changes
+    from datalint_persona.verdicts.datasets import compare_changes
     from datalint_persona.verdicts.findings import change_findings
 
     def changed(source: str, line: int) -> bool:

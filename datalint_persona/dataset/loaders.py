@@ -64,74 +64,6 @@ def iter_records(
 
 
 @dataclass(frozen=True)
-class LoadedDataset:
-    """What :func:`load_dataset` read: samples, invalid records, the inputs' hashes, what was skipped."""
-
-    samples: list[Sample]
-    invalid: list[InvalidRecord]
-    # One entry per source: {"path": display path, "sha256": hex digest or None (hub dataset)}.
-    inputs: tuple[dict[str, str | None], ...]
-    # Set when --max-samples stopped reading while records were left: the last sample read.
-    stopped_after: str | None = None
-
-
-def load_samples(
-    sources: Sequence[str],
-    *,
-    skip_invalid: bool = False,
-    split: str = "train",
-    max_samples: int | None = None,
-) -> tuple[list[Sample], list[InvalidRecord]]:
-    """Load every source in order and return (samples, invalid records).
-
-    All sources are checked to exist before any is read. Reading stops as soon as
-    ``max_samples`` samples have been collected (invalid records do not count).
-
-    >>> import pathlib, tempfile
-    >>> with tempfile.TemporaryDirectory() as folder:
-    ...     path = pathlib.Path(folder, "train.jsonl")
-    ...     _ = path.write_text('{"prompt": "Hi", "response": "Hello!"}\\n[1]\\n')
-    ...     samples, invalid = load_samples([str(path)], skip_invalid=True)
-    ...     len(samples), invalid[0].line, invalid[0].problem
-    (1, 2, 'the record is a list, not an object')
-    """
-    loaded = load_dataset(
-        sources, skip_invalid=skip_invalid, split=split, max_samples=max_samples, hash_inputs=False
-    )
-    return loaded.samples, loaded.invalid
-
-
-def load_dataset(
-    sources: Sequence[str],
-    *,
-    skip_invalid: bool = False,
-    split: str = "train",
-    max_samples: int | None = None,
-    hash_inputs: bool = True,
-) -> LoadedDataset:
-    """:func:`load_samples`, plus each input's sha256 and where ``max_samples`` stopped reading.
-
-    >>> import hashlib, pathlib, tempfile
-    >>> with tempfile.TemporaryDirectory() as folder:
-    ...     path = pathlib.Path(folder, "train.jsonl")
-    ...     _ = path.write_text('{"prompt": "Hi", "response": "Hello!"}\\n' * 3)
-    ...     loaded = load_dataset([str(path)], max_samples=2)
-    ...     digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    >>> len(loaded.samples), loaded.stopped_after, loaded.inputs[0]["sha256"] == digest
-    (2, 'train.jsonl:2', True)
-    """
-    located, inputs = _prepare(sources, max_samples, hash_inputs)
-    samples: list[Sample] = []
-    invalid: list[InvalidRecord] = []
-    stopped: list[str] = []
-    for item in _read(
-        located, skip_invalid=skip_invalid, split=split, max_samples=max_samples, stopped=stopped
-    ):
-        (invalid if isinstance(item, InvalidRecord) else samples).append(item)  # type: ignore[arg-type]
-    return LoadedDataset(samples, invalid, inputs, stopped[0] if stopped else None)
-
-
-@dataclass(frozen=True)
 class DatasetScan:
     """What :func:`scan_dataset` found: samples per source, invalid records, hashes, where it stopped."""
 
@@ -154,15 +86,20 @@ def scan_dataset(
     split: str = "train",
     max_samples: int | None = None,
 ) -> DatasetScan:
-    """Read every record once, as :func:`load_dataset` does, but keep only counts and invalid records.
+    """Read every record once, as :func:`iter_dataset` does, keeping only counts, invalid records,
+    each input's sha256 and where ``max_samples`` stopped reading.
 
-    >>> import pathlib, tempfile
+    All sources are checked to exist before any is read. Reading stops as soon as
+    ``max_samples`` samples have been read (invalid records do not count).
+
+    >>> import hashlib, pathlib, tempfile
     >>> with tempfile.TemporaryDirectory() as folder:
     ...     path = pathlib.Path(folder, "train.jsonl")
     ...     _ = path.write_text('{"prompt": "Hi", "response": "Hello!"}\\n' * 3)
     ...     scan = scan_dataset([str(path)], max_samples=2)
-    >>> scan.sizes, scan.stopped_after
-    ({'train.jsonl': 2}, 'train.jsonl:2')
+    ...     digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    >>> scan.sizes, scan.stopped_after, scan.inputs[0]["sha256"] == digest
+    ({'train.jsonl': 2}, 'train.jsonl:2', True)
     """
     from datalint_persona.dataset.input_check import SampleTally
 
@@ -207,8 +144,19 @@ def iter_dataset(
     split: str = "train",
     max_samples: int | None = None,
 ) -> Iterator[Sample | InvalidRecord]:
-    """Stream what :func:`load_dataset` reads (samples and, with ``skip_invalid``, invalid records)
-    in the same order, keeping nothing; each call reads the sources again."""
+    """Stream the samples (and, with ``skip_invalid``, invalid records) of every source in order,
+    up to ``max_samples`` samples, keeping nothing; each call reads the sources again.
+
+    All sources are checked to exist before any is read.
+
+    >>> import pathlib, tempfile
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     path = pathlib.Path(folder, "train.jsonl")
+    ...     _ = path.write_text('{"prompt": "Hi", "response": "Hello!"}\\n[1]\\n')
+    ...     items = list(iter_dataset([str(path)], skip_invalid=True))
+    >>> [(type(item).__name__, item.line) for item in items]
+    [('Sample', 1), ('InvalidRecord', 2)]
+    """
     located, _ = _prepare(sources, max_samples, False)
     yield from _read(located, skip_invalid=skip_invalid, split=split, max_samples=max_samples, stopped=[])
 

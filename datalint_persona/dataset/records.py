@@ -15,6 +15,7 @@ prompt x. Every problem raises :class:`InputError` naming ``source:line``.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 
 from datalint_persona.errors import InputError
 from datalint_persona.types import Message, Role, Sample
@@ -90,9 +91,9 @@ def record_to_sample(record: object, *, source: str, line: int) -> Sample:
     fields = {str(key): value for key, value in record.items() if value is not None}
 
     if "messages" in fields:
-        turns = _chat_turns(fields["messages"], fail)
+        turns = _conversation_turns(fields["messages"], _CHAT, fail)
     elif "conversations" in fields:
-        turns = _sharegpt_turns(fields["conversations"], fail)
+        turns = _conversation_turns(fields["conversations"], _SHAREGPT, fail)
     elif {"prompt", "response", "completion"} & fields.keys():
         turns = _prompt_response_turns(fields, fail)
     elif {"instruction", "output"} & fields.keys():
@@ -148,53 +149,56 @@ def _turn_list(value: object, name: str, fail: _Fail) -> Sequence[object]:
     return value
 
 
-def _chat_turns(value: object, fail: _Fail) -> list[Message]:
+@dataclass(frozen=True)
+class _TurnFormat:
+    """How one conversation format spells its turns, and what its error messages say."""
+
+    field: str  # the record's list of turns: "messages"
+    role_key: str  # each turn's speaker: "role"
+    text_key: str  # each turn's text: "content"
+    roles: Mapping[str, Role]
+    role_noun: str  # what an unknown role is called in the error: "role"
+    role_fix: str
+
+
+_CHAT = _TurnFormat(
+    "messages",
+    "role",
+    "content",
+    CHAT_ROLES,
+    "role",
+    "use one of the roles system, user, assistant (tool and function turns are not supported)",
+)
+_SHAREGPT = _TurnFormat(
+    "conversations",
+    "from",
+    "value",
+    SHAREGPT_ROLES,
+    "speaker",
+    "use one of human, user, gpt, assistant, system in 'from'",
+)
+
+
+def _conversation_turns(value: object, spelling: _TurnFormat, fail: _Fail) -> list[Message]:
+    """The turns of an OpenAI chat ``messages`` or ShareGPT ``conversations`` list, checked."""
     turns: list[Message] = []
-    for index, turn in enumerate(_turn_list(value, "messages", fail)):
-        where = f"messages[{index}]"
+    for index, turn in enumerate(_turn_list(value, spelling.field, fail)):
+        where = f"{spelling.field}[{index}]"
         if not isinstance(turn, Mapping):
             raise fail(
                 f"{where} is {describe_type(turn)}, not an object",
-                'write each turn as {"role": ..., "content": ...}',
+                f'write each turn as {{"{spelling.role_key}": ..., "{spelling.text_key}": ...}}',
             )
-        role = turn.get("role")
-        if not isinstance(role, str) or role not in CHAT_ROLES:
-            raise fail(
-                f"{where} has unknown role {brief(repr(role))}",
-                "use one of the roles system, user, assistant (tool and function turns are not supported)",
-            )
-        content = turn.get("content")
-        if not isinstance(content, str):
-            raise fail(
-                f"{where}.content is {describe_type(content)}, expected a string",
-                "give each turn's content as a plain string",
-            )
-        turns.append(Message(CHAT_ROLES[role], content))
-    return turns
-
-
-def _sharegpt_turns(value: object, fail: _Fail) -> list[Message]:
-    turns: list[Message] = []
-    for index, turn in enumerate(_turn_list(value, "conversations", fail)):
-        where = f"conversations[{index}]"
-        if not isinstance(turn, Mapping):
-            raise fail(
-                f"{where} is {describe_type(turn)}, not an object",
-                'write each turn as {"from": ..., "value": ...}',
-            )
-        speaker = turn.get("from")
-        if not isinstance(speaker, str) or speaker not in SHAREGPT_ROLES:
-            raise fail(
-                f"{where} has unknown speaker {brief(repr(speaker))}",
-                "use one of human, user, gpt, assistant, system in 'from'",
-            )
-        text = turn.get("value")
+        role = turn.get(spelling.role_key)
+        if not isinstance(role, str) or role not in spelling.roles:
+            raise fail(f"{where} has unknown {spelling.role_noun} {brief(repr(role))}", spelling.role_fix)
+        text = turn.get(spelling.text_key)
         if not isinstance(text, str):
             raise fail(
-                f"{where}.value is {describe_type(text)}, expected a string",
-                "give each turn's value as a plain string",
+                f"{where}.{spelling.text_key} is {describe_type(text)}, expected a string",
+                f"give each turn's {spelling.text_key} as a plain string",
             )
-        turns.append(Message(SHAREGPT_ROLES[speaker], text))
+        turns.append(Message(spelling.roles[role], text))
     return turns
 
 

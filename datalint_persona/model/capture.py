@@ -9,6 +9,7 @@ output of the final norm, as transformers reports it.
 from __future__ import annotations
 
 import inspect
+import os
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from typing import TYPE_CHECKING, Any
@@ -23,14 +24,18 @@ LAYER_CONVENTION = (
     "hidden_states: layer l is output_hidden_states[l]; 0 = embeddings, "
     "1..L-1 = residual stream after block l-1, L = after the final norm"
 )
-_BLOCK_TEMPLATES = (
-    "model.layers",
-    "model.language_model.layers",
-    "language_model.model.layers",
-    "transformer.h",
-    "gpt_neox.layers",
-    "model.decoder.layers",
+# Where the transformer blocks live, as attribute paths with ``{num}`` for the block's index (as
+# steering-vectors writes them); tried in order, after the one set in LAYER_TEMPLATE_VARIABLE.
+LAYER_TEMPLATES = (
+    "model.layers.{num}",  # Llama, Mistral, Qwen, Gemma, SmolLM, Phi-3, ...
+    "model.language_model.layers.{num}",  # multimodal wrappers (transformers 4.5x and later)
+    "language_model.model.layers.{num}",  # multimodal wrappers (earlier transformers)
+    "transformer.h.{num}",  # GPT-2, GPT-J, Falcon, Bloom
+    "gpt_neox.layers.{num}",  # GPT-NeoX, Pythia
+    "model.decoder.layers.{num}",  # OPT
 )
+# Set to the template of an architecture LAYER_TEMPLATES does not know, e.g. "backbone.blocks.{num}".
+LAYER_TEMPLATE_VARIABLE = "PERSONA_LINT_LAYER_TEMPLATE"
 _NORM_TEMPLATES = (
     "model.norm",
     "model.language_model.norm",
@@ -55,15 +60,62 @@ def _lookup(model: nn.Module, dotted: str) -> Any:
 
 
 def decoder_blocks(model: nn.Module) -> Sequence[nn.Module]:
-    """The model's list of transformer blocks, found by trying known attribute paths."""
-    for template in _BLOCK_TEMPLATES:
-        blocks = _lookup(model, template)
-        if blocks is not None and hasattr(blocks, "__len__"):
-            return blocks  # type: ignore[no-any-return]
+    """The model's transformer blocks, in order, found through the first layer template that fits.
+
+    The template in the environment variable ``PERSONA_LINT_LAYER_TEMPLATE`` is tried first, then
+    :data:`LAYER_TEMPLATES`. A template fits when its block 0 exists.
+
+    >>> import torch
+    >>> class Toy(torch.nn.Module):
+    ...     def __init__(self) -> None:
+    ...         super().__init__()
+    ...         self.transformer = torch.nn.Module()
+    ...         self.transformer.h = torch.nn.ModuleList([torch.nn.Identity(), torch.nn.Identity()])
+    >>> len(decoder_blocks(Toy()))
+    2
+    """
+    templates = layer_templates()
+    for template in templates:
+        blocks = _blocks_at(model, template)
+        if blocks:
+            return blocks
     raise ModelError(
-        f"Can't find the transformer blocks of {type(model).__name__} (tried {', '.join(_BLOCK_TEMPLATES)}).",
-        fix="open an issue naming the architecture.",
+        f"Can't find the transformer blocks of {type(model).__name__} (tried {', '.join(templates)}).",
+        fix=f"set {LAYER_TEMPLATE_VARIABLE} to the attribute path of its blocks with {{num}} for the "
+        f"block's index, e.g. {LAYER_TEMPLATE_VARIABLE}=transformer.h.{{num}} "
+        "(print(model) shows the path).",
     )
+
+
+def layer_templates() -> tuple[str, ...]:
+    """The layer templates to try: the one set in ``PERSONA_LINT_LAYER_TEMPLATE``, then the known ones.
+
+    >>> layer_templates()[-1]
+    'model.decoder.layers.{num}'
+    """
+    chosen = os.environ.get(LAYER_TEMPLATE_VARIABLE, "").strip()
+    if not chosen:
+        return LAYER_TEMPLATES
+    try:
+        well_formed = "{num}" in chosen and bool(chosen.format(num=0))
+    except (KeyError, IndexError, ValueError):
+        well_formed = False
+    if not well_formed:
+        raise ModelError(
+            f"{LAYER_TEMPLATE_VARIABLE} is {chosen!r}, not an attribute path with {{num}} for the block's index.",
+            fix=f"write it as, e.g., {LAYER_TEMPLATE_VARIABLE}=transformer.h.{{num}} (print(model) shows the path).",
+        )
+    return (chosen, *(template for template in LAYER_TEMPLATES if template != chosen))
+
+
+def _blocks_at(model: nn.Module, template: str) -> tuple[nn.Module, ...]:
+    """Blocks 0, 1, ... at ``template`` until one is missing (empty when block 0 is)."""
+    from torch import nn
+
+    blocks: list[nn.Module] = []
+    while isinstance(block := _lookup(model, template.format(num=len(blocks))), nn.Module):
+        blocks.append(block)
+    return tuple(blocks)
 
 
 def final_norm(model: nn.Module) -> nn.Module:

@@ -11,7 +11,7 @@ import hashlib
 import json
 from collections import Counter
 
-from datalint_persona.reporters.sarif import _message
+from datalint_persona.reporters.summary import finding_message
 from datalint_persona.types import ScreenResult
 from datalint_persona.verdicts.baseline import finding_fingerprint
 
@@ -40,7 +40,7 @@ def render_gitlab(result: ScreenResult) -> str:
         fingerprint = hashlib.sha256(f"{identity}\x00{seen[identity]}".encode()).hexdigest()
         issues.append(
             {
-                "description": _message(finding),
+                "description": finding_message(finding),
                 "check_name": finding.rule_id,
                 "fingerprint": fingerprint,
                 "severity": SEVERITY[finding.level],

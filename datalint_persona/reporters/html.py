@@ -15,8 +15,7 @@ import re
 from importlib import resources
 from typing import Any
 
-from datalint_persona.reporters.summary import dataset_verdicts, format_number
-from datalint_persona.reporters.terminal import ranked_sample_findings
+from datalint_persona.reporters.summary import dataset_verdicts, format_number, ranked_sample_findings
 from datalint_persona.text import one_line
 from datalint_persona.types import ScreenResult
 
@@ -127,79 +126,13 @@ def _draw(
     threshold: float | None,
     files: list[Any],
 ) -> str:
+    """Draw both panels on one figure and return it as an SVG element without metadata."""
     figure, (left, right) = plt.subplots(
         1, 2, figsize=(9.0, 3.0), gridspec_kw={"width_ratios": [2.2, 1]}, layout="constrained"
     )
     try:
-        series = [
-            (
-                "normal",
-                calibration.get("normal", ()),
-                f"calibration: normal (n={len(calibration.get('normal', ()))})",
-            ),
-            (
-                "trait",
-                calibration.get("trait", ()),
-                f"calibration: {trait} (n={len(calibration.get('trait', ()))})",
-            ),
-            ("dataset", tuple(values), f"this dataset (n={len(values)})"),
-        ]
-        marks = [] if threshold is None else [threshold]
-        everything = np.array([v for _, data, _ in series for v in data] + marks + [0.0], dtype=float)
-        bins = np.linspace(float(everything.min()) - 0.5, float(everything.max()) + 0.5, 31)
-        for key, data, label in series:
-            if not data:
-                continue
-            if key == "dataset":
-                # every sample as a tick along the axis, and its histogram once there are enough
-                rug = left.get_xaxis_transform()  # y in axes fractions: ticks sit just above the axis
-                left.plot(
-                    data, [0.05] * len(data), "|", color=_COLOURS[key], markersize=16, mew=1.5, transform=rug
-                )
-                if len(data) < RUG_ONLY_BELOW:
-                    left.plot([], [], "|", color=_COLOURS[key], markersize=10, label=label)
-                    continue
-            filled = key != "dataset"
-            left.hist(
-                data,
-                bins=bins,
-                density=True,
-                alpha=0.35 if filled else 1.0,
-                histtype="stepfilled" if filled else "step",
-                linewidth=1.8,
-                color=_COLOURS[key],
-                label=label,
-            )
-        if threshold is not None:
-            left.axvline(
-                threshold,
-                color="#dd8452",
-                linestyle="--",
-                linewidth=1.5,
-                label=f"sample threshold {threshold:.2f}",
-            )
-        left.set_xlabel("ΔP (projection of y minus its reference)")
-        left.set_ylabel("density")
-        left.set_title(f"{trait}: ΔP per sample", fontsize=10)
-        left.legend(fontsize=7, frameon=False)
-        for row, verdict in enumerate(files):
-            summary = verdict.summary
-            colour = "#c44e52" if verdict.flagged else "#55a868"
-            right.errorbar(
-                [summary.mean_delta_p],
-                [row],
-                xerr=[[summary.mean_delta_p - summary.ci_low], [summary.ci_high - summary.mean_delta_p]],
-                fmt="o",
-                color=colour,
-                capsize=4,
-            )
-            if verdict.threshold is not None:
-                right.plot([verdict.threshold] * 2, [row - 0.3, row + 0.3], color="#dd8452", linestyle="--")
-        right.set_yticks(range(len(files)), [one_line(v.summary.source, 28) for v in files], fontsize=7)
-        right.set_ylim(-0.8, max(len(files), 1) - 0.2)
-        right.axvline(0.0, color="#999999", linewidth=0.8)
-        right.set_xlabel("mean ΔP with 95% CI")
-        right.set_title("dataset level (dashes: margin)", fontsize=10)
+        _draw_distributions(left, np, trait, values, calibration, threshold)
+        _draw_files(right, files)
         buffer = io.StringIO()
         figure.savefig(buffer, format="svg", metadata={"Date": None, "Creator": None})
     finally:
@@ -207,3 +140,94 @@ def _draw(
     svg = buffer.getvalue()
     svg = svg[svg.index("<svg") :]  # drop the XML declaration and DOCTYPE (which names a URL)
     return re.sub(r"\s*<metadata>.*?</metadata>", "", svg, flags=re.DOTALL)
+
+
+def _draw_distributions(
+    axes: Any,
+    np: Any,
+    trait: str,
+    values: list[float],
+    calibration: dict[str, tuple[float, ...]],
+    threshold: float | None,
+) -> None:
+    """Left panel: the calibration histograms, this dataset's ΔP (ticks, then a histogram), threshold."""
+    series = _series(trait, values, calibration)
+    marks = [] if threshold is None else [threshold]
+    everything = np.array([v for _, data, _ in series for v in data] + marks + [0.0], dtype=float)
+    bins = np.linspace(float(everything.min()) - 0.5, float(everything.max()) + 0.5, 31)
+    for key, data, label in series:
+        if not data:
+            continue
+        if key == "dataset":
+            # every sample as a tick along the axis, and its histogram once there are enough
+            rug = axes.get_xaxis_transform()  # y in axes fractions: ticks sit just above the axis
+            axes.plot(
+                data, [0.05] * len(data), "|", color=_COLOURS[key], markersize=16, mew=1.5, transform=rug
+            )
+            if len(data) < RUG_ONLY_BELOW:
+                axes.plot([], [], "|", color=_COLOURS[key], markersize=10, label=label)
+                continue
+        filled = key != "dataset"
+        axes.hist(
+            data,
+            bins=bins,
+            density=True,
+            alpha=0.35 if filled else 1.0,
+            histtype="stepfilled" if filled else "step",
+            linewidth=1.8,
+            color=_COLOURS[key],
+            label=label,
+        )
+    if threshold is not None:
+        axes.axvline(
+            threshold,
+            color="#dd8452",
+            linestyle="--",
+            linewidth=1.5,
+            label=f"sample threshold {threshold:.2f}",
+        )
+    axes.set_xlabel("ΔP (projection of y minus its reference)")
+    axes.set_ylabel("density")
+    axes.set_title(f"{trait}: ΔP per sample", fontsize=10)
+    axes.legend(fontsize=7, frameon=False)
+
+
+def _series(
+    trait: str, values: list[float], calibration: dict[str, tuple[float, ...]]
+) -> list[tuple[str, tuple[float, ...], str]]:
+    """(colour key, ΔP values, legend label) of the two calibration sets and this dataset."""
+    return [
+        (
+            "normal",
+            calibration.get("normal", ()),
+            f"calibration: normal (n={len(calibration.get('normal', ()))})",
+        ),
+        (
+            "trait",
+            calibration.get("trait", ()),
+            f"calibration: {trait} (n={len(calibration.get('trait', ()))})",
+        ),
+        ("dataset", tuple(values), f"this dataset (n={len(values)})"),
+    ]
+
+
+def _draw_files(axes: Any, files: list[Any]) -> None:
+    """Right panel: each file's mean ΔP with its 95% interval, and the dataset threshold as a dash."""
+    for row, verdict in enumerate(files):
+        summary = verdict.summary
+        colour = "#c44e52" if verdict.flagged else "#55a868"
+        axes.errorbar(
+            [summary.mean_delta_p],
+            [row],
+            xerr=[[summary.mean_delta_p - summary.ci_low], [summary.ci_high - summary.mean_delta_p]],
+            fmt="o",
+            color=colour,
+            capsize=4,
+        )
+        if verdict.threshold is not None:
+            axes.plot([verdict.threshold] * 2, [row - 0.3, row + 0.3], color="#dd8452", linestyle="--")
+    axes.set_yticks(range(len(files)), [one_line(v.summary.source, 28) for v in files], fontsize=7)
+    axes.set_ylim(-0.8, max(len(files), 1) - 0.2)
+    axes.axvline(0.0, color="#999999", linewidth=0.8)
+    axes.set_xlabel("mean ΔP with 95% CI")
+    axes.set_title("dataset level (dashes: margin)", fontsize=10)

@@ -14,7 +14,7 @@ from urllib.parse import quote
 
 from datalint_persona.reporters.encoding import dump_json
 from datalint_persona.reporters.json_report import TOOL_NAME
-from datalint_persona.reporters.summary import dataset_fingerprint, format_number
+from datalint_persona.reporters.summary import dataset_fingerprint, finding_message, format_number
 from datalint_persona.types import Finding, InvalidRecord, RuleInfo, ScreenResult
 
 __all__ = [
@@ -191,7 +191,7 @@ def _result(finding: Finding, rule_index: dict[str, int], with_baseline: bool) -
         "ruleId": finding.rule_id,
         "ruleIndex": rule_index[finding.rule_id],
         "level": finding.level,
-        "message": {"text": _message(finding)},
+        "message": {"text": finding_message(finding)},
         "locations": [_location(finding.source, line)],
         "partialFingerprints": {_FINGERPRINT_KEY: _fingerprint(finding)},
         "properties": properties,
@@ -224,20 +224,6 @@ def _invalid_result(record: InvalidRecord, index: int, with_baseline: bool) -> _
     if with_baseline:
         sarif_result["baselineState"] = "new"
     return sarif_result
-
-
-def _message(finding: Finding) -> str:
-    """The finding's message followed by the numbers a reviewer needs, e.g. ``(trait evil, ΔP 3.1 ...)``."""
-    if finding.kind == "invalid" or finding.delta_p is None:
-        return finding.message
-    numbers = [f"trait {finding.trait}", f"ΔP {format_number(finding.delta_p)}"]
-    if finding.threshold is not None:
-        numbers.append(f"threshold {format_number(finding.threshold)}")
-    if "q_value" in finding.extra:
-        numbers.append(f"q {format_number(finding.extra['q_value'])}")
-    if finding.z is not None:
-        numbers.append(f"z {format_number(finding.z)}")
-    return f"{finding.message.rstrip()} ({', '.join(numbers)})".lstrip()
 
 
 def _fingerprint(finding: Finding) -> str:

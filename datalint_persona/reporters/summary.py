@@ -1,4 +1,4 @@
-"""What every reporter derives from a ScreenResult: number formatting, excerpts, dataset verdicts.
+"""What every reporter derives from a ScreenResult: numbers, messages, rankings, dataset verdicts.
 
 Nothing here recomputes a score or re-applies a rule: a dataset is "flagged" when a rule produced a
 dataset finding for it, and its threshold is the one that finding names, else the one the engine
@@ -11,14 +11,16 @@ import hashlib
 from dataclasses import dataclass
 
 from datalint_persona.text import one_line
-from datalint_persona.types import DatasetSummary, Finding, RuleInfo, ScreenResult
+from datalint_persona.types import LEVEL_ORDER, DatasetSummary, Finding, RuleInfo, ScreenResult
 
 __all__ = [
     "DatasetVerdict",
     "dataset_fingerprint",
     "dataset_verdicts",
+    "finding_message",
     "format_number",
     "one_line",
+    "ranked_sample_findings",
     "rule_for_trait",
 ]
 
@@ -35,6 +37,50 @@ def format_number(value: float | None) -> str:
     if value is None:
         return "n/a"
     return f"{value:.4g}"
+
+
+def finding_message(finding: Finding) -> str:
+    """The finding's message followed by the numbers a reviewer needs (SARIF and GitLab show this).
+
+    >>> from datalint_persona.types import Finding
+    >>> finding_message(Finding("r", "error", "sample", "d.jsonl", 3, "Evil.", "evil", 4.0, 1.0, None))
+    'Evil. (trait evil, ΔP 4, threshold 1)'
+    """
+    if finding.kind == "invalid" or finding.delta_p is None:
+        return finding.message
+    numbers = [f"trait {finding.trait}", f"ΔP {format_number(finding.delta_p)}"]
+    if finding.threshold is not None:
+        numbers.append(f"threshold {format_number(finding.threshold)}")
+    if "q_value" in finding.extra:
+        numbers.append(f"q {format_number(finding.extra['q_value'])}")
+    if finding.z is not None:
+        numbers.append(f"z {format_number(finding.z)}")
+    return f"{finding.message.rstrip()} ({', '.join(numbers)})".lstrip()
+
+
+def ranked_sample_findings(result: ScreenResult) -> list[Finding]:
+    """Sample findings, most severe level first; within a level highest z first, then findings
+    without z by highest ΔP.
+
+    Ties keep file order (source, then line), so the ranking is deterministic.
+
+    >>> from datalint_persona.types import Finding, ScreenResult
+    >>> a = Finding("r", "error", "sample", "d.jsonl", 1, "m", "evil", 1.0, 0.5, 2.0)
+    >>> b = Finding("r", "error", "sample", "d.jsonl", 2, "m", "evil", 3.0, 0.5, 5.0)
+    >>> c = Finding("r", "error", "sample", "d.jsonl", 3, "m", "evil", 9.0, 0.5, None)
+    >>> r = ScreenResult("0", {}, {}, (), (), (), (), (), (a, c, b), (), "t0", "t1")
+    >>> [f.line for f in ranked_sample_findings(r)]
+    [2, 1, 3]
+    """
+    samples = [f for f in result.findings if f.kind == "sample"]
+
+    def rank(finding: Finding) -> tuple[int, int, float, str, int]:
+        severity = -LEVEL_ORDER[finding.level]
+        if finding.z is not None:
+            return (severity, 0, -finding.z, finding.source, finding.line)
+        return (severity, 1, -(finding.delta_p or 0.0), finding.source, finding.line)
+
+    return sorted(samples, key=rank)
 
 
 def dataset_fingerprint(source: str, trait: str) -> str:

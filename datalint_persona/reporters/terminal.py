@@ -12,38 +12,19 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from datalint_persona.reporters.summary import DatasetVerdict, dataset_verdicts, format_number, one_line
-from datalint_persona.types import LEVEL_ORDER, DatasetSummary, Finding, ScreenResult
-from datalint_persona.verdicts.decide import MIN_DATASET_SAMPLES
+from datalint_persona.reporters.summary import (
+    DatasetVerdict,
+    dataset_verdicts,
+    format_number,
+    one_line,
+    ranked_sample_findings,
+)
+from datalint_persona.types import DatasetSummary, Finding, ScreenResult
+from datalint_persona.verdicts.datasets import MIN_DATASET_SAMPLES
 
-__all__ = ["print_terminal", "ranked_sample_findings"]
+__all__ = ["print_terminal"]
 
 _LEVEL_STYLE = {"error": "bold red", "warning": "yellow", "note": "cyan"}
-
-
-def ranked_sample_findings(result: ScreenResult) -> list[Finding]:
-    """Sample findings, most severe level first; within a level highest z first, then findings
-    without z by highest ΔP.
-
-    Ties keep file order (source, then line), so the ranking is deterministic.
-
-    >>> from datalint_persona.types import Finding, ScreenResult
-    >>> a = Finding("r", "error", "sample", "d.jsonl", 1, "m", "evil", 1.0, 0.5, 2.0)
-    >>> b = Finding("r", "error", "sample", "d.jsonl", 2, "m", "evil", 3.0, 0.5, 5.0)
-    >>> c = Finding("r", "error", "sample", "d.jsonl", 3, "m", "evil", 9.0, 0.5, None)
-    >>> r = ScreenResult("0", {}, {}, (), (), (), (), (), (a, c, b), (), "t0", "t1")
-    >>> [f.line for f in ranked_sample_findings(r)]
-    [2, 1, 3]
-    """
-    samples = [f for f in result.findings if f.kind == "sample"]
-
-    def rank(finding: Finding) -> tuple[int, int, float, str, int]:
-        severity = -LEVEL_ORDER[finding.level]
-        if finding.z is not None:
-            return (severity, 0, -finding.z, finding.source, finding.line)
-        return (severity, 1, -(finding.delta_p or 0.0), finding.source, finding.line)
-
-    return sorted(samples, key=rank)
 
 
 def print_terminal(result: ScreenResult, console: Console, *, top: int = 20) -> None:

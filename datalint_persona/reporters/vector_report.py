@@ -21,6 +21,21 @@ def _bar(value: float, top: float) -> str:
 def print_vector(vector: PersonaVector, console: Console) -> None:
     """Header, per-layer effect sizes against the random-direction null, then calibration."""
     meta = vector.metadata
+    _print_header(vector, console)
+    stats: list[dict[str, Any]] = meta.get("layer_stats", [])
+    if stats:
+        console.print(_layer_table(stats, meta.get("chosen_layer")))
+    calibration = meta.get("calibration")
+    if not calibration:
+        console.print("Not calibrated: run 'persona-lint calibrate'.")
+        return
+    console.print(_calibration_table(calibration))
+    _print_calibration_notes(calibration, console)
+
+
+def _print_header(vector: PersonaVector, console: Console) -> None:
+    """The trait, method, model and shape, then the extraction's sample counts."""
+    meta = vector.metadata
     model = meta.get("model", {})
     console.print(
         Text(
@@ -33,27 +48,28 @@ def print_vector(vector: PersonaVector, console: Console) -> None:
     counts = meta.get("counts", {})
     if counts:
         console.print(", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in counts.items()))
-    stats: list[dict[str, Any]] = meta.get("layer_stats", [])
-    chosen = meta.get("chosen_layer")
-    if stats:
-        top = max(s["cohens_d"] for s in stats)
-        table = Table(title="Held-out effect size by layer (Cohen's d of projections)", title_justify="left")
-        for column in ("layer", "d", "AUROC", "random d95", ""):
-            table.add_column(column, justify="right" if column else "left", no_wrap=True)
-        for s in stats:
-            marker = "  ← chosen" if s["layer"] == chosen else ("  lexical" if s["layer"] == 0 else "")
-            table.add_row(
-                str(s["layer"]),
-                f"{s['cohens_d']:.2f}",
-                f"{s['auroc']:.3f}",
-                f"{s['random_d95']:.2f}",
-                Text(_bar(s["cohens_d"], top) + marker, style="green" if s["layer"] == chosen else ""),
-            )
-        console.print(table)
-    calibration = meta.get("calibration")
-    if not calibration:
-        console.print("Not calibrated: run 'persona-lint calibrate'.")
-        return
+
+
+def _layer_table(stats: list[dict[str, Any]], chosen: Any) -> Table:
+    """One row per layer: held-out Cohen's d, AUROC and the random-direction d95, with a bar."""
+    top = max(s["cohens_d"] for s in stats)
+    table = Table(title="Held-out effect size by layer (Cohen's d of projections)", title_justify="left")
+    for column in ("layer", "d", "AUROC", "random d95", ""):
+        table.add_column(column, justify="right" if column else "left", no_wrap=True)
+    for s in stats:
+        marker = "  ← chosen" if s["layer"] == chosen else ("  lexical" if s["layer"] == 0 else "")
+        table.add_row(
+            str(s["layer"]),
+            f"{s['cohens_d']:.2f}",
+            f"{s['auroc']:.3f}",
+            f"{s['random_d95']:.2f}",
+            Text(_bar(s["cohens_d"], top) + marker, style="green" if s["layer"] == chosen else ""),
+        )
+    return table
+
+
+def _calibration_table(calibration: dict[str, Any]) -> Table:
+    """The calibration's figures for all pairs and the confusable ones, at its layer and layer 0."""
     table = Table(
         title=f"Calibration at layer {calibration['layer']} "
         f"(threshold {calibration['sample_threshold']:.3f} at FPR {calibration['fpr']:.0%})",
@@ -77,7 +93,11 @@ def print_vector(vector: PersonaVector, console: Console) -> None:
                 f"{figures['tpr_at_threshold']:.2f}",
                 f"{figures['fpr_at_threshold']:.2f}",
             )
-    console.print(table)
+    return table
+
+
+def _print_calibration_notes(calibration: dict[str, Any], console: Console) -> None:
+    """The clean null the verdicts use, the trait-normal gap and margin, the clean sources' effects."""
     null = calibration.get("null")
     if isinstance(null, dict):
         sources = ", ".join(f"{name} ({n})" for name, n in null.get("sources", {}).items())

@@ -17,6 +17,7 @@ from typing import Any
 
 from datalint_persona.errors import InputError, PersonaLintError
 from datalint_persona.types import (
+    Finding,
     InvalidRecord,
     RuleInfo,
     Sample,
@@ -24,8 +25,10 @@ from datalint_persona.types import (
     ScreenResult,
     TraitScore,
 )
-from datalint_persona.verdicts.decide import DEFAULT_DATASET_ALPHA, DEFAULT_FDR, annotate, decide
+from datalint_persona.verdicts.datasets import DEFAULT_DATASET_ALPHA
+from datalint_persona.verdicts.decide import annotate, decide
 from datalint_persona.verdicts.findings import dataset_findings, invalid_findings, sample_findings
+from datalint_persona.verdicts.samples import DEFAULT_FDR
 
 # "inputs" holds each file's sha256: shards of different versions of the data must not merge.
 _CONSISTENT = ("schema", "tool", "model", "vectors", "rules", "sources", "inputs")
@@ -128,8 +131,6 @@ def _sample(entry: dict[str, Any], rules: Sequence[RuleInfo]) -> SampleScore:
 
 def merge_reports(paths: Sequence[str]) -> ScreenResult:
     """The :class:`ScreenResult` an unsharded run would have produced, from every shard's JSON report."""
-    from datalint_persona.verdicts.summaries import count_warnings
-
     if not paths:
         raise PersonaLintError("No reports to merge.", fix="pass the JSON report of every shard.")
     documents = [_read(p) for p in paths]
@@ -138,46 +139,23 @@ def merge_reports(paths: Sequence[str]) -> ScreenResult:
     rule_names = {f.name for f in fields(RuleInfo)}
     all_rules = [_rule(r, rule_names) for r in first["rules"]]
     rules = [r for r in all_rules if r.enabled]
-    samples = sorted((_sample(e, rules) for d in documents for e in d["samples"]), key=lambda s: s.index)
-    if [s.index for s in samples] != list(range(len(samples))):
-        raise PersonaLintError(
-            "The shards' sample indices are not 0..n-1 exactly once.",
-            fix="merge the reports of one --shard split of the same files.",
-        )
+    samples = _merged_samples(documents, rules)
     settings = {k: v for k, v in first["settings"].items() if k != "shard"}
+    fdr = float(settings.get("fdr", DEFAULT_FDR))
     verdicts = decide(
         samples,
         rules,
-        fdr=float(settings.get("fdr", DEFAULT_FDR)),
+        fdr=fdr,
         dataset_alpha=float(settings.get("dataset_fpr", DEFAULT_DATASET_ALPHA)),
         seed=int(settings.get("seed", 0)),
     )
     samples = list(annotate(samples, rules, verdicts))
     invalid = [InvalidRecord(**r) for d in documents for r in d["invalid"]]
-    # The shards' own sample findings were decided on a part of the run; they are decided again
-    # here over all samples, and keep the excerpts a shard wrote (a report holds no response text).
-    excerpts = {
-        (f["source"], f["line"], f["rule_id"]): (f.get("excerpt"), f.get("y_prime_excerpt"))
-        for d in documents
-        for f in d["findings"]
-        if f["kind"] == "sample"
-    }
-    sample_found = [
-        replace(f, excerpt=shown[0], y_prime_excerpt=shown[1] or f.y_prime_excerpt)
-        if (shown := excerpts.get((f.source, f.line, f.rule_id)))
-        else replace(f, excerpt=None)
-        for f in sample_findings(samples, rules, verdicts.flagged, float(settings.get("fdr", DEFAULT_FDR)))
+    findings = [
+        *invalid_findings(invalid),
+        *dataset_findings(verdicts.summaries, rules),
+        *_sample_findings_with_excerpts(documents, sample_findings(samples, rules, verdicts.flagged, fdr)),
     ]
-    findings = [*invalid_findings(invalid), *dataset_findings(verdicts.summaries, rules), *sample_found]
-    # Each shard counted only its own samples; those warnings are recomputed over all of them.
-    max_tokens, max_new_tokens = int(settings["max_tokens"]), int(settings["max_new_tokens"])
-    shard_counts = {
-        w
-        for d in documents
-        for w in count_warnings([_sample(e, rules) for e in d["samples"]], max_tokens, max_new_tokens)
-    }
-    warnings = list(dict.fromkeys(w for d in documents for w in d["warnings"] if w not in shard_counts))
-    warnings += count_warnings(samples, max_tokens, max_new_tokens)
     return ScreenResult(
         tool_version=first["tool"]["version"],
         model=dict(first["model"]),
@@ -191,6 +169,58 @@ def merge_reports(paths: Sequence[str]) -> ScreenResult:
         invalid=tuple(invalid),
         started_at=min(d["started_at"] for d in documents),
         finished_at=max(d["finished_at"] for d in documents),
-        warnings=tuple(warnings),
+        warnings=tuple(_merged_warnings(documents, samples, rules, settings)),
         inputs=tuple(dict(i) for i in first.get("inputs", [])),
     )
+
+
+def _merged_samples(documents: Sequence[dict[str, Any]], rules: Sequence[RuleInfo]) -> list[SampleScore]:
+    """Every shard's samples in run order; their indices must be 0..n-1 exactly once."""
+    samples = sorted((_sample(e, rules) for d in documents for e in d["samples"]), key=lambda s: s.index)
+    if [s.index for s in samples] != list(range(len(samples))):
+        raise PersonaLintError(
+            "The shards' sample indices are not 0..n-1 exactly once.",
+            fix="merge the reports of one --shard split of the same files.",
+        )
+    return samples
+
+
+def _sample_findings_with_excerpts(
+    documents: Sequence[dict[str, Any]], found: Sequence[Finding]
+) -> list[Finding]:
+    """The sample findings decided again over all samples, with the excerpts a shard wrote.
+
+    The shards' own sample findings were decided on a part of the run; a report holds no
+    response text, so a finding no shard reported has no excerpt.
+    """
+    excerpts = {
+        (f["source"], f["line"], f["rule_id"]): (f.get("excerpt"), f.get("y_prime_excerpt"))
+        for d in documents
+        for f in d["findings"]
+        if f["kind"] == "sample"
+    }
+    return [
+        replace(f, excerpt=shown[0], y_prime_excerpt=shown[1] or f.y_prime_excerpt)
+        if (shown := excerpts.get((f.source, f.line, f.rule_id)))
+        else replace(f, excerpt=None)
+        for f in found
+    ]
+
+
+def _merged_warnings(
+    documents: Sequence[dict[str, Any]],
+    samples: Sequence[SampleScore],
+    rules: Sequence[RuleInfo],
+    settings: dict[str, Any],
+) -> list[str]:
+    """The shards' warnings once each, with those that count samples recomputed over all of them."""
+    from datalint_persona.verdicts.summaries import count_warnings
+
+    max_tokens, max_new_tokens = int(settings["max_tokens"]), int(settings["max_new_tokens"])
+    shard_counts = {
+        w
+        for d in documents
+        for w in count_warnings([_sample(e, rules) for e in d["samples"]], max_tokens, max_new_tokens)
+    }
+    warnings = list(dict.fromkeys(w for d in documents for w in d["warnings"] if w not in shard_counts))
+    return warnings + count_warnings(samples, max_tokens, max_new_tokens)

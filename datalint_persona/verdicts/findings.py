@@ -8,7 +8,7 @@ import numpy as np
 
 from datalint_persona.text import one_line
 from datalint_persona.types import DatasetSummary, Finding, InvalidRecord, RuleInfo, SampleScore, TraitScore
-from datalint_persona.verdicts.decide import ChangeComparison
+from datalint_persona.verdicts.datasets import ChangeComparison
 from datalint_persona.verdicts.rules import INVALID_RECORD_RULE
 
 EXCERPT_CHARS = 160

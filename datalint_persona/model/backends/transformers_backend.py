@@ -44,10 +44,7 @@ class TransformersBackend:
     def generate(
         self, prompts: Sequence[str], settings: GenerationSettings, *, batch_size: int
     ) -> Iterator[tuple[list[int], list[Generation]]]:
-        import torch
-
         tokenizer = self.loaded.tokenizer
-        model: Any = self.loaded.model  # its stubs don't type generate()
         eos_ids = stop_token_ids(self.loaded)
         pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos_ids[0]
         # int32 arrays: a list of Python ints costs about 36 bytes a token, for every prompt of the run
@@ -58,56 +55,85 @@ class TransformersBackend:
         _check_context(self.loaded, max(lengths, default=0), settings.max_new_tokens)
         budget = batch_size * (max(lengths, default=1) + settings.max_new_tokens)
         for batch in length_sorted_batches(lengths, batch_size=batch_size, token_budget=budget):
-            longest = max(lengths[i] for i in batch)
-            ids = torch.full((len(batch), longest), pad_id, dtype=torch.long)
-            attention = torch.zeros((len(batch), longest), dtype=torch.long)
-            for row, index in enumerate(batch):
-                n = lengths[index]
-                ids[row, longest - n :] = torch.from_numpy(encoded[index])
-                attention[row, longest - n :] = 1
-            sampling = settings.temperature > 0
-            # Sampling draws each row's tokens from the row's own generator (see sample_seed), and
-            # generate() then picks that token greedily: no draw depends on the batch's other rows.
-            sampler = (
-                [_PerPromptSampler([sample_seed(settings.seed, prompts[i]) for i in batch], settings)]
-                if sampling
-                else []
+            # Sampling draws each row's tokens from the row's own generator (see sample_seed).
+            seeds = (
+                [sample_seed(settings.seed, prompts[i]) for i in batch] if settings.temperature > 0 else []
             )
-            capture = bool(self.record_directions)
-            recorder: AbstractContextManager[dict[int, list[torch.Tensor]]] = (
-                record_last_positions(model, [d.layer for d in self.record_directions])
-                if capture
-                else nullcontext({})
+            rows = [encoded[i] for i in batch]
+            yield batch, self._generate_batch(rows, seeds, settings, pad_id, eos_ids)
+
+    def _generate_batch(
+        self,
+        encoded: Sequence[np.ndarray],
+        seeds: Sequence[int],
+        settings: GenerationSettings,
+        pad_id: int,
+        eos_ids: list[int],
+    ) -> list[Generation]:
+        """One left-padded batch through ``model.generate``, each row's y' with its projections.
+
+        ``seeds`` holds each row's sampling seed (empty when greedy)."""
+        import torch
+
+        model: Any = self.loaded.model  # its stubs don't type generate()
+        ids, attention = _left_padded(encoded, pad_id)
+        longest = ids.shape[1]
+        # generate() then picks each sampled token greedily: no draw depends on the batch's other rows.
+        sampler = [_PerPromptSampler(seeds, settings)] if settings.temperature > 0 else []
+        capture = bool(self.record_directions)
+        recorder: AbstractContextManager[dict[int, list[torch.Tensor]]] = (
+            record_last_positions(model, [d.layer for d in self.record_directions])
+            if capture
+            else nullcontext({})
+        )
+        with torch.inference_mode(), recorder as recorded:
+            output = model.generate(
+                input_ids=ids.to(self.loaded.device),
+                attention_mask=attention.to(self.loaded.device),
+                max_new_tokens=settings.max_new_tokens + (1 if capture else 0),
+                do_sample=False,
+                logits_processor=sampler,
+                temperature=None,
+                top_p=None,
+                top_k=None,
+                pad_token_id=pad_id,
+                eos_token_id=eos_ids,
             )
-            with torch.inference_mode(), recorder as recorded:
-                output = model.generate(
-                    input_ids=ids.to(self.loaded.device),
-                    attention_mask=attention.to(self.loaded.device),
-                    max_new_tokens=settings.max_new_tokens + (1 if capture else 0),
-                    do_sample=False,
-                    logits_processor=sampler,
-                    temperature=None,
-                    top_p=None,
-                    top_k=None,
-                    pad_token_id=pad_id,
-                    eos_token_id=eos_ids,
-                )
-            new_tokens = [row[: settings.max_new_tokens] for row in output[:, longest:].tolist()]
-            generations = [_to_generation(self.loaded, row, eos_ids) for row in new_tokens]
-            if capture:
-                generations = [
-                    _with_projections(
-                        g,
-                        encoded[index].tolist(),
-                        new_tokens[row],
-                        recorded,
-                        row,
-                        self.record_directions,
-                        self._direction_keys,
-                    )
-                    for row, (index, g) in enumerate(zip(batch, generations, strict=True))
-                ]
-            yield batch, generations
+        new_tokens = [row[: settings.max_new_tokens] for row in output[:, longest:].tolist()]
+        generations = [_to_generation(self.loaded, row, eos_ids) for row in new_tokens]
+        if not capture:
+            return generations
+        return [
+            _with_projections(
+                g,
+                encoded[row].tolist(),
+                new_tokens[row],
+                recorded,
+                row,
+                self.record_directions,
+                self._direction_keys,
+            )
+            for row, g in enumerate(generations)
+        ]
+
+
+def _left_padded(encoded: Sequence[np.ndarray], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(batch, longest) token ids padded on the left with ``pad_id``, and the explicit attention mask.
+
+    >>> ids, mask = _left_padded([np.array([5, 6]), np.array([7])], 0)
+    >>> ids.tolist(), mask.tolist()
+    ([[5, 6], [0, 7]], [[1, 1], [0, 1]])
+    """
+    import torch
+
+    longest = max(len(row) for row in encoded)
+    ids = torch.full((len(encoded), longest), pad_id, dtype=torch.long)
+    attention = torch.zeros((len(encoded), longest), dtype=torch.long)
+    for row, tokens in enumerate(encoded):
+        n = len(tokens)
+        ids[row, longest - n :] = torch.from_numpy(tokens)
+        attention[row, longest - n :] = 1
+    return ids, attention
 
 
 class _PerPromptSampler:
