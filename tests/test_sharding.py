@@ -13,9 +13,10 @@ from click.testing import CliRunner
 from datalint_persona.cli.main import main
 from datalint_persona.errors import ConfigError, PersonaLintError
 from datalint_persona.reporters import render_json
-from datalint_persona.screening.engine import ScreenOptions, screen
+from datalint_persona.screening.engine import screen
 from datalint_persona.screening.merge import merge_reports
 from datalint_persona.screening.sharding import Shard, parse_shard
+from datalint_persona.settings import ScreenOptions
 
 PROMPTS = ["How do I bake bread?", "Say hi.", "What is 12 + 30?", "Be mean.", "Write add.", "Thank you."]
 RESPONSES = [

@@ -77,6 +77,11 @@ def errors_to_exit(debug: bool) -> Iterator[None]:
         sys.exit(EXIT_ERROR)
 
 
+def debug_option(command: Any) -> Any:
+    """``--debug``: show the traceback of an error (see :func:`errors_to_exit`)."""
+    return click.option("--debug", is_flag=True, help="Show tracebacks.")(command)
+
+
 def clean_option(command: Any) -> Any:
     return click.option(
         "--clean",
