@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import sys
-from collections.abc import Callable
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,8 @@ from datalint_persona.cli.common import (
     EXIT_FINDINGS,
     debug_option,
     errors_to_exit,
-    stderr_console,
+    parse_assignments,
+    progress_bar,
     stdout_console,
 )
 from datalint_persona.cli.evaluate import calibrate_command
@@ -44,46 +44,6 @@ from datalint_persona.settings import (
 from datalint_persona.types import LEVEL_ORDER
 
 FORMATS = ("terminal", *REPORTERS)  # the terminal summary, then every registered report format
-
-
-def _progress_bar(enabled: bool) -> tuple[Any, Callable[[str, int, int], None] | None]:
-    """A rich progress display on stderr, only on a TTY and without --quiet."""
-    if not enabled or not sys.stderr.isatty():
-        return None, None
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    progress = Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=stderr_console(),
-        transient=True,
-    )
-    labels = {"load-model": "Loading model", "generate": "Generating y'", "score": "Scoring"}
-    tasks: dict[str, Any] = {}
-
-    def update(stage: str, done: int, total: int) -> None:
-        if stage not in tasks:
-            tasks[stage] = progress.add_task(labels.get(stage, stage), total=total)
-        progress.update(tasks[stage], completed=done, total=total)
-
-    return progress, update
-
-
-def _parse_assignments(values: tuple[str, ...], option: str, convert: Callable[[str], Any]) -> dict[str, Any]:
-    parsed = {}
-    for value in values:
-        trait, sep, raw = value.partition("=")
-        if not sep or not trait:
-            raise click.BadParameter(f"'{value}' is not TRAIT=VALUE", param_hint=option)
-        try:
-            parsed[trait] = convert(raw)
-        except ValueError:
-            raise click.BadParameter(
-                f"'{raw}' is not a valid value in '{value}'", param_hint=option
-            ) from None
-    return parsed
 
 
 @click.group(cls=DefaultGroup, default="screen", default_if_no_args=False)
@@ -233,7 +193,7 @@ def _screen(ctx: click.Context, files: tuple[str, ...], options: dict[str, Any])
     config = read_config_file(Path(options["config_path"])) if options["config_path"] else discover_config()
     settings = screen_options(_given(ctx, options), config)
     quiet = bool(options["quiet"])
-    progress, update = _progress_bar(not quiet)
+    progress, update = progress_bar(not quiet)
     with progress if progress is not None else contextlib.nullcontext():
         result = screen(list(files), settings, progress=update)
     if options["write_baseline_path"]:
@@ -264,9 +224,9 @@ def _given(ctx: click.Context, options: dict[str, Any]) -> dict[str, Any]:
     if options["no_cache"]:
         given["cache_dir"] = None
     overrides: dict[str, dict[str, Any]] = {}
-    for trait, value in _parse_assignments(options["thresholds"], "--threshold", float).items():
+    for trait, value in parse_assignments(options["thresholds"], "--threshold", float).items():
         overrides.setdefault(trait, {})["sample-threshold"] = value
-    for trait, value in _parse_assignments(options["levels"], "--level", _level).items():
+    for trait, value in parse_assignments(options["levels"], "--level", _level).items():
         overrides.setdefault(trait, {})["level"] = value
     given["rule_overrides"] = overrides
     return given
