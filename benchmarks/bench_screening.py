@@ -74,8 +74,9 @@ def main() -> None:
     from datalint_persona.model.chat import encode_pair, render_prompt
     from datalint_persona.model.loading import load_model, resolve_model
     from datalint_persona.persona.store import find_vectors
-    from datalint_persona.screening.engine import ScreenOptions, screen
+    from datalint_persona.screening.engine import screen
     from datalint_persona.screening.scoring import Direction, project_pairs, project_responses
+    from datalint_persona.settings import ScreenOptions
 
     md: list[str] = []
     info = lib.machine()

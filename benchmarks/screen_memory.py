@@ -27,7 +27,8 @@ from scoring_memory import build_model
 SIZES = (2_000, 16_000, 100_000)
 CHILD = """
 import json, sys, time
-from datalint_persona.screening.engine import ScreenOptions, screen
+from datalint_persona.screening.engine import screen
+from datalint_persona.settings import ScreenOptions
 from datalint_persona.model.loading import load_model, resolve_model
 
 model, vectors, data, small, cache, chunk = sys.argv[1:7]

@@ -1,17 +1,18 @@
-"""Find, read and validate configuration.
+"""Find, read and validate configuration, and resolve a run's settings in one place.
 
 Sources, lowest precedence first: built-in defaults, the rule files in ``rules/``, the nearest
 ``.persona-lint.yaml`` (or ``[tool.persona-lint]`` in ``pyproject.toml``) found from the working
-directory upwards, then command-line options. Config files are data only: YAML is read with
-``safe_load``, and no key names code to run.
+directory upwards, then command-line options. :func:`screen_options` applies that order for the
+CLI and the Python API alike. Config files are data only: YAML is read with ``safe_load``, and no
+key names code to run. This module imports no torch.
 """
 
 from __future__ import annotations
 
 import json
 import tomllib
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, fields
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,8 @@ from datalint_persona.errors import ConfigError
 CONFIG_NAMES = (".persona-lint.yaml", ".persona-lint.yml")
 # A real config has a few dozen values; YAML aliases can expand a short file into billions.
 MAX_CONFIG_VALUES = 10_000
+DEFAULT_MODEL = "smollm2-135m-instruct"
+BACKENDS = ("transformers", "vllm")  # the y' generation backends (datalint_persona.model.backends)
 
 
 @dataclass(frozen=True)
@@ -167,3 +170,83 @@ def discover_config(start: Path | None = None) -> Config:
             if "persona-lint" in data.get("tool", {}):
                 return read_config_file(pyproject)
     return Config()
+
+
+@dataclass(frozen=True)
+class ScreenOptions:
+    """Settings of one screening run; :func:`screen_options` builds it from options and config."""
+
+    model: str = DEFAULT_MODEL
+    backend: str = "transformers"
+    vectors: str | None = None
+    traits: tuple[str, ...] | None = None
+    max_new_tokens: int | None = None  # None: the vectors' calibrated y' budget
+    max_tokens: int | None = None  # None: the model's context length
+    batch_size: int = 16
+    seed: int = 0
+    temperature: float = 0.0
+    cache_dir: str | None = ".persona-lint-cache"
+    skip_invalid: bool = False
+    max_samples: int | None = None
+    split: str = "train"
+    fail_on: str = "error"
+    dataset_fpr: float = 0.05  # family-wise rate of dataset verdicts (Holm over files x traits)
+    fdr: float = 0.05  # false discovery rate of sample verdicts (Benjamini-Hochberg)
+    device: str = "auto"
+    tensor_parallel_size: int = 1
+    gpu_memory_utilization: float | None = None  # vLLM's share of the GPU; None: the backend's default
+    shard: str | None = None  # "i/N": screen only samples whose global index % N == i - 1
+    chunk_size: int = 8192  # samples generated and scored together (vLLM gets one call per chunk)
+    rule_overrides: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    changed_since: str | None = None  # git ref: per-sample findings only on lines changed since it
+    baseline: str | None = None  # baseline file whose findings (and suppressions) are accepted
+
+
+# Config values that are paths, relative to the config file's folder (a model is one only when
+# that path exists; otherwise it is a hub id or an alias, kept as written).
+_PATH_KEYS = ("vectors", "cache-dir", "model")
+
+
+def screen_options(given: Mapping[str, Any], config: Config) -> ScreenOptions:
+    """The run's settings: ``given`` (only what the caller set explicitly) > ``config`` > defaults.
+
+    ``given`` is keyed by :class:`ScreenOptions` field names; a config key is the field's name in
+    kebab case (``cache_dir`` -> ``cache-dir``), and ``max-new-tokens: auto`` means the vectors'
+    budget. ``given["rule_overrides"]`` is merged key by key over the config's ``rules``.
+
+    >>> screen_options({"seed": 3}, Config({"seed": 1, "fdr": 0.1})).seed
+    3
+    >>> screen_options({"seed": 3}, Config({"seed": 1, "fdr": 0.1})).fdr
+    0.1
+    """
+    values: dict[str, Any] = {}
+    for option in fields(ScreenOptions):
+        key = option.name.replace("_", "-")
+        if option.name == "rule_overrides" or key not in config.values:
+            continue
+        values[option.name] = _config_value(config, key)
+    if "traits" in values:
+        values["traits"] = tuple(values["traits"]) or None
+    values.update({name: value for name, value in given.items() if name != "rule_overrides"})
+    values["rule_overrides"] = _rule_overrides(config, given.get("rule_overrides", {}))
+    return ScreenOptions(**values)
+
+
+def _config_value(config: Config, key: str) -> Any:
+    """A config value as a :class:`ScreenOptions` field takes it."""
+    value = config.values[key]
+    if key == "max-new-tokens" and value == "auto":
+        return None
+    if key in _PATH_KEYS and config.path is not None:
+        candidate = Path(config.path).parent / str(value)
+        if key != "model" or candidate.exists():
+            return str(candidate)
+    return value
+
+
+def _rule_overrides(config: Config, given: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The config's per-rule settings, with the caller's (``--threshold``, ``--level``) on top."""
+    overrides = {trait: dict(rule) for trait, rule in config.get("rules", {}).items()}
+    for trait, rule in given.items():
+        overrides.setdefault(trait, {}).update(rule)
+    return overrides

@@ -41,7 +41,8 @@ from datalint_persona.analysis.shift import last_prompt_activations, projection_
 from datalint_persona.extraction.external import split_of  # noqa: E402
 from datalint_persona.model.loading import DEFAULT_MODEL, LoadedModel, load_model, resolve_model  # noqa: E402
 from datalint_persona.persona.store import find_vectors  # noqa: E402
-from datalint_persona.screening.engine import ScreenOptions, screen  # noqa: E402
+from datalint_persona.screening.engine import screen  # noqa: E402
+from datalint_persona.settings import ScreenOptions  # noqa: E402
 from datalint_persona.types import Message  # noqa: E402
 
 FAMILIES = {

@@ -44,8 +44,9 @@ from datalint_persona.model.loading import DEFAULT_MODEL, LoadedModel, load_mode
 from datalint_persona.persona.store import find_vectors
 from datalint_persona.persona.traits import TraitDefinition, load_trait, shipped_trait_path
 from datalint_persona.persona.vectors import PersonaVector
-from datalint_persona.screening.engine import ScreenOptions, screen
+from datalint_persona.screening.engine import screen
 from datalint_persona.screening.scoring import Direction, project_responses
+from datalint_persona.settings import ScreenOptions
 from datalint_persona.types import Message
 
 LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]

@@ -14,8 +14,9 @@ from conftest import TRAIT, reference_means
 from datalint_persona.errors import PersonaLintError
 from datalint_persona.model.loading import LoadedModel
 from datalint_persona.persona.vectors import PersonaVector
-from datalint_persona.screening.engine import ScreenOptions, screen
+from datalint_persona.screening.engine import screen
 from datalint_persona.screening.generation import DEFAULT_MAX_NEW_TOKENS
+from datalint_persona.settings import ScreenOptions
 from datalint_persona.types import Message, ScreenResult
 
 RECORDS: list[dict[str, Any]] = [
@@ -352,3 +353,30 @@ def test_a_samples_scores_do_not_depend_on_the_rest_of_the_run(
         for other in (together.samples[0], result.samples[i]):
             assert other.y_prime == single.y_prime
             assert other.scores[0].delta_p == pytest.approx(single.scores[0].delta_p, abs=1e-5)
+
+
+def test_screen_without_options_reads_the_config_of_the_working_directory(
+    tiny_llama_dir: Path, vectors_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``screen()`` resolves settings as the CLI does: keyword overrides > the discovered config >
+    defaults; an explicit ScreenOptions is used as it is."""
+    data = write_jsonl(tmp_path / "train.jsonl", RECORDS[:2])
+    (tmp_path / "pyproject.toml").write_text(
+        "[tool.persona-lint]\nfdr = 0.2\nseed = 7\nmax-new-tokens = 3\ndataset-fpr = 0.1\n", encoding="utf-8"
+    )
+    monkeypatch.chdir(tmp_path)
+    given = {"model": str(tiny_llama_dir), "vectors": str(vectors_dir), "device": "cpu", "cache_dir": None}
+    configured = screen([str(data)], seed=3, **given)
+    assert configured.settings["fdr"] == 0.2 and configured.settings["dataset_fpr"] == 0.1
+    assert configured.settings["max_new_tokens"] == 3
+    assert configured.settings["seed"] == 3  # the keyword wins over the config's 7
+    explicit = screen([str(data)], ScreenOptions(max_new_tokens=3, **given))
+    assert explicit.settings["fdr"] == 0.05 and explicit.settings["seed"] == 0
+
+
+def test_a_broken_baseline_fails_before_the_model_loads(tmp_path: Path) -> None:
+    data = write_jsonl(tmp_path / "train.jsonl", RECORDS[:1])
+    (tmp_path / "baseline.json").write_text("{not json", encoding="utf-8")
+    options = ScreenOptions(model=str(tmp_path / "no-such-model"), baseline=str(tmp_path / "baseline.json"))
+    with pytest.raises(PersonaLintError, match="not a readable JSON baseline"):
+        screen([str(data)], options)

@@ -231,3 +231,29 @@ def test_fdr_and_margin_are_config_keys() -> None:
         validate_config({"fdr": 0.7}, "cfg.yaml")
     with pytest.raises(ConfigError, match="rules.evil"):
         validate_config({"rules": {"evil": {"margin": -1}}}, "cfg.yaml")
+
+
+def test_screen_options_order_is_given_then_config_then_defaults(tmp_path: Path) -> None:
+    from datalint_persona.settings import Config, ScreenOptions, screen_options
+
+    (tmp_path / "models" / "mine").mkdir(parents=True)
+    config = Config(
+        {
+            "vectors": "vecs",
+            "cache-dir": "cache",
+            "model": "models/mine",
+            "max-new-tokens": "auto",
+            "traits": ["evil"],
+            "batch-size": 4,
+            "rules": {"evil": {"level": "warning", "sample-threshold": 1.0}},
+        },
+        str(tmp_path / ".persona-lint.yaml"),
+    )
+    options = screen_options({"batch_size": 8, "rule_overrides": {"evil": {"level": "note"}}}, config)
+    assert options.vectors == str(tmp_path / "vecs") and options.cache_dir == str(tmp_path / "cache")
+    assert options.model == str(tmp_path / "models" / "mine")
+    assert options.max_new_tokens is None and options.traits == ("evil",)
+    assert options.batch_size == 8 and options.seed == ScreenOptions().seed
+    assert options.rule_overrides == {"evil": {"level": "note", "sample-threshold": 1.0}}
+    hub = screen_options({}, Config({"model": "org/model"}, str(tmp_path / ".persona-lint.yaml")))
+    assert hub.model == "org/model"  # not a path there: kept as written

@@ -13,9 +13,11 @@ from click.testing import CliRunner
 from datalint_persona.cli.main import main
 from datalint_persona.errors import ConfigError, PersonaLintError
 from datalint_persona.reporters import render_json
-from datalint_persona.screening.engine import ScreenOptions, screen
+from datalint_persona.reporters.gitlab import render_gitlab
+from datalint_persona.screening.engine import screen
 from datalint_persona.screening.merge import merge_reports
 from datalint_persona.screening.sharding import Shard, parse_shard
+from datalint_persona.settings import ScreenOptions
 
 PROMPTS = ["How do I bake bread?", "Say hi.", "What is 12 + 30?", "Be mean.", "Write add.", "Thank you."]
 RESPONSES = [
@@ -138,6 +140,16 @@ def test_merge_command_writes_the_report(shard_run: dict[str, Any]) -> None:
         main, ["merge", *shard_run["reports"], "--format", "sarif", "--fail-on", "never"]
     )
     assert sarif.exit_code == 0 and json.loads(sarif.output)["version"] == "2.1.0"
+    # Every registered format renders a merged report as it renders the unsharded run's.
+    gitlab = CliRunner().invoke(
+        main, ["merge", *shard_run["reports"], "--format", "gitlab", "--fail-on", "never"]
+    )
+    assert gitlab.exit_code == 0, gitlab.output
+    assert gitlab.output == render_gitlab(shard_run["whole"])
+    html = CliRunner().invoke(
+        main, ["merge", *shard_run["reports"], "--format", "html", "--fail-on", "never"]
+    )
+    assert html.exit_code == 0 and html.output.startswith("<!DOCTYPE html>"), html.output[:200]
 
 
 def test_merge_refuses_an_incomplete_or_unsharded_set(shard_run: dict[str, Any], tmp_path: Path) -> None:

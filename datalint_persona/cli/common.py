@@ -1,10 +1,11 @@
-"""What every persona-lint subcommand shares: exit codes, error handling, the stderr console."""
+"""What every persona-lint subcommand shares: exit codes, error handling, the consoles and
+progress bars, and the options several commands declare (``--debug``, ``--clean``)."""
 
 from __future__ import annotations
 
 import sys
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -75,6 +76,56 @@ def errors_to_exit(debug: bool) -> Iterator[None]:
             err=True,
         )
         sys.exit(EXIT_ERROR)
+
+
+def progress_bar(enabled: bool) -> tuple[Any, Callable[[str, int, int], None] | None]:
+    """A rich progress display on stderr, only on a TTY and without --quiet."""
+    if not enabled or not sys.stderr.isatty():
+        return None, None
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    progress = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=stderr_console(),
+        transient=True,
+    )
+    labels = {"load-model": "Loading model", "generate": "Generating y'", "score": "Scoring"}
+    tasks: dict[str, Any] = {}
+
+    def update(stage: str, done: int, total: int) -> None:
+        if stage not in tasks:
+            tasks[stage] = progress.add_task(labels.get(stage, stage), total=total)
+        progress.update(tasks[stage], completed=done, total=total)
+
+    return progress, update
+
+
+def parse_assignments(values: tuple[str, ...], option: str, convert: Callable[[str], Any]) -> dict[str, Any]:
+    """``TRAIT=VALUE`` option values (``--threshold evil=1.5``) as ``{trait: convert(value)}``.
+
+    >>> parse_assignments(("evil=1.5",), "--threshold", float)
+    {'evil': 1.5}
+    """
+    parsed = {}
+    for value in values:
+        trait, sep, raw = value.partition("=")
+        if not sep or not trait:
+            raise click.BadParameter(f"'{value}' is not TRAIT=VALUE", param_hint=option)
+        try:
+            parsed[trait] = convert(raw)
+        except ValueError:
+            raise click.BadParameter(
+                f"'{raw}' is not a valid value in '{value}'", param_hint=option
+            ) from None
+    return parsed
+
+
+def debug_option(command: Any) -> Any:
+    """``--debug``: show the traceback of an error (see :func:`errors_to_exit`)."""
+    return click.option("--debug", is_flag=True, help="Show tracebacks.")(command)
 
 
 def clean_option(command: Any) -> Any:

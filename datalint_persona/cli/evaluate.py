@@ -8,8 +8,15 @@ from typing import Any
 
 import click
 
-from datalint_persona.cli.common import clean_option, errors_to_exit, load_clean, stderr_console
+from datalint_persona.cli.common import (
+    clean_option,
+    debug_option,
+    errors_to_exit,
+    load_clean,
+    stderr_console,
+)
 from datalint_persona.cli.vectors import pair_files, vectors_group
+from datalint_persona.settings import DEFAULT_MODEL
 
 
 @click.command("calibrate")
@@ -21,7 +28,7 @@ from datalint_persona.cli.vectors import pair_files, vectors_group
     help="Trait name or .yaml with the calibration pairs [default: each vector's trait].",
 )
 @clean_option
-@click.option("--model", default="smollm2-135m-instruct", show_default=True)
+@click.option("--model", default=DEFAULT_MODEL, show_default=True)
 @click.option("--layer", type=click.IntRange(0), default=None, help="[default: the vector's chosen layer]")
 @click.option("--fpr", type=click.FloatRange(0.0, 0.5, min_open=True), default=0.05, show_default=True)
 @click.option(
@@ -34,7 +41,7 @@ from datalint_persona.cli.vectors import pair_files, vectors_group
 @click.option("--batch-size", type=click.IntRange(1), default=16, show_default=True)
 @click.option("--cache-dir", default=".persona-lint-cache", show_default=True)
 @click.option("--device", default="auto", show_default=True)
-@click.option("--debug", is_flag=True)
+@debug_option
 def calibrate_command(
     vectors: tuple[str, ...],
     trait_file: str | None,
@@ -52,10 +59,9 @@ def calibrate_command(
     on --clean data, and write them into each vector's sidecar."""
     with errors_to_exit(debug):
         from datalint_persona.extraction.calibration import calibrate_vector, clean_projections
-        from datalint_persona.model.loading import load_model, resolve_model
+        from datalint_persona.model.loading import load_model, resolve_device, resolve_model
         from datalint_persona.persona.traits import load_trait, shipped_trait_path
         from datalint_persona.persona.vectors import PersonaVector
-        from datalint_persona.screening.engine import resolve_device
 
         loaded_vectors = [PersonaVector.load(path) for path in vectors]
         if layer is not None:
@@ -98,7 +104,7 @@ def calibrate_command(
 @click.option(
     "--trait", "traits", multiple=True, required=True, help="Shipped trait name or .yaml (repeatable)."
 )
-@click.option("--model", default="smollm2-135m-instruct", show_default=True)
+@click.option("--model", default=DEFAULT_MODEL, show_default=True)
 @click.option(
     "--vectors",
     "vectors_dir",
@@ -111,7 +117,7 @@ def calibrate_command(
 @click.option("--batch-size", type=click.IntRange(1), default=16, show_default=True)
 @click.option("--cache-dir", default=".persona-lint-cache", show_default=True)
 @click.option("--device", default="auto", show_default=True)
-@click.option("--debug", is_flag=True)
+@debug_option
 def evaluate_command(
     traits: tuple[str, ...],
     model: str,
@@ -133,10 +139,9 @@ def evaluate_command(
             markdown,
             variant_summary,
         )
-        from datalint_persona.model.loading import load_model, resolve_model
+        from datalint_persona.model.loading import load_model, resolve_device, resolve_model
         from datalint_persona.persona.store import find_vectors
         from datalint_persona.persona.traits import load_trait, shipped_trait_path
-        from datalint_persona.screening.engine import resolve_device
 
         console = stderr_console()
         definitions = [load_trait(shipped_trait_path(name)) for name in traits]
@@ -167,7 +172,7 @@ def evaluate_command(
     required=True,
     help="Folder of the public external data (clean answers and labelled trait data).",
 )
-@click.option("--model", default="smollm2-135m-instruct", show_default=True)
+@click.option("--model", default=DEFAULT_MODEL, show_default=True)
 @click.option("--vectors", "vectors_dir", default=None, help="Vectors to evaluate [default: bundled].")
 @click.option(
     "--limit", type=click.IntRange(10), default=300, show_default=True, help="Test records per file."
@@ -202,7 +207,7 @@ def evaluate_command(
 @click.option("--batch-size", type=click.IntRange(1), default=16, show_default=True)
 @click.option("--cache-dir", default=".persona-lint-cache", show_default=True)
 @click.option("--device", default="auto", show_default=True)
-@click.option("--debug", is_flag=True)
+@debug_option
 def evaluate_external_command(
     external_dir: str,
     model: str,
@@ -228,8 +233,8 @@ def evaluate_external_command(
 
         from datalint_persona.atomic import atomic_write_bytes
         from datalint_persona.extraction.external import evaluate_external, markdown
-        from datalint_persona.model.loading import load_model, resolve_model
-        from datalint_persona.screening.engine import ScreenOptions, resolve_device
+        from datalint_persona.model.loading import load_model, resolve_device, resolve_model
+        from datalint_persona.settings import ScreenOptions
 
         console = stderr_console()
         extra = pair_files("--extra-pairs", extra_pairs)

@@ -6,8 +6,9 @@ This module must not import torch at import time (``persona-lint --help`` stays 
 
 from __future__ import annotations
 
+import contextlib
 import sys
-from collections.abc import Callable
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +19,10 @@ from datalint_persona import __version__
 from datalint_persona.cli.common import (
     EXIT_CLEAN,
     EXIT_FINDINGS,
+    debug_option,
     errors_to_exit,
-    stderr_console,
+    parse_assignments,
+    progress_bar,
     stdout_console,
 )
 from datalint_persona.cli.evaluate import calibrate_command
@@ -28,72 +31,19 @@ from datalint_persona.cli.paper import monitor_command, shift_command, steer_com
 from datalint_persona.cli.traits import traits_group
 from datalint_persona.cli.validate import validate_command
 from datalint_persona.cli.vectors import vectors_group
-from datalint_persona.cli.workflow import finish_workflow, prepare_workflow, workflow_options
+from datalint_persona.cli.workflow import workflow_options
 from datalint_persona.errors import PersonaLintError
-from datalint_persona.settings import Config, discover_config, read_config_file
+from datalint_persona.reporters import REPORTERS, refuse_input_path, write_report
+from datalint_persona.settings import (
+    BACKENDS,
+    DEFAULT_MODEL,
+    ScreenOptions,
+    discover_config,
+    read_config_file,
+)
 from datalint_persona.types import LEVEL_ORDER
 
-FORMATS = ("terminal", "json", "sarif", "html", "gitlab")
-
-
-def _progress_bar(enabled: bool) -> tuple[Any, Callable[[str, int, int], None] | None]:
-    """A rich progress display on stderr, only on a TTY and without --quiet."""
-    if not enabled or not sys.stderr.isatty():
-        return None, None
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    progress = Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=stderr_console(),
-        transient=True,
-    )
-    labels = {"load-model": "Loading model", "generate": "Generating y'", "score": "Scoring"}
-    tasks: dict[str, Any] = {}
-
-    def update(stage: str, done: int, total: int) -> None:
-        if stage not in tasks:
-            tasks[stage] = progress.add_task(labels.get(stage, stage), total=total)
-        progress.update(tasks[stage], completed=done, total=total)
-
-    return progress, update
-
-
-def _parse_assignments(values: tuple[str, ...], option: str, convert: Callable[[str], Any]) -> dict[str, Any]:
-    parsed = {}
-    for value in values:
-        trait, sep, raw = value.partition("=")
-        if not sep or not trait:
-            raise click.BadParameter(f"'{value}' is not TRAIT=VALUE", param_hint=option)
-        try:
-            parsed[trait] = convert(raw)
-        except ValueError:
-            raise click.BadParameter(
-                f"'{raw}' is not a valid value in '{value}'", param_hint=option
-            ) from None
-    return parsed
-
-
-_PATH_KEYS = ("vectors", "cache-dir", "model")
-
-
-def _from_config(ctx: click.Context, config: Config, name: str, key: str, value: Any) -> Any:
-    """A CLI value wins when given explicitly; otherwise the config's, otherwise the default.
-
-    Relative paths in a config file are relative to that file's folder (a model that is not a
-    path there, such as a hub id, is kept as written).
-    """
-    source = ctx.get_parameter_source(name)
-    if source not in (click.core.ParameterSource.DEFAULT, None) or key not in config.values:
-        return value
-    configured = config.values[key]
-    if key in _PATH_KEYS and config.path is not None:
-        candidate = Path(config.path).parent / str(configured)
-        if key != "model" or candidate.exists():
-            return str(candidate)
-    return configured
+FORMATS = ("terminal", *REPORTERS)  # the terminal summary, then every registered report format
 
 
 @click.group(cls=DefaultGroup, default="screen", default_if_no_args=False)
@@ -114,13 +64,13 @@ def main() -> None:
 @click.argument("files", nargs=-1, required=True)
 @click.option(
     "--model",
-    default="smollm2-135m-instruct",
+    default=DEFAULT_MODEL,
     show_default=True,
     help="Hub id, model folder, .gguf file, or the embedded default's alias.",
 )
 @click.option(
     "--backend",
-    type=click.Choice(["transformers", "vllm"]),
+    type=click.Choice(BACKENDS),
     default="transformers",
     show_default=True,
     help="How y' is generated (vllm needs the [vllm] extra and a GPU).",
@@ -222,7 +172,7 @@ def main() -> None:
 )
 @click.option("--top", type=click.IntRange(1), default=20, show_default=True, help="Flagged samples shown.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars and no terminal summary.")
-@click.option("--debug", is_flag=True, help="Show tracebacks.")
+@debug_option
 @workflow_options
 @click.pass_context
 def screen_command(ctx: click.Context, /, files: tuple[str, ...], **options: Any) -> None:
@@ -233,91 +183,71 @@ def screen_command(ctx: click.Context, /, files: tuple[str, ...], **options: Any
 
 
 def _screen(ctx: click.Context, files: tuple[str, ...], options: dict[str, Any]) -> None:
-    from datalint_persona.screening.engine import ScreenOptions, screen
+    from datalint_persona.screening.engine import screen
+    from datalint_persona.screening.workflow import write_and_accept_baseline
+    from datalint_persona.settings import screen_options
 
     _check_output(options, files)
-    changes = prepare_workflow(options, files)
+    if options["write_baseline_path"]:
+        refuse_input_path(options["write_baseline_path"], files)
     config = read_config_file(Path(options["config_path"])) if options["config_path"] else discover_config()
-    keys = {
-        "model": "model",
-        "backend": "backend",
-        "vectors_path": "vectors",
-        "fail_on": "fail-on",
-        "max_new_tokens": "max-new-tokens",
-        "max_tokens": "max-tokens",
-        "batch_size": "batch-size",
-        "seed": "seed",
-        "cache_dir": "cache-dir",
-        "skip_invalid": "skip-invalid",
-        "dataset_fpr": "dataset-fpr",
-        "fdr": "fdr",
-    }
-    values = {name: _from_config(ctx, config, name, key, options[name]) for name, key in keys.items()}
-    if values["max_new_tokens"] == "auto":
-        values["max_new_tokens"] = None
-    traits = options["traits"] or tuple(config.get("traits", ())) or None
-    overrides: dict[str, dict[str, Any]] = {
-        trait: {k: v for k, v in rule.items()} for trait, rule in config.get("rules", {}).items()
-    }
-    for trait, value in _parse_assignments(options["thresholds"], "--threshold", float).items():
-        overrides.setdefault(trait, {})["sample-threshold"] = value
-    for trait, value in _parse_assignments(options["levels"], "--level", _level).items():
-        overrides.setdefault(trait, {})["level"] = value
-    screen_options = ScreenOptions(
-        model=values["model"],
-        backend=values["backend"],
-        vectors=values["vectors_path"],
-        traits=traits,
-        max_new_tokens=values["max_new_tokens"],
-        max_tokens=values["max_tokens"],
-        batch_size=values["batch_size"],
-        seed=values["seed"],
-        temperature=options["temperature"],
-        cache_dir=None if options["no_cache"] else values["cache_dir"],
-        skip_invalid=values["skip_invalid"],
-        max_samples=options["max_samples"],
-        split=options["split"],
-        fail_on=values["fail_on"],
-        dataset_fpr=values["dataset_fpr"],
-        fdr=values["fdr"],
-        device=options["device"],
-        tensor_parallel_size=options["tensor_parallel_size"],
-        gpu_memory_utilization=options["gpu_memory_utilization"],
-        shard=options["shard"],
-        rule_overrides=overrides,
-    )
+    settings = screen_options(_given(ctx, options), config)
     quiet = bool(options["quiet"])
-    progress, update = _progress_bar(not quiet)
-    if progress is not None:
-        with progress:
-            result = screen(list(files), screen_options, progress=update)
-    else:
-        result = screen(list(files), screen_options)
-    result = finish_workflow(result, options, changes)
+    progress, update = progress_bar(not quiet)
+    with progress if progress is not None else contextlib.nullcontext():
+        result = screen(list(files), settings, progress=update)
+    if options["write_baseline_path"]:
+        result, count = write_and_accept_baseline(result, options["write_baseline_path"])
+        click.echo(f"Wrote {count} finding(s) to the baseline {options['write_baseline_path']}", err=True)
     _emit(result, options, files, quiet)
     if not quiet:
-        stats = result.cache_stats
-        click.echo(
-            f"y' cache: {stats.get('hits', 0)} reused, {stats.get('misses', 0)} generated"
-            + (f", {stats['corrupted']} corrupted entries regenerated" if stats.get("corrupted") else ""),
-            err=True,
-        )
-        click.echo(
-            f"scoring: {stats.get('pairs_forwarded', 0)} (x, answer) pairs run through the model, "
-            f"{stats.get('y_prime_from_generation', 0)} y' scored from their generation, "
-            f"{stats.get('projections_reused', 0)} reused from the cache",
-            err=True,
-        )
+        _print_cache_stats(result.cache_stats)
     worst = result.worst_level()
-    fail_on = screen_options.fail_on
+    fail_on = settings.fail_on
     failed = fail_on != "never" and worst != "none" and LEVEL_ORDER[worst] >= LEVEL_ORDER[fail_on]
     sys.exit(EXIT_FINDINGS if failed else EXIT_CLEAN)
 
 
+# Click parameters whose ScreenOptions field has another name.
+_FIELD_OF = {"vectors_path": "vectors", "baseline_path": "baseline"}
+
+
+def _given(ctx: click.Context, options: dict[str, Any]) -> dict[str, Any]:
+    """The ScreenOptions values set on the command line (not left at their defaults)."""
+    names = {f.name for f in fields(ScreenOptions)}
+    given = {
+        _FIELD_OF.get(name, name): value
+        for name, value in options.items()
+        if ctx.get_parameter_source(name) not in (click.core.ParameterSource.DEFAULT, None)
+        and _FIELD_OF.get(name, name) in names
+    }
+    if options["no_cache"]:
+        given["cache_dir"] = None
+    overrides: dict[str, dict[str, Any]] = {}
+    for trait, value in parse_assignments(options["thresholds"], "--threshold", float).items():
+        overrides.setdefault(trait, {})["sample-threshold"] = value
+    for trait, value in parse_assignments(options["levels"], "--level", _level).items():
+        overrides.setdefault(trait, {})["level"] = value
+    given["rule_overrides"] = overrides
+    return given
+
+
+def _print_cache_stats(stats: dict[str, int]) -> None:
+    click.echo(
+        f"y' cache: {stats.get('hits', 0)} reused, {stats.get('misses', 0)} generated"
+        + (f", {stats['corrupted']} corrupted entries regenerated" if stats.get("corrupted") else ""),
+        err=True,
+    )
+    click.echo(
+        f"scoring: {stats.get('pairs_forwarded', 0)} (x, answer) pairs run through the model, "
+        f"{stats.get('y_prime_from_generation', 0)} y' scored from their generation, "
+        f"{stats.get('projections_reused', 0)} reused from the cache",
+        err=True,
+    )
+
+
 def _check_output(options: dict[str, Any], files: tuple[str, ...]) -> None:
     """Refuse a bad --output before any work is done."""
-    from datalint_persona.reporters import refuse_input_path
-
     output = options["output"]
     if output is None:
         return
@@ -335,7 +265,6 @@ def _level(value: str) -> str:
 
 
 def _emit(result: Any, options: dict[str, Any], files: tuple[str, ...], quiet: bool) -> None:
-    from datalint_persona.reporters import REPORTERS, write_report
     from datalint_persona.reporters.terminal import print_terminal
 
     output_format, output = options["output_format"], options["output"]

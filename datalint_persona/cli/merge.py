@@ -6,8 +6,15 @@ import sys
 
 import click
 
-from datalint_persona.cli.common import EXIT_CLEAN, EXIT_FINDINGS, errors_to_exit, stdout_console
+from datalint_persona.cli.common import (
+    EXIT_CLEAN,
+    EXIT_FINDINGS,
+    debug_option,
+    errors_to_exit,
+    stdout_console,
+)
 from datalint_persona.errors import PersonaLintError
+from datalint_persona.reporters import REPORTERS, write_report
 from datalint_persona.types import LEVEL_ORDER
 
 
@@ -16,7 +23,7 @@ from datalint_persona.types import LEVEL_ORDER
 @click.option(
     "--format",
     "output_format",
-    type=click.Choice(["terminal", "json", "sarif"]),
+    type=click.Choice(["terminal", *REPORTERS]),
     default="json",
     show_default=True,
 )
@@ -35,7 +42,7 @@ from datalint_persona.types import LEVEL_ORDER
     help="Exit 1 when a merged finding reaches this level.",
 )
 @click.option("--top", type=click.IntRange(1), default=20, show_default=True, help="Flagged samples shown.")
-@click.option("--debug", is_flag=True, help="Show tracebacks.")
+@debug_option
 def merge_command(
     reports: tuple[str, ...], output_format: str, output: str | None, fail_on: str, top: int, debug: bool
 ) -> None:
@@ -45,14 +52,15 @@ def merge_command(
     over all samples.
     """
     with errors_to_exit(debug):
-        from datalint_persona.reporters import REPORTERS, write_report
         from datalint_persona.reporters.terminal import print_terminal
         from datalint_persona.screening.merge import merge_reports
 
         result = merge_reports(list(reports))
         if output_format == "terminal":
             if output is not None:
-                raise PersonaLintError("--output needs --format json or sarif.", fix="add --format json.")
+                raise PersonaLintError(
+                    "--output needs --format json or sarif (or html or gitlab).", fix="add --format json."
+                )
             print_terminal(result, stdout_console(), top=top)
         else:
             text = REPORTERS[output_format](result)

@@ -13,8 +13,9 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from datalint_persona.cli.common import errors_to_exit
+from datalint_persona.cli.common import debug_option, errors_to_exit
 from datalint_persona.errors import ConfigError
+from datalint_persona.settings import DEFAULT_MODEL
 
 if TYPE_CHECKING:
     from datalint_persona.extraction.judge import Judge
@@ -28,9 +29,7 @@ JUDGE_TIMEOUT_S = 120.0
 def _common(command: Callable[..., Any]) -> Callable[..., Any]:
     options = [
         click.option("--trait", required=True, help="Trait name (shipped) or path to a trait .yaml."),
-        click.option(
-            "--model", default="smollm2-135m-instruct", show_default=True, help="Model (as for screen)."
-        ),
+        click.option("--model", default=DEFAULT_MODEL, show_default=True, help="Model (as for screen)."),
         click.option(
             "--vectors", "vectors_path", default=None, help="Folder or file of vectors (default: bundled)."
         ),
@@ -45,7 +44,7 @@ def _common(command: Callable[..., Any]) -> Callable[..., Any]:
         click.option(
             "--output", "-o", type=click.Path(dir_okay=False), default=None, help="Write the JSON here."
         ),
-        click.option("--debug", is_flag=True, help="Show tracebacks."),
+        debug_option,
     ]
     for option in reversed(options):
         command = option(command)
@@ -81,10 +80,9 @@ def _judge(options: dict[str, Any]) -> Judge | None:
 
 def _load(options: dict[str, Any]) -> tuple[LoadedModel, PersonaVector, TraitDefinition, int]:
     from datalint_persona.errors import VectorError
-    from datalint_persona.model.loading import load_model, resolve_model
+    from datalint_persona.model.loading import load_model, resolve_device, resolve_model
     from datalint_persona.persona.store import find_vectors
     from datalint_persona.persona.traits import load_trait, shipped_trait_path
-    from datalint_persona.screening.engine import resolve_device
 
     definition = load_trait(shipped_trait_path(options["trait"]))
     spec = resolve_model(options["model"])
@@ -205,7 +203,7 @@ def monitor_command(**options: Any) -> None:
 @click.option("--batch-size", type=click.IntRange(1, 4096), default=16, show_default=True)
 @click.option("--device", default="auto", show_default=True)
 @click.option("--output", "-o", type=click.Path(dir_okay=False), default=None, help="Write the JSON here.")
-@click.option("--debug", is_flag=True, help="Show tracebacks.")
+@debug_option
 def shift_command(**options: Any) -> None:
     """Mean change along v of the last-prompt-token activation on the trait's evaluation questions,
     finetuned minus base."""

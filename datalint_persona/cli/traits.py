@@ -15,7 +15,7 @@ from typing import Any
 
 import click
 
-from datalint_persona.cli.common import EXIT_ERROR, errors_to_exit
+from datalint_persona.cli.common import EXIT_ERROR, debug_option, errors_to_exit
 from datalint_persona.errors import ConfigError, PersonaLintError
 from datalint_persona.extraction.llm_client import DEFAULT_API_KEY_ENV, ChatEndpoint
 
@@ -196,7 +196,7 @@ def traits_group() -> None:
 @click.option(
     "--timeout", type=click.FloatRange(1.0), default=300.0, show_default=True, help="Seconds per request."
 )
-@click.option("--debug", is_flag=True)
+@debug_option
 def new_command(
     name: str,
     description: str,

@@ -11,7 +11,7 @@ import sys
 
 import click
 
-from datalint_persona.cli.common import EXIT_CLEAN, EXIT_FINDINGS, errors_to_exit
+from datalint_persona.cli.common import EXIT_CLEAN, EXIT_FINDINGS, debug_option, errors_to_exit
 
 
 @click.command("validate")
@@ -19,7 +19,7 @@ from datalint_persona.cli.common import EXIT_CLEAN, EXIT_FINDINGS, errors_to_exi
 @click.option("--skip-invalid", is_flag=True, help="Count invalid records and go on (exit 1 if any).")
 @click.option("--split", default="train", show_default=True, help="Split of a Hugging Face dataset.")
 @click.option("--json", "as_json", is_flag=True, help="Print the counts and sha256 of each file as JSON.")
-@click.option("--debug", is_flag=True, help="Show tracebacks.")
+@debug_option
 def validate_command(
     files: tuple[str, ...], skip_invalid: bool, split: str, as_json: bool, debug: bool
 ) -> None:

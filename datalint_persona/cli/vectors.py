@@ -9,12 +9,14 @@ import click
 
 from datalint_persona.cli.common import (
     clean_option,
+    debug_option,
     errors_to_exit,
     load_clean,
     stderr_console,
     stdout_console,
 )
 from datalint_persona.errors import ConfigError
+from datalint_persona.settings import DEFAULT_MODEL
 
 
 @click.group("vectors")
@@ -30,7 +32,7 @@ def vectors_group() -> None:
     required=True,
     help="Shipped trait name or a trait .yaml file (repeatable).",
 )
-@click.option("--model", default="smollm2-135m-instruct", show_default=True)
+@click.option("--model", default=DEFAULT_MODEL, show_default=True)
 @click.option(
     "--method",
     type=click.Choice(["contrastive", "prompted"]),
@@ -136,7 +138,7 @@ def vectors_group() -> None:
     "file; repeatable). Each file weighs as much as the trait file's own pairs.",
 )
 @clean_option
-@click.option("--debug", is_flag=True)
+@debug_option
 def build_command(
     traits: tuple[str, ...],
     model: str,
@@ -160,9 +162,8 @@ def build_command(
     with errors_to_exit(debug):
         from datalint_persona.extraction.calibration import calibrate_vector, clean_projections
         from datalint_persona.extraction.contrastive import build_contrastive
-        from datalint_persona.model.loading import load_model, resolve_model
+        from datalint_persona.model.loading import load_model, resolve_device, resolve_model
         from datalint_persona.persona.traits import load_trait, shipped_trait_path
-        from datalint_persona.screening.engine import resolve_device
 
         console = stderr_console()
         definitions = [load_trait(shipped_trait_path(name)) for name in traits]
@@ -312,11 +313,11 @@ def _layers(spec: str | None, num_layers: int) -> list[int]:
 @click.argument("vector")
 @click.option(
     "--model",
-    default="smollm2-135m-instruct",
+    default=DEFAULT_MODEL,
     show_default=True,
     help="Whose bundled vectors to look in when VECTOR is a trait name.",
 )
-@click.option("--debug", is_flag=True)
+@debug_option
 def show_command(vector: str, model: str, debug: bool) -> None:
     """Print a vector's per-layer curve and calibration (VECTOR: trait name or file)."""
     with errors_to_exit(debug):

