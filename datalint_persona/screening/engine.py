@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
 ProgressCallback = Callable[[str, int, int], None]
 
-__all__ = ["ProgressCallback", "ScreenOptions", "screen"]
+__all__ = ["ProgressCallback", "screen"]
 
 
 def screen(
