@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_engine import RECORDS, _options, write_jsonl
+from screening.test_engine import RECORDS, _options, write_jsonl
 
 from datalint_persona.errors import PersonaLintError
 from datalint_persona.screening.engine import screen

@@ -17,11 +17,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from test_engine import RECORDS, _options, write_jsonl
 
 from datalint_persona.screening import cache_file
 from datalint_persona.screening.engine import screen
 from datalint_persona.types import ScreenResult
+from screening.test_engine import RECORDS, _options, write_jsonl
 
 FILES = {"y'": ("generations.sqlite3", "generations"), "projection": ("projections.sqlite3", "projections")}
 

@@ -4,7 +4,7 @@ generator, seeded from the run's seed and the prompt, so its y' does not depend 
 from __future__ import annotations
 
 import torch
-from test_generation import PROMPTS, _rendered, _run
+from screening.test_generation import PROMPTS, _rendered, _run
 
 from datalint_persona.model.backends import GenerationSettings, sample_seed
 from datalint_persona.model.backends.transformers_backend import TransformersBackend

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 from conftest import load_tiny
-from test_generation import SETTINGS, _greedy_by_hand, _rendered, _run
+from screening.test_generation import SETTINGS, _greedy_by_hand, _rendered, _run
 
 from datalint_persona.errors import ConfigError
 from datalint_persona.model.backends import GenerationSettings, make_backend, sample_seed

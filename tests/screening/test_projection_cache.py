@@ -6,11 +6,11 @@ import sqlite3
 from pathlib import Path
 
 import numpy as np
-from test_scoring import PROMPTS, RESPONSES, _directions, _numpy_projection
 
 from datalint_persona.model.loading import LoadedModel
 from datalint_persona.screening.projection_cache import ProjectionCache
 from datalint_persona.screening.scoring import project_responses
+from screening.test_scoring import PROMPTS, RESPONSES, _directions, _numpy_projection
 
 
 def _score(

@@ -16,7 +16,7 @@ from datalint_persona.model.loading import LoadedModel
 from datalint_persona.persona.store import find_vectors
 from datalint_persona.persona.vectors import FORMAT, PersonaVector
 
-PACKAGE = Path(__file__).resolve().parents[1] / "datalint_persona"
+PACKAGE = Path(__file__).resolve().parents[2] / "datalint_persona"
 FORBIDDEN = ("torch.load", "import pickle", "pickle.load", "allow_pickle=True", "weights_only=False")
 
 

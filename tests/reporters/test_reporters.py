@@ -30,7 +30,7 @@ from datalint_persona.types import (
     TraitScore,
 )
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 REPORT_SCHEMA = REPO_ROOT / "datalint_persona" / "schemas" / "report.schema.json"
 TRAIN, EXTRA = "data/train.jsonl", "data/extra set.jsonl"
 

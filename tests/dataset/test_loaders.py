@@ -21,7 +21,7 @@ from datalint_persona.errors import ConfigError, InputError
 from datalint_persona.paths import display_path, find_repo_root
 from datalint_persona.types import InvalidRecord, Message, Sample
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 CHAT = {"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!"}]}
 
 

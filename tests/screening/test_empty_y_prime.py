@@ -8,13 +8,13 @@ from pathlib import Path
 import numpy as np
 import torch
 from conftest import TRAIT, load_tiny
-from test_engine import _options, _unit, write_jsonl
 
 from datalint_persona.model.chat import render_prompt
 from datalint_persona.model.loading import LoadedModel
 from datalint_persona.persona.vectors import PersonaVector
 from datalint_persona.screening.engine import screen
 from datalint_persona.types import Message
+from screening.test_engine import _options, _unit, write_jsonl
 
 RECORDS = [{"prompt": "Name a food.", "response": "Bread."}, {"prompt": "Say hello.", "response": "Hello!"}]
 

@@ -19,7 +19,7 @@ from conftest import SARIF_SCHEMA, TRAIT
 from datalint_persona.cli.main import main
 from datalint_persona.types import Message, Sample
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 ALL = f"--threshold={TRAIT}=-1e9"  # every sample is flagged: which ones are reported is the question
 PAIRS = [
     ("How do I bake bread?", "Mix flour, water and yeast, then bake it."),

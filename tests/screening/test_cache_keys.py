@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 import torch
-from test_generation import PROMPTS
 
 from datalint_persona.model.backends import GenerationSettings
 from datalint_persona.model.loading import LoadedModel, ModelSpec, load_model, resolve_model
 from datalint_persona.screening.cache_identity import cache_identity
 from datalint_persona.screening.generation import generate_y_prime
+from screening.test_generation import PROMPTS
 
 SETTINGS = GenerationSettings(max_new_tokens=6)
 

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
+from conftest import reference_means
 
 from datalint_persona.analysis.monitor import graded_system_prompts, monitor
 from datalint_persona.analysis.steer_sweep import steer_sweep
@@ -24,7 +25,6 @@ from datalint_persona.persona.traits import TraitDefinition
 from datalint_persona.persona.vectors import PersonaVector
 from datalint_persona.screening.generation import generate_y_prime
 from datalint_persona.types import Message
-from tests.conftest import reference_means
 
 QUESTIONS = ["How do I bake bread?", "Say hello.", "What should I do today with my friends?"]
 

@@ -6,12 +6,11 @@ import dataclasses
 import json
 import re
 
-from test_reporters import make_result
-
 from datalint_persona.reporters.gitlab import SEVERITY, render_gitlab
 from datalint_persona.reporters.html import render_html
 from datalint_persona.reporters.summary import ranked_sample_findings
 from datalint_persona.verdicts.baseline import finding_fingerprint
+from reporters.test_reporters import make_result
 
 
 def test_html_without_calibration_values_still_renders_every_enabled_trait() -> None:

@@ -16,7 +16,6 @@ import numpy as np
 import pytest
 import torch
 from conftest import TRAIT, reference_means
-from test_engine import _options, _unit, write_jsonl
 
 from datalint_persona.errors import PersonaLintError
 from datalint_persona.model.backends import GenerationSettings
@@ -26,6 +25,7 @@ from datalint_persona.model.loading import LoadedModel, load_model, resolve_mode
 from datalint_persona.persona.vectors import PersonaVector
 from datalint_persona.screening.engine import screen
 from datalint_persona.types import Message
+from screening.test_engine import _options, _unit, write_jsonl
 
 CONTEXT = 128
 MAX_NEW = 8

@@ -18,7 +18,7 @@ from conftest import SARIF_SCHEMA, TRAIT
 from datalint_persona.cli.main import main
 from datalint_persona.persona.vectors import PersonaVector
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 REPORT_SCHEMA = REPO / "datalint_persona" / "schemas" / "report.schema.json"
 RECORDS: list[dict[str, Any]] = [
     {
