@@ -9,7 +9,8 @@ from typing import Any
 import click
 
 from datalint_persona.cli.common import clean_option, errors_to_exit, load_clean, stderr_console
-from datalint_persona.cli.vectors import pair_files, vectors_group
+from datalint_persona.cli.vectors import vectors_group
+from datalint_persona.extraction.build import pair_files
 
 
 @click.command("calibrate")

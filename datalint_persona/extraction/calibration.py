@@ -23,7 +23,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from datalint_persona.errors import ConfigError
-from datalint_persona.extraction.contrastive import auroc
 from datalint_persona.model.backends import GenerationSettings
 from datalint_persona.persona.traits import TraitPair
 from datalint_persona.persona.vectors import PersonaVector
@@ -31,6 +30,7 @@ from datalint_persona.screening.generation import DEFAULT_MAX_NEW_TOKENS, genera
 from datalint_persona.screening.reference import Reference, fit_reference
 from datalint_persona.screening.scoring import project_responses
 from datalint_persona.stats import (
+    auroc,
     bootstrap_mean_ci,
     cohens_d,
     fit_clean_null,

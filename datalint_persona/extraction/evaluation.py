@@ -14,11 +14,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from datalint_persona.extraction.contrastive import auroc, pair_activations, response_activations
+from datalint_persona.extraction.contrastive import pair_activations, response_activations
 from datalint_persona.model.backends import GenerationSettings
 from datalint_persona.persona.traits import TraitDefinition, TraitPair
 from datalint_persona.screening.generation import DEFAULT_MAX_NEW_TOKENS, generate_y_prime
-from datalint_persona.stats import cohens_d, threshold_at_fpr, tpr_at_threshold
+from datalint_persona.stats import auroc, cohens_d, threshold_at_fpr, tpr_at_threshold
 
 if TYPE_CHECKING:
     from datalint_persona.model.loading import LoadedModel
