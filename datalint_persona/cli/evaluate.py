@@ -228,7 +228,7 @@ def evaluate_external_command(
         import json
 
         from datalint_persona.atomic import atomic_write_bytes
-        from datalint_persona.extraction.external import evaluate_external, markdown
+        from datalint_persona.extraction.external_report import evaluate_external, markdown
         from datalint_persona.model.loading import load_model, resolve_model
         from datalint_persona.screening.engine import ScreenOptions, resolve_device
 
