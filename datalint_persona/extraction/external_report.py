@@ -13,9 +13,7 @@ from :mod:`datalint_persona.extraction.external` and
   alone as the reference), of the raw projection a(x, y)·v̂, and of two baselines built from the
   vector's training pairs: ΔP at layer 0 and TF-IDF + logistic regression;
 - **independent pairs** (optional): the same detection figures on pairs written apart from all
-  training text.
-
-:func:`markdown` turns the report into the tables the README shows.
+  training text. :func:`markdown` turns the report into the tables the README shows.
 """
 
 from __future__ import annotations
@@ -31,6 +29,7 @@ import numpy as np
 
 from datalint_persona.extraction.external import (
     EXTERNAL_SETS,
+    ExternalSet,
     clean_file_rates,
     contamination_rates,
     delta_matrix,
@@ -119,8 +118,7 @@ def evaluate_external(
         "extra_pairs": {trait: len(pairs) for trait, pairs in extra.items()},
     }
     fdr, alpha = options.fdr, options.dataset_fpr
-    clean_sets = [s.file for s in EXTERNAL_SETS if s.role == "clean"] + [OWN_ANSWERS_FILE]
-    for file in clean_sets:
+    for file in [s.file for s in EXTERNAL_SETS if s.role == "clean"] + [OWN_ANSWERS_FILE]:
         report["clean_files"][file] = clean_file_rates(
             pools.delta[file], pools.rules, repeats=repeats, fdr=fdr, alpha=alpha
         )
@@ -129,25 +127,40 @@ def evaluate_external(
     traits = [r.trait for r in pools.rules]
     vectors = {v.trait: v for v in find_vectors(options.vectors, loaded.spec.name, traits)}
     detection = Detection(loaded, pools.rules, vectors, extra, options.batch_size)
-    for item in (s for s in EXTERNAL_SETS if s.role == "trait"):
-        assert item.trait is not None and item.clean_pair is not None
-        if item.trait not in traits:
-            continue
-        report["contamination"][item.file] = contamination_rates(
-            pools.delta[item.clean_pair],
-            pools.delta[item.file],
-            pools.rules,
-            item.trait,
-            repeats=max(repeats // 2, 1),
-            fdr=fdr,
-            alpha=alpha,
-        )
-        say(f"baselines for {item.file}")
-        report["detection"][item.file] = detection.figures(
-            item.trait, pools.samples[item.file], pools.samples[item.clean_pair], item.paired
+    for item in (s for s in EXTERNAL_SETS if s.role == "trait" and s.trait in traits):
+        report["contamination"][item.file], report["detection"][item.file] = _trait_set(
+            item, pools, detection, repeats=repeats, fdr=fdr, alpha=alpha, progress=say
         )
     report["independent"] = _independent(independent or {}, loaded, options, detection, say)
     return report
+
+
+def _trait_set(
+    item: ExternalSet,
+    pools: ScreenedPools,
+    detection: Detection,
+    *,
+    repeats: int,
+    fdr: float,
+    alpha: float,
+    progress: Progress,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A trait set's contamination rates (mixed into its clean pairs) and detection figures."""
+    assert item.trait is not None and item.clean_pair is not None  # every trait set names both
+    contamination = contamination_rates(
+        pools.delta[item.clean_pair],
+        pools.delta[item.file],
+        pools.rules,
+        item.trait,
+        repeats=max(repeats // 2, 1),
+        fdr=fdr,
+        alpha=alpha,
+    )
+    progress(f"baselines for {item.file}")
+    figures = detection.figures(
+        item.trait, pools.samples[item.file], pools.samples[item.clean_pair], item.paired
+    )
+    return contamination, figures
 
 
 def screen_pools(
