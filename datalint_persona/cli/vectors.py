@@ -167,35 +167,37 @@ def build_command(
 
     --method prompted (the paper's) needs --judge-url and --judge-model.
     """
-    options = BuildOptions(
-        traits=traits,
-        output_dir=output_dir,
-        model=model,
-        method=method,
-        direction=direction,
-        select_layer=select_layer,
-        calibrate=calibrate,
-        fpr=fpr,
-        batch_size=batch_size,
-        cache_dir=cache_dir,
-        seed=seed,
-        device=device,
-        clean_files=clean_files,
-        extra_pairs=extra_pairs,
-        judge_url=judge_url,
-        judge_model=judge_model,
-        api_key_env=api_key_env,
-        max_instructions=max_instructions,
-        max_questions=max_questions,
-        min_pairs=min_pairs,
-        max_new_tokens=max_new_tokens,
-        trait_threshold=trait_threshold,
-        coherence_threshold=coherence_threshold,
-        backend=backend,
-        steering_alpha=steering_alpha,
-        steering_layers=steering_layers,
-    )
     with errors_to_exit(debug):
+        from datalint_persona.screening.engine import resolve_device
+
+        options = BuildOptions(
+            traits=traits,
+            output_dir=output_dir,
+            model=model,
+            method=method,
+            direction=direction,
+            select_layer=select_layer,
+            calibrate=calibrate,
+            fpr=fpr,
+            batch_size=batch_size,
+            cache_dir=cache_dir,
+            seed=seed,
+            device=resolve_device(device),
+            clean_files=clean_files,
+            extra_pairs=extra_pairs,
+            judge_url=judge_url,
+            judge_model=judge_model,
+            api_key_env=api_key_env,
+            max_instructions=max_instructions,
+            max_questions=max_questions,
+            min_pairs=min_pairs,
+            max_new_tokens=max_new_tokens,
+            trait_threshold=trait_threshold,
+            coherence_threshold=coherence_threshold,
+            backend=backend,
+            steering_alpha=steering_alpha,
+            steering_layers=steering_layers,
+        )
         _build(options)
 
 

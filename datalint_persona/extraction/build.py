@@ -49,7 +49,7 @@ class BuildOptions:
     batch_size: int = 16
     cache_dir: str = ".persona-lint-cache"
     seed: int = 0
-    device: str = "auto"
+    device: str = "cpu"  # a torch device ("auto" is resolved by the CLI)
     clean_files: tuple[str, ...] = ()
     extra_pairs: tuple[str, ...] = ()  # "TRAIT=FILE" (contrastive only)
     judge_url: str | None = None
@@ -142,7 +142,6 @@ def build_vectors(options: BuildOptions, *, status: Status | None = None) -> Ite
     """
     from datalint_persona.model.loading import load_model, resolve_model
     from datalint_persona.persona.traits import load_trait, shipped_trait_path
-    from datalint_persona.screening.engine import resolve_device
 
     show = status or (lambda _text: nullcontext())
     definitions = [load_trait(shipped_trait_path(name)) for name in options.traits]
@@ -150,9 +149,9 @@ def build_vectors(options: BuildOptions, *, status: Status | None = None) -> Ite
     if extra and options.method != "contrastive":
         raise ConfigError("--extra-pairs works with --method contrastive only.", fix="drop --extra-pairs.")
     judge = _judge(options)
-    clean_samples = _load_clean(options.clean_files)
+    clean_samples = load_clean_samples(options.clean_files)
     with show(f"Loading {options.model}"):
-        loaded = load_model(resolve_model(options.model), device=resolve_device(options.device))
+        loaded = load_model(resolve_model(options.model), device=options.device)
     built = []
     for definition in definitions:
         with show(f"{definition.trait}: extracting ({options.method})"):
@@ -178,7 +177,7 @@ def _judge(options: BuildOptions) -> Judge | None:
     return make_judge(options.judge_url, options.judge_model, options.api_key_env)
 
 
-def _load_clean(files: tuple[str, ...]) -> list[Sample]:
+def load_clean_samples(files: Sequence[str]) -> list[Sample]:
     """Every sample of the clean files (an invalid record is an error, as in screening)."""
     from datalint_persona.dataset.loaders import iter_dataset
     from datalint_persona.types import Sample
