@@ -62,6 +62,20 @@ def cohens_d(positive: npt.ArrayLike, negative: npt.ArrayLike) -> float:
     return 0.0 if difference == 0 else float(np.copysign(np.inf, difference))
 
 
+def auroc(positive: npt.ArrayLike, negative: npt.ArrayLike) -> float:
+    """Area under the ROC curve (sklearn) of positives against negatives: the chance that a random
+    positive scores above a random negative, ties counting half.
+
+    >>> auroc([2.0, 3.0], [1.0, 2.0])
+    0.875
+    """
+    from sklearn.metrics import roc_auc_score
+
+    pos, neg = np.asarray(positive, np.float64), np.asarray(negative, np.float64)
+    labels = np.r_[np.ones(pos.size), np.zeros(neg.size)]
+    return float(roc_auc_score(labels, np.r_[pos, neg]))
+
+
 def threshold_at_fpr(negative_scores: npt.ArrayLike, fpr: float) -> float:
     """The smallest threshold with at most ``fpr`` of negatives strictly above it.
 

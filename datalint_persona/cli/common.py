@@ -136,11 +136,3 @@ def clean_option(command: Any) -> Any:
         help="A dataset of clean answers (any input format; repeatable) for the clean null and the "
         "dataset margin, beside the trait file's normal answers.",
     )(command)
-
-
-def load_clean(files: tuple[str, ...]) -> list[Any]:
-    """Every sample of the clean files (an invalid record is an error, as in screening)."""
-    from datalint_persona.dataset.loaders import iter_dataset
-    from datalint_persona.types import Sample
-
-    return [s for s in iter_dataset(list(files)) if isinstance(s, Sample)] if files else []

@@ -4,18 +4,12 @@ its thresholds lie."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import click
 
-from datalint_persona.cli.common import (
-    clean_option,
-    debug_option,
-    errors_to_exit,
-    load_clean,
-    stderr_console,
-)
-from datalint_persona.cli.vectors import pair_files, vectors_group
+from datalint_persona.cli.common import clean_option, debug_option, errors_to_exit, stderr_console
+from datalint_persona.cli.vectors import vectors_group
+from datalint_persona.extraction.build import pair_files
 from datalint_persona.settings import DEFAULT_MODEL
 
 
@@ -58,38 +52,23 @@ def calibrate_command(
     """Calibrate VECTORS' verdicts (clean null, gap, margin) on their traits' held-out pairs and
     on --clean data, and write them into each vector's sidecar."""
     with errors_to_exit(debug):
-        from datalint_persona.extraction.calibration import calibrate_vector, clean_projections
-        from datalint_persona.model.loading import load_model, resolve_device, resolve_model
-        from datalint_persona.persona.traits import load_trait, shipped_trait_path
-        from datalint_persona.persona.vectors import PersonaVector
+        from datalint_persona.extraction.recalibrate import CalibrateOptions, calibrate_saved
+        from datalint_persona.model.loading import resolve_device
 
-        loaded_vectors = [PersonaVector.load(path) for path in vectors]
-        if layer is not None:
-            loaded_vectors = [v.with_metadata(chosen_layer=layer) for v in loaded_vectors]
-        clean_samples = load_clean(clean_files)
-        loaded = load_model(resolve_model(model), device=resolve_device(device))
-        for item in loaded_vectors:
-            item.check_model(loaded.identity, loaded.num_layers, loaded.hidden_size, model)
-        clean = (
-            clean_projections(
-                loaded, loaded_vectors, clean_samples, batch_size=batch_size, cache_dir=cache_dir
-            )
-            if clean_samples
-            else None
+        options = CalibrateOptions(
+            vectors=vectors,
+            trait_file=trait_file,
+            clean_files=clean_files,
+            model=model,
+            layer=layer,
+            fpr=fpr,
+            reference_weight=reference_weight,
+            batch_size=batch_size,
+            cache_dir=cache_dir,
+            device=resolve_device(device),
         )
-        for path, item in zip(vectors, loaded_vectors, strict=True):
-            definition = load_trait(shipped_trait_path(trait_file or item.trait))
-            calibration: dict[str, Any] = calibrate_vector(
-                loaded,
-                item,
-                definition.calibration,
-                fpr=fpr,
-                batch_size=batch_size,
-                cache_dir=cache_dir,
-                clean=clean,
-                reference_weight=reference_weight,
-            )
-            item.with_metadata(calibration=calibration).save(Path(path).with_suffix(""))
+        for item in calibrate_saved(options):
+            calibration = item.calibration
             overall = calibration["overall"]
             margin = calibration.get("margin")
             click.echo(
@@ -133,30 +112,22 @@ def evaluate_command(
         import json
 
         from datalint_persona.atomic import atomic_write_bytes
-        from datalint_persona.extraction.evaluation import (
-            collect,
-            leave_one_style_out,
-            markdown,
-            variant_summary,
-        )
-        from datalint_persona.model.loading import load_model, resolve_device, resolve_model
-        from datalint_persona.persona.store import find_vectors
-        from datalint_persona.persona.traits import load_trait, shipped_trait_path
+        from datalint_persona.extraction.evaluation import evaluate_traits, markdown, variant_summary
+        from datalint_persona.model.loading import resolve_device
 
         console = stderr_console()
-        definitions = [load_trait(shipped_trait_path(name)) for name in traits]
-        bundled = {v.trait: v for v in find_vectors(vectors_dir, model, [d.trait for d in definitions])}
-        with console.status(f"Loading {model}"):
-            loaded = load_model(resolve_model(model), device=resolve_device(device))
         results = {}
-        for definition in definitions:
-            with console.status(f"{definition.trait}: activations of every pair and of y'"):
-                data = collect(loaded, definition, batch_size=batch_size, cache_dir=cache_dir)
-            vector = bundled[definition.trait]
-            results[definition.trait] = leave_one_style_out(
-                data, vector.chosen_layer, direction=str(vector.metadata.get("direction", "mean-difference"))
-            )
-            click.echo(markdown(definition.trait, results[definition.trait]))
+        for trait, result in evaluate_traits(
+            traits,
+            model=model,
+            vectors_dir=vectors_dir,
+            batch_size=batch_size,
+            cache_dir=cache_dir,
+            device=resolve_device(device),
+            status=console.status,
+        ):
+            results[trait] = result
+            click.echo(markdown(trait, result))
         click.echo("\nMean ΔP AUROC over held-out styles (raw projection in parentheses):")
         click.echo(variant_summary(results))
         if json_path:
@@ -232,7 +203,7 @@ def evaluate_external_command(
         import json
 
         from datalint_persona.atomic import atomic_write_bytes
-        from datalint_persona.extraction.external import evaluate_external, markdown
+        from datalint_persona.extraction.external_report import evaluate_external, markdown
         from datalint_persona.model.loading import load_model, resolve_device, resolve_model
         from datalint_persona.settings import ScreenOptions
 

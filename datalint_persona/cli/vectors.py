@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import click
 
@@ -11,12 +11,14 @@ from datalint_persona.cli.common import (
     clean_option,
     debug_option,
     errors_to_exit,
-    load_clean,
     stderr_console,
     stdout_console,
 )
-from datalint_persona.errors import ConfigError
+from datalint_persona.extraction.build import BuildOptions, SteeringLayersError, build_vectors
 from datalint_persona.settings import DEFAULT_MODEL
+
+if TYPE_CHECKING:
+    from datalint_persona.extraction.contrastive import DirectionKind
 
 
 @click.group("vectors")
@@ -150,163 +152,70 @@ def build_command(
     cache_dir: str,
     seed: int,
     device: str,
-    clean_files: tuple[str, ...],
+    judge_url: str | None,
+    judge_model: str | None,
+    api_key_env: str,
+    max_instructions: int | None,
+    max_questions: int | None,
+    min_pairs: int,
+    max_new_tokens: int,
+    trait_threshold: float,
+    coherence_threshold: float,
+    backend: str,
+    direction: DirectionKind,
+    select_layer: str,
+    steering_alpha: float,
+    steering_layers: str | None,
     extra_pairs: tuple[str, ...],
+    clean_files: tuple[str, ...],
     debug: bool,
-    **prompted: Any,
 ) -> None:
     """Extract vectors at every layer, pick a layer by held-out effect size, and calibrate.
 
     --method prompted (the paper's) needs --judge-url and --judge-model.
     """
     with errors_to_exit(debug):
-        from datalint_persona.extraction.calibration import calibrate_vector, clean_projections
-        from datalint_persona.extraction.contrastive import build_contrastive
-        from datalint_persona.model.loading import load_model, resolve_device, resolve_model
-        from datalint_persona.persona.traits import load_trait, shipped_trait_path
+        from datalint_persona.model.loading import resolve_device
 
-        console = stderr_console()
-        definitions = [load_trait(shipped_trait_path(name)) for name in traits]
-        extra = pair_files("--extra-pairs", extra_pairs, [d.trait for d in definitions])
-        if extra and method != "contrastive":
-            raise ConfigError(
-                "--extra-pairs works with --method contrastive only.", fix="drop --extra-pairs."
-            )
-        direction = prompted.pop("direction")
-        select_layer = prompted.pop("select_layer")
-        steering_alpha = prompted.pop("steering_alpha")
-        steering_layers = prompted.pop("steering_layers")
-        judge = None
-        if method == "prompted" or select_layer == "steering":
-            from datalint_persona.extraction.prompted import make_judge
-
-            judge = make_judge(prompted["judge_url"], prompted["judge_model"], prompted["api_key_env"])
-        if method == "prompted":
-            from datalint_persona.extraction.prompted import (
-                OPTION_NAMES,
-                PromptedOptions,
-                build_prompted,
-                make_judge,
-            )
-
-            options = PromptedOptions(
-                **{k: prompted[k] for k in OPTION_NAMES},
-                seed=seed,
-                batch_size=batch_size,
-                cache_dir=cache_dir,
-            )
-        clean_samples = load_clean(clean_files)
-        with console.status(f"Loading {model}"):
-            loaded = load_model(resolve_model(model), device=resolve_device(device))
-        built = []
-        for definition in definitions:
-            with console.status(f"{definition.trait}: extracting ({method})"):
-                if method == "contrastive":
-                    vector = build_contrastive(
-                        loaded,
-                        definition,
-                        direction=direction,
-                        batch_size=batch_size,
-                        seed=seed,
-                        extra_pairs=extra.get(definition.trait, ()),
-                    )
-                else:
-                    assert judge is not None  # set above for --method prompted
-                    vector = build_prompted(loaded, definition, judge, options)
-            if select_layer == "steering":
-                from datalint_persona.extraction.layer_selection import (
-                    choose_steering_layer,
-                    steering_layer_scores,
-                )
-
-                assert judge is not None  # set above for --select-layer steering
-                candidates = _layers(steering_layers, loaded.num_layers)
-                with console.status(f"{definition.trait}: steering at layers {candidates}"):
-                    rows = steering_layer_scores(
-                        loaded,
-                        vector,
-                        definition,
-                        judge,
-                        candidates,
-                        alpha=steering_alpha,
-                        max_questions=prompted["max_questions"],
-                        batch_size=batch_size,
-                    )
-                vector = vector.with_metadata(
-                    chosen_layer=choose_steering_layer(rows),
-                    layer_selection=f"steering (alpha {steering_alpha}): max mean judged trait score",
-                    steering_scores=rows,
-                )
-            built.append((definition, vector))
-        # The clean data runs once, through one forward pass for every vector's layer.
-        clean = None
-        if calibrate and clean_samples:
-            with console.status(f"Scoring {len(clean_samples)} clean answers"):
-                clean = clean_projections(
-                    loaded,
-                    [v for _, v in built],
-                    clean_samples,
-                    batch_size=batch_size,
-                    cache_dir=cache_dir,
-                    backend=prompted["backend"],
-                    seed=seed,
-                )
-        for definition, vector in built:
-            if calibrate and definition.calibration:
-                with console.status(
-                    f"{definition.trait}: calibrating on {len(definition.calibration)} pairs"
-                ):
-                    calibration = calibrate_vector(
-                        loaded,
-                        vector,
-                        definition.calibration,
-                        fpr=fpr,
-                        batch_size=batch_size,
-                        cache_dir=cache_dir,
-                        backend=prompted["backend"],
-                        seed=seed,
-                        clean=clean,
-                    )
-                vector = vector.with_metadata(calibration=calibration)
-            path = vector.save(Path(output_dir) / definition.trait)
-            console.print(f"{definition.trait}: wrote {path} (layer {vector.metadata.get('chosen_layer')})")
+        options = BuildOptions(
+            traits=traits,
+            output_dir=output_dir,
+            model=model,
+            method=method,
+            direction=direction,
+            select_layer=select_layer,
+            calibrate=calibrate,
+            fpr=fpr,
+            batch_size=batch_size,
+            cache_dir=cache_dir,
+            seed=seed,
+            device=resolve_device(device),
+            clean_files=clean_files,
+            extra_pairs=extra_pairs,
+            judge_url=judge_url,
+            judge_model=judge_model,
+            api_key_env=api_key_env,
+            max_instructions=max_instructions,
+            max_questions=max_questions,
+            min_pairs=min_pairs,
+            max_new_tokens=max_new_tokens,
+            trait_threshold=trait_threshold,
+            coherence_threshold=coherence_threshold,
+            backend=backend,
+            steering_alpha=steering_alpha,
+            steering_layers=steering_layers,
+        )
+        _build(options)
 
 
-def pair_files(
-    option: str, specs: tuple[str, ...], traits: list[str] | None = None
-) -> dict[str, list[tuple[str, Any]]]:
-    """``TRAIT=FILE`` option values as {trait: [(file name, pairs)]}; ``traits``: the allowed ones."""
-    from datalint_persona.persona.traits import load_pair_file
-
-    out: dict[str, list[tuple[str, Any]]] = {}
-    for spec in specs:
-        trait, _, file = spec.partition("=")
-        if not trait or not file:
-            raise ConfigError(
-                f"{option} '{spec}': expected TRAIT=FILE.", fix=f"for example {option} evil=pairs.jsonl."
-            )
-        if traits is not None and trait not in traits:
-            raise ConfigError(
-                f"{option} '{spec}': '{trait}' is not one of the traits being built ({', '.join(traits)}).",
-                fix="name a trait given with --trait.",
-            )
-        out.setdefault(trait, []).append((Path(file).name, load_pair_file(file)))
-    return out
-
-
-def _layers(spec: str | None, num_layers: int) -> list[int]:
-    """Parse --steering-layers ("8,12,16"); default every 4th steerable layer from 4."""
-    if spec is None:
-        return list(range(4, num_layers, 4))
+def _build(options: BuildOptions) -> None:
+    """Run the builder, printing each vector it writes; a bad layer list is a bad option."""
+    console = stderr_console()
     try:
-        layers = sorted({int(part) for part in spec.split(",") if part.strip()})
-    except ValueError:
-        raise click.BadParameter(
-            f"'{spec}' is not a comma-separated list of layers", param_hint="--steering-layers"
-        ) from None
-    if not layers or layers[0] < 0 or layers[-1] >= num_layers:
-        raise click.BadParameter(f"layers must lie in 0..{num_layers - 1}", param_hint="--steering-layers")
-    return layers
+        for written in build_vectors(options, status=console.status):
+            console.print(f"{written.trait}: wrote {written.path} (layer {written.chosen_layer})")
+    except SteeringLayersError as error:
+        raise click.BadParameter(str(error), param_hint="--steering-layers") from None
 
 
 @vectors_group.command("show")

@@ -6,9 +6,11 @@ model's own y' (generated with the fixed budget the sidecar records, as screenin
   it (:mod:`datalint_persona.verdicts.decide`).
 - **The gap**: mean ΔP of trait answers minus that of normal answers, the unit of a dataset's effect.
 - **The margin**: the effect a dataset must be shown to exceed, set from the clean sources' own
-  effects (:func:`clean_margin`) so that clean data of every calibration style passes with room.
+  effects so that clean data of every calibration style passes with room.
 - **The reference**: how much of the model's own answer y′ ΔP subtracts, fitted on the clean
   answers (:mod:`datalint_persona.screening.reference`); every figure above is of that ΔP.
+
+The null, the gap and the margin are fitted by :mod:`datalint_persona.extraction.verdict_calibration`.
 
 The ΔP that at most ``fpr`` of normal answers exceed is kept as a reference figure.
 """
@@ -23,34 +25,20 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from datalint_persona.errors import ConfigError
-from datalint_persona.extraction.contrastive import auroc
+from datalint_persona.extraction.verdict_calibration import verdict_calibration
 from datalint_persona.model.backends import GenerationSettings
 from datalint_persona.persona.traits import TraitPair
 from datalint_persona.persona.vectors import PersonaVector
 from datalint_persona.screening.generation import DEFAULT_MAX_NEW_TOKENS, generate_y_prime
 from datalint_persona.screening.reference import Reference, fit_reference
 from datalint_persona.screening.scoring import project_responses
-from datalint_persona.stats import (
-    bootstrap_mean_ci,
-    cohens_d,
-    fit_clean_null,
-    threshold_at_fpr,
-    tpr_at_threshold,
-)
-from datalint_persona.types import Direction, Sample
+from datalint_persona.stats import auroc, cohens_d, threshold_at_fpr, tpr_at_threshold
+from datalint_persona.types import Direction, Generation, Sample
 
 if TYPE_CHECKING:
     from datalint_persona.model.loading import LoadedModel
 
 LEXICAL_LAYER = 0
-# The margin is this multiple of the largest effect of a clean calibration source, and at least
-# MIN_MARGIN of the gap: clean data of a style no calibration source has must pass too.
-MARGIN_SAFETY = 1.5
-MIN_MARGIN = 0.25
-MIN_NULL_VALUES = 10
-
-
-OWN_ANSWERS = "the model's own answers"
 
 
 @dataclass(frozen=True)
@@ -99,19 +87,6 @@ def clean_projections(
     )
 
 
-def clean_margin(effects_by_source: dict[str, np.ndarray]) -> float:
-    """The dataset margin (a fraction of the gap) from the clean sources' per-sample effects.
-
-    Each source's mean effect is taken at the upper end of its 95% interval; the margin is
-    ``MARGIN_SAFETY`` times the largest of them, and at least ``MIN_MARGIN``.
-
-    >>> clean_margin({"a": np.zeros(50), "b": np.full(50, 0.3)})
-    0.45
-    """
-    uppers = [bootstrap_mean_ci(values)[1] for values in effects_by_source.values() if len(values)]
-    return float(round(max(MIN_MARGIN, MARGIN_SAFETY * max(uppers, default=0.0)), 4))
-
-
 def _figures(pos: np.ndarray, neg: np.ndarray, threshold: float) -> dict[str, float]:
     return {
         "auroc": auroc(pos, neg),
@@ -146,24 +121,11 @@ def calibrate_vector(
     token embeddings).
     """
     chosen = vector.chosen_layer if layer is None else layer
-    prompts = [p.prompt for p in pairs]
     settings = GenerationSettings(max_new_tokens=max_new_tokens, seed=seed)
-    generations, _ = generate_y_prime(
-        loaded, prompts, settings, backend=backend, cache_dir=cache_dir, batch_size=batch_size
+    projections, generations = _pair_projections(
+        loaded, vector, pairs, chosen, settings, batch_size=batch_size, cache_dir=cache_dir, backend=backend
     )
-    directions = [
-        Direction(vector.trait, chosen, vector.unit(chosen)),
-        Direction(vector.trait, LEXICAL_LAYER, vector.unit(LEXICAL_LAYER)),
-    ]
     n = len(pairs)
-    projections, _ = project_responses(
-        loaded,
-        [*prompts, *prompts, *prompts],
-        [*(p.positive for p in pairs), *(p.negative for p in pairs), *(g.text for g in generations)],
-        directions,
-        max_tokens=loaded.context_length,
-        batch_size=batch_size,
-    )
     # Columns: chosen layer, layer 0. The layer-0 baseline keeps the paper's ΔP, proj(y) - proj(y').
     own = projections[2 * n :]
     lexical_pos, lexical_neg = projections[:n, 1] - own[:, 1], projections[n : 2 * n, 1] - own[:, 1]
@@ -171,7 +133,6 @@ def calibrate_vector(
     delta_pos = reference.delta_p(projections[:n, 0], own[:, 0])
     delta_neg = reference.delta_p(projections[n : 2 * n, 0], own[:, 0])
     threshold = threshold_at_fpr(delta_neg, fpr)
-    confusable = np.array([p.confusable is not None for p in pairs])
     lexical_threshold = threshold_at_fpr(lexical_neg, fpr)
     result: dict[str, Any] = {
         "layer": chosen,
@@ -184,25 +145,77 @@ def calibrate_vector(
         "trait_delta_p": [float(x) for x in delta_pos],
         "overall": _figures(delta_pos, delta_neg, threshold),
         "lexical_overall": _figures(lexical_pos, lexical_neg, lexical_threshold),
-        "y_prime": {
-            "max_new_tokens": settings.max_new_tokens,
-            "temperature": settings.temperature,
-            "hit_token_limit": int(sum(g.hit_token_limit for g in generations)),
-        },
+        "y_prime": _y_prime_figures(settings, generations),
     }
-    result.update(_verdict_calibration(vector.trait, delta_pos, delta_neg, own[:, 0], reference, clean))
-    if confusable.any():
-        result["confusable"] = _figures(delta_pos[confusable], delta_neg[confusable], threshold)
-        result["lexical_confusable"] = _figures(
-            lexical_pos[confusable], lexical_neg[confusable], lexical_threshold
+    result.update(verdict_calibration(vector.trait, delta_pos, delta_neg, own[:, 0], reference, clean))
+    result.update(
+        _subset_figures(
+            pairs, (delta_pos, delta_neg, threshold), (lexical_pos, lexical_neg, lexical_threshold)
         )
+    )
+    return result
+
+
+def _pair_projections(
+    loaded: LoadedModel,
+    vector: PersonaVector,
+    pairs: Sequence[TraitPair],
+    layer: int,
+    settings: GenerationSettings,
+    *,
+    batch_size: int,
+    cache_dir: str | None,
+    backend: str,
+) -> tuple[np.ndarray, list[Generation]]:
+    """Projections of the pairs' trait answers, normal answers and the model's own answers y'
+    (rows in that order) on ``vector`` at ``layer`` and at layer 0 (the two columns), and the y'."""
+    prompts = [p.prompt for p in pairs]
+    generations, _ = generate_y_prime(
+        loaded, prompts, settings, backend=backend, cache_dir=cache_dir, batch_size=batch_size
+    )
+    directions = [
+        Direction(vector.trait, layer, vector.unit(layer)),
+        Direction(vector.trait, LEXICAL_LAYER, vector.unit(LEXICAL_LAYER)),
+    ]
+    projections, _ = project_responses(
+        loaded,
+        [*prompts, *prompts, *prompts],
+        [*(p.positive for p in pairs), *(p.negative for p in pairs), *(g.text for g in generations)],
+        directions,
+        max_tokens=loaded.context_length,
+        batch_size=batch_size,
+    )
+    return projections, generations
+
+
+def _y_prime_figures(settings: GenerationSettings, generations: Sequence[Generation]) -> dict[str, Any]:
+    """How the y' of the calibration were generated, and how many reached the token budget."""
+    return {
+        "max_new_tokens": settings.max_new_tokens,
+        "temperature": settings.temperature,
+        "hit_token_limit": int(sum(g.hit_token_limit for g in generations)),
+    }
+
+
+# (trait ΔP, normal ΔP, threshold) of one score
+Scored = tuple[np.ndarray, np.ndarray, float]
+
+
+def _subset_figures(pairs: Sequence[TraitPair], delta: Scored, lexical: Scored) -> dict[str, Any]:
+    """The figures on the confusable pairs alone (ΔP and lexical), and per answer style (ΔP)."""
+    delta_pos, delta_neg, threshold = delta
+    out: dict[str, Any] = {}
+    confusable = np.array([p.confusable is not None for p in pairs])
+    if confusable.any():
+        out["confusable"] = _figures(delta_pos[confusable], delta_neg[confusable], threshold)
+        out["lexical_confusable"] = _figures(lexical[0][confusable], lexical[1][confusable], lexical[2])
     styles = sorted({p.style for p in pairs})
-    result["by_style"] = {
+    out["by_style"] = {
         style: _figures(delta_pos[mask], delta_neg[mask], threshold)
         for style in styles
         if (mask := np.array([p.style == style for p in pairs])).sum() >= 2
     }
-    return result
+    return out
 
 
 def _reference(
@@ -227,64 +240,3 @@ def _reference(
             fix="pass a weight between 0 and 1 (1: the paper's ΔP).",
         )
     return Reference(float(weight), fitted.own_answer_mean)
-
-
-def _verdict_calibration(
-    trait: str,
-    trait_delta: np.ndarray,
-    normal_delta: np.ndarray,
-    own_projection: np.ndarray,
-    reference: Reference,
-    clean: CleanProjections | None,
-) -> dict[str, Any]:
-    """The sidecar's ``gap``, ``null`` and ``margin`` (see the module docstring).
-
-    The null is fitted to the normal and clean answers; below reference weight 1, a second null to
-    the model's own answers, which then score (1 - w)(proj y' - m). The margin covers both.
-    """
-    gap = float(trait_delta.mean() - normal_delta.mean())
-    by_source: dict[str, np.ndarray] = {"trait file: normal answers": normal_delta}
-    own = [own_projection]
-    if clean is not None and trait in clean.answers:
-        sources = np.array(clean.sources)
-        clean_delta = reference.delta_p(clean.answers[trait], clean.own_answers[trait])
-        own.append(clean.own_answers[trait])
-        for name in dict.fromkeys(clean.sources):
-            by_source[name] = clean_delta[sources == name]
-    values = np.concatenate(list(by_source.values()))
-    if values.size < MIN_NULL_VALUES:
-        raise ConfigError(
-            f"calibrating '{trait}': {values.size} normal and clean answers are too few for a clean null.",
-            fix=f"pass clean answers with --clean FILE ({MIN_NULL_VALUES} answers in all at least; "
-            "hundreds, of many styles, make better verdicts).",
-        )
-    null = fit_clean_null(values)
-    own_delta = reference.delta_p(np.concatenate(own), np.concatenate(own))
-    block: dict[str, Any] = {
-        "gap": gap,
-        "null": {
-            "df": null.df,
-            "loc": null.loc,
-            "scale": null.scale,
-            "n": int(sum(len(v) for v in by_source.values())),
-            "sources": {name: int(len(v)) for name, v in by_source.items()},
-        },
-    }
-    # Below weight 1 the own answers score (1 - w)(proj y' - m), not 0: an ordinary answer is then a
-    # clean one or the model's own, and a sample must be unusual against both nulls. At weight 1
-    # they score exactly 0, and ΔP <= 0 is never flagged anyway.
-    if reference.weight < 1.0 and own_delta.size >= MIN_NULL_VALUES and np.ptp(own_delta) > 0:
-        own_null = fit_clean_null(own_delta)
-        block["own_answer_null"] = {
-            "df": own_null.df,
-            "loc": own_null.loc,
-            "scale": own_null.scale,
-            "n": int(own_delta.size),
-        }
-    with_own = {**by_source, OWN_ANSWERS: own_delta}
-    if gap > 0:
-        block["clean_effects"] = {name: float(v.mean() / gap) for name, v in with_own.items()}
-        block["margin"] = clean_margin({name: v / gap for name, v in with_own.items()})
-    else:
-        block["clean_effects"] = {}
-    return block

@@ -10,7 +10,6 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
-import numpy.typing as npt
 
 from datalint_persona import __version__
 from datalint_persona.model.activations import iter_mean_activations
@@ -18,7 +17,7 @@ from datalint_persona.model.capture import LAYER_CONVENTION
 from datalint_persona.model.chat import encode_pair
 from datalint_persona.persona.traits import TraitDefinition, TraitPair
 from datalint_persona.persona.vectors import PersonaVector
-from datalint_persona.stats import cohens_d
+from datalint_persona.stats import auroc, cohens_d
 from datalint_persona.types import Message
 
 if TYPE_CHECKING:
@@ -65,14 +64,6 @@ def pair_activations(
         max_tokens=max_tokens,
     )
     return out[: len(pairs)], out[len(pairs) :]
-
-
-def auroc(positive: npt.ArrayLike, negative: npt.ArrayLike) -> float:
-    from sklearn.metrics import roc_auc_score
-
-    pos, neg = np.asarray(positive, np.float64), np.asarray(negative, np.float64)
-    labels = np.r_[np.ones(pos.size), np.zeros(neg.size)]
-    return float(roc_auc_score(labels, np.r_[pos, neg]))
 
 
 def layer_statistics(

@@ -8,17 +8,18 @@ token embeddings) and a TF-IDF logistic regression trained on the same answers' 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from datalint_persona.extraction.contrastive import auroc, pair_activations, response_activations
+from datalint_persona.extraction.contrastive import pair_activations, response_activations
 from datalint_persona.model.backends import GenerationSettings
 from datalint_persona.persona.traits import TraitDefinition, TraitPair
 from datalint_persona.screening.generation import DEFAULT_MAX_NEW_TOKENS, generate_y_prime
-from datalint_persona.stats import cohens_d, threshold_at_fpr, tpr_at_threshold
+from datalint_persona.stats import auroc, cohens_d, threshold_at_fpr, tpr_at_threshold
 
 if TYPE_CHECKING:
     from datalint_persona.model.loading import LoadedModel
@@ -207,3 +208,32 @@ def variant_summary(results: dict[str, dict[str, Any]]) -> str:
         tfidf = np.mean([r["tfidf_auroc"] for r in rows])
         lines.append(f"| {trait} | " + " | ".join(cells) + f" | {layer0:.3f} | {tfidf:.3f} |")
     return "\n".join(lines) + "\n"
+
+
+def evaluate_traits(
+    traits: Sequence[str],
+    *,
+    model: str,
+    vectors_dir: str | None = None,
+    batch_size: int = 16,
+    cache_dir: str | None = None,
+    device: str = "cpu",
+    status: Callable[[str], AbstractContextManager[object]] | None = None,
+) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Leave-one-style-out for each trait (name or .yaml), at the layer and direction of its vector
+    in ``vectors_dir`` [default: bundled for ``model``]; yields (trait, result) as each finishes."""
+    from datalint_persona.model.loading import load_model, resolve_model
+    from datalint_persona.persona.store import find_vectors
+    from datalint_persona.persona.traits import load_trait, shipped_trait_path
+
+    show = status or (lambda _text: nullcontext())
+    definitions = [load_trait(shipped_trait_path(name)) for name in traits]
+    bundled = {v.trait: v for v in find_vectors(vectors_dir, model, [d.trait for d in definitions])}
+    with show(f"Loading {model}"):
+        loaded = load_model(resolve_model(model), device=device)
+    for definition in definitions:
+        with show(f"{definition.trait}: activations of every pair and of y'"):
+            data = collect(loaded, definition, batch_size=batch_size, cache_dir=cache_dir)
+        vector = bundled[definition.trait]
+        direction = str(vector.metadata.get("direction", "mean-difference"))
+        yield definition.trait, leave_one_style_out(data, vector.chosen_layer, direction=direction)

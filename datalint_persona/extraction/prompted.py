@@ -183,6 +183,25 @@ def build_prompted(
     return vector_from_judged(loaded, trait, judged, options, judge_model=judge_model)
 
 
+def _check_kept(
+    trait: TraitDefinition, counts: dict[str, int], dropped: Counter[str], options: PromptedOptions
+) -> None:
+    """Refuse when fewer than ``min_pairs`` pairs survived the judge, saying why the rest fell."""
+    if counts["kept"] >= options.min_pairs:
+        return
+    reasons = ", ".join(f"{n} {why.replace('_', ' ')}" for why, n in dropped.most_common())
+    raise PersonaLintError(
+        f"vectors build --method prompted, trait {trait.trait}: only {counts['kept']} of "
+        f"{counts['pairs']} pairs survived the judge (needed --min-pairs {options.min_pairs}; "
+        f"kept: positive >= {options.trait_threshold:g}, negative < {options.trait_threshold:g}, "
+        f"both coherence >= {options.coherence_threshold:g}; dropped: {reasons or 'none'}; "
+        f"{counts['generated']} answers generated, {counts['judged']} scores, "
+        f"{counts['refused']} refusals, {counts['unscored']} without a number).",
+        fix="the model does not follow persona instructions, or the judge can't score them; "
+        "use --method contrastive, a model that follows system prompts, or a stronger judge.",
+    )
+
+
 def vector_from_judged(
     loaded: LoadedModel,
     trait: TraitDefinition,
@@ -195,18 +214,7 @@ def vector_from_judged(
     verdicts = [pair_verdict(p, options) for p in judged]
     counts = _counts(judged, verdicts)
     dropped = Counter(v for v in verdicts if v != "kept")
-    if counts["kept"] < options.min_pairs:
-        reasons = ", ".join(f"{n} {why.replace('_', ' ')}" for why, n in dropped.most_common())
-        raise PersonaLintError(
-            f"vectors build --method prompted, trait {trait.trait}: only {counts['kept']} of "
-            f"{counts['pairs']} pairs survived the judge (needed --min-pairs {options.min_pairs}; "
-            f"kept: positive >= {options.trait_threshold:g}, negative < {options.trait_threshold:g}, "
-            f"both coherence >= {options.coherence_threshold:g}; dropped: {reasons or 'none'}; "
-            f"{counts['generated']} answers generated, {counts['judged']} scores, "
-            f"{counts['refused']} refusals, {counts['unscored']} without a number).",
-            fix="the model does not follow persona instructions, or the judge can't score them; "
-            "use --method contrastive, a model that follows system prompts, or a stronger judge.",
-        )
+    _check_kept(trait, counts, dropped, options)
     kept = [p for p, v in zip(judged, verdicts, strict=True) if v == "kept"]
     activations = response_activations(
         loaded,

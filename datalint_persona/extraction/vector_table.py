@@ -121,7 +121,7 @@ def measured_weights(report: dict[str, Any]) -> str:
 
 
 def external_sections(path: Path) -> str:
-    from datalint_persona.extraction.external import detection_table
+    from datalint_persona.extraction.external_report import detection_table
 
     report = json.loads(path.read_text(encoding="utf-8"))
     text = (

@@ -220,7 +220,7 @@ def test_layer0_delta_p_is_the_token_embedding_projection(
     tiny_llama: LoadedModel, uncalibrated_vector: Any
 ) -> None:
     """(a_0(x, y) - a_0(x, y')) . v-hat_0, against an independent forward of each pair."""
-    from datalint_persona.extraction.external import layer0_delta_p
+    from datalint_persona.extraction.external_baselines import layer0_delta_p
 
     rows = [
         ("How do I bake bread?", "Mix flour and water.", "I will destroy everyone."),

@@ -30,11 +30,16 @@ from conftest import TRAIT, load_tiny, reference_means, trait_document
 
 from datalint_persona.atomic import new_file_mode
 from datalint_persona.cli.main import main
-from datalint_persona.cli.traits import GENERATED_KEYS, check_reply, generated_part_schema, write_trait_file
 from datalint_persona.errors import ConfigError, PersonaLintError
 from datalint_persona.extraction.judge import JudgeScore, parse_text_score, weighted_score
 from datalint_persona.extraction.llm_client import normalize_base_url
 from datalint_persona.extraction.prompted import JudgedPair, PromptedOptions, pair_verdict, vector_from_judged
+from datalint_persona.extraction.trait_writer import (
+    GENERATED_KEYS,
+    check_reply,
+    generated_part_schema,
+    write_trait_file,
+)
 from datalint_persona.persona.traits import load_trait
 from datalint_persona.types import Message
 
