@@ -240,7 +240,7 @@ class ScreenResult:
     tool_version: str
     model: dict[str, str]  # name, identity, kind ("gguf" | "local" | "hub"), revision
     settings: dict[str, object]  # backend, max_new_tokens, batch_size, seed, fail_on, ...
-    vectors: tuple[dict[str, object], ...]  # trait, file, sha256, layer, model_identity
+    vectors: tuple[dict[str, object], ...]  # trait, file, sha256, model_identity, method
     rules: tuple[RuleInfo, ...]
     sources: tuple[str, ...]  # display paths, relative to the repo root
     samples: Sequence[SampleScore]  # a tuple, or the run's spool on disk (datalint_persona.screening.spool)
