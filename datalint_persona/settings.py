@@ -25,6 +25,7 @@ CONFIG_NAMES = (".persona-lint.yaml", ".persona-lint.yml")
 # A real config has a few dozen values; YAML aliases can expand a short file into billions.
 MAX_CONFIG_VALUES = 10_000
 DEFAULT_MODEL = "smollm2-135m-instruct"
+DEFAULT_CACHE_DIR = ".persona-lint-cache"  # relative to the working directory
 BACKENDS = ("transformers", "vllm")  # the y' generation backends (datalint_persona.model.backends)
 
 
@@ -185,7 +186,7 @@ class ScreenOptions:
     batch_size: int = 16
     seed: int = 0
     temperature: float = 0.0
-    cache_dir: str | None = ".persona-lint-cache"
+    cache_dir: str | None = DEFAULT_CACHE_DIR
     skip_invalid: bool = False
     max_samples: int | None = None
     split: str = "train"

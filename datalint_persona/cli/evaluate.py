@@ -10,7 +10,7 @@ import click
 from datalint_persona.cli.common import clean_option, debug_option, errors_to_exit, stderr_console
 from datalint_persona.cli.vectors import vectors_group
 from datalint_persona.extraction.build import pair_files
-from datalint_persona.settings import DEFAULT_MODEL
+from datalint_persona.settings import DEFAULT_CACHE_DIR, DEFAULT_MODEL
 
 
 @click.command("calibrate")
@@ -33,7 +33,7 @@ from datalint_persona.settings import DEFAULT_MODEL
     "projection against the model's average answer) [default: fitted on the clean answers].",
 )
 @click.option("--batch-size", type=click.IntRange(1), default=16, show_default=True)
-@click.option("--cache-dir", default=".persona-lint-cache", show_default=True)
+@click.option("--cache-dir", default=DEFAULT_CACHE_DIR, show_default=True)
 @click.option("--device", default="auto", show_default=True)
 @debug_option
 def calibrate_command(
@@ -53,7 +53,6 @@ def calibrate_command(
     on --clean data, and write them into each vector's sidecar."""
     with errors_to_exit(debug):
         from datalint_persona.extraction.recalibrate import CalibrateOptions, calibrate_saved
-        from datalint_persona.model.loading import resolve_device
 
         options = CalibrateOptions(
             vectors=vectors,
@@ -65,7 +64,7 @@ def calibrate_command(
             reference_weight=reference_weight,
             batch_size=batch_size,
             cache_dir=cache_dir,
-            device=resolve_device(device),
+            device=device,
         )
         for item in calibrate_saved(options):
             calibration = item.calibration
@@ -94,7 +93,7 @@ def calibrate_command(
     "--json", "json_path", type=click.Path(dir_okay=False), default=None, help="Write the full results here."
 )
 @click.option("--batch-size", type=click.IntRange(1), default=16, show_default=True)
-@click.option("--cache-dir", default=".persona-lint-cache", show_default=True)
+@click.option("--cache-dir", default=DEFAULT_CACHE_DIR, show_default=True)
 @click.option("--device", default="auto", show_default=True)
 @debug_option
 def evaluate_command(
@@ -113,7 +112,6 @@ def evaluate_command(
 
         from datalint_persona.atomic import atomic_write_bytes
         from datalint_persona.extraction.evaluation import evaluate_traits, markdown, variant_summary
-        from datalint_persona.model.loading import resolve_device
 
         console = stderr_console()
         results = {}
@@ -123,7 +121,7 @@ def evaluate_command(
             vectors_dir=vectors_dir,
             batch_size=batch_size,
             cache_dir=cache_dir,
-            device=resolve_device(device),
+            device=device,
             status=console.status,
         ):
             results[trait] = result
@@ -176,7 +174,7 @@ def evaluate_command(
     help="Pairs written apart from all training text (JSONL, as --extra-pairs), scored like detection.",
 )
 @click.option("--batch-size", type=click.IntRange(1), default=16, show_default=True)
-@click.option("--cache-dir", default=".persona-lint-cache", show_default=True)
+@click.option("--cache-dir", default=DEFAULT_CACHE_DIR, show_default=True)
 @click.option("--device", default="auto", show_default=True)
 @debug_option
 def evaluate_external_command(
@@ -204,13 +202,13 @@ def evaluate_external_command(
 
         from datalint_persona.atomic import atomic_write_bytes
         from datalint_persona.extraction.external_report import evaluate_external, markdown
-        from datalint_persona.model.loading import load_model, resolve_device, resolve_model
+        from datalint_persona.model.loading import load_model, resolve_model
         from datalint_persona.settings import ScreenOptions
 
         console = stderr_console()
         extra = pair_files("--extra-pairs", extra_pairs)
         held_apart = pair_files("--independent", independent)
-        loaded = load_model(resolve_model(model), device=resolve_device(device))
+        loaded = load_model(resolve_model(model), device=device)
         options = ScreenOptions(
             model=model, vectors=vectors_dir, batch_size=batch_size, cache_dir=cache_dir, fail_on="never"
         )

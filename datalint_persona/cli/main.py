@@ -36,6 +36,7 @@ from datalint_persona.errors import PersonaLintError
 from datalint_persona.reporters import REPORTERS, refuse_input_path, write_report
 from datalint_persona.settings import (
     BACKENDS,
+    DEFAULT_CACHE_DIR,
     DEFAULT_MODEL,
     ScreenOptions,
     discover_config,
@@ -117,7 +118,7 @@ def main() -> None:
     show_default=True,
     help="0 is greedy decoding (the default, as in the paper's screening).",
 )
-@click.option("--cache-dir", default=".persona-lint-cache", show_default=True, help="Where y' are cached.")
+@click.option("--cache-dir", default=DEFAULT_CACHE_DIR, show_default=True, help="Where y' are cached.")
 @click.option("--no-cache", is_flag=True, help="Neither read nor write the caches (y' and projections).")
 @click.option("--skip-invalid", is_flag=True, help="Report invalid records as findings and go on.")
 @click.option("--split", default="train", show_default=True, help="Split of a Hugging Face dataset.")

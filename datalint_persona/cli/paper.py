@@ -80,14 +80,14 @@ def _judge(options: dict[str, Any]) -> Judge | None:
 
 def _load(options: dict[str, Any]) -> tuple[LoadedModel, PersonaVector, TraitDefinition, int]:
     from datalint_persona.errors import VectorError
-    from datalint_persona.model.loading import load_model, resolve_device, resolve_model
+    from datalint_persona.model.loading import load_model, resolve_model
     from datalint_persona.persona.store import find_vectors
     from datalint_persona.persona.traits import load_trait, shipped_trait_path
 
     definition = load_trait(shipped_trait_path(options["trait"]))
     spec = resolve_model(options["model"])
     vector = find_vectors(options["vectors_path"], spec.name, [definition.trait])[0]
-    loaded = load_model(spec, device=resolve_device(options["device"]))
+    loaded = load_model(spec, device=options["device"])
     vector.check_model(loaded.identity, loaded.num_layers, loaded.hidden_size, spec.name)
     layer = options["layer"] if options["layer"] is not None else vector.chosen_layer
     if layer > vector.num_layers:

@@ -15,7 +15,7 @@ from datalint_persona.cli.common import (
     stdout_console,
 )
 from datalint_persona.extraction.build import BuildOptions, SteeringLayersError, build_vectors
-from datalint_persona.settings import DEFAULT_MODEL
+from datalint_persona.settings import BACKENDS, DEFAULT_CACHE_DIR, DEFAULT_MODEL
 
 if TYPE_CHECKING:
     from datalint_persona.extraction.contrastive import DirectionKind
@@ -58,7 +58,7 @@ def vectors_group() -> None:
 )
 @click.option("--fpr", type=click.FloatRange(0.0, 0.5, min_open=True), default=0.05, show_default=True)
 @click.option("--batch-size", type=click.IntRange(1), default=16, show_default=True)
-@click.option("--cache-dir", default=".persona-lint-cache", show_default=True)
+@click.option("--cache-dir", default=DEFAULT_CACHE_DIR, show_default=True)
 @click.option("--seed", type=click.IntRange(0), default=0, show_default=True)
 @click.option("--device", default="auto", show_default=True)
 @click.option("--judge-url", default=None, help="prompted: OpenAI-compatible base URL of the judge.")
@@ -102,7 +102,7 @@ def vectors_group() -> None:
 )
 @click.option(
     "--backend",
-    type=click.Choice(["transformers", "vllm"]),
+    type=click.Choice(BACKENDS),
     default="transformers",
     show_default=True,
     help="How the model's answers (prompted) and calibration y' are generated.",
@@ -175,8 +175,6 @@ def build_command(
     --method prompted (the paper's) needs --judge-url and --judge-model.
     """
     with errors_to_exit(debug):
-        from datalint_persona.model.loading import resolve_device
-
         options = BuildOptions(
             traits=traits,
             output_dir=output_dir,
@@ -189,7 +187,7 @@ def build_command(
             batch_size=batch_size,
             cache_dir=cache_dir,
             seed=seed,
-            device=resolve_device(device),
+            device=device,
             clean_files=clean_files,
             extra_pairs=extra_pairs,
             judge_url=judge_url,

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from datalint_persona.errors import ConfigError
+from datalint_persona.settings import DEFAULT_CACHE_DIR, DEFAULT_MODEL
 
 if TYPE_CHECKING:
     from datalint_persona.extraction.calibration import CleanProjections
@@ -40,16 +41,16 @@ class BuildOptions:
 
     traits: tuple[str, ...]
     output_dir: str
-    model: str = "smollm2-135m-instruct"
+    model: str = DEFAULT_MODEL
     method: str = "contrastive"  # or "prompted" (the paper's: judged own answers)
     direction: DirectionKind = "probe"  # contrastive: or "mean-difference"
     select_layer: str = "effect-size"  # or "steering" (needs the judge)
     calibrate: bool = True
     fpr: float = 0.05
     batch_size: int = 16
-    cache_dir: str = ".persona-lint-cache"
+    cache_dir: str = DEFAULT_CACHE_DIR
     seed: int = 0
-    device: str = "cpu"  # a torch device ("auto" is resolved by the CLI)
+    device: str = "auto"  # a torch device, or "auto" (the GPU when torch sees one)
     clean_files: tuple[str, ...] = ()
     extra_pairs: tuple[str, ...] = ()  # "TRAIT=FILE" (contrastive only)
     judge_url: str | None = None

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from datalint_persona.settings import DEFAULT_CACHE_DIR, DEFAULT_MODEL
+
 
 @dataclass(frozen=True)
 class CalibrateOptions:
@@ -20,13 +22,13 @@ class CalibrateOptions:
     vectors: tuple[str, ...]  # .safetensors (or .json) files, rewritten in place
     trait_file: str | None = None  # [default: each vector's trait]
     clean_files: tuple[str, ...] = ()
-    model: str = "smollm2-135m-instruct"
+    model: str = DEFAULT_MODEL
     layer: int | None = None  # [default: each vector's chosen layer]
     fpr: float = 0.05
     reference_weight: float | None = None  # [default: fitted on the clean answers]
     batch_size: int = 16
-    cache_dir: str = ".persona-lint-cache"
-    device: str = "cpu"  # a torch device ("auto" is resolved by the CLI)
+    cache_dir: str = DEFAULT_CACHE_DIR
+    device: str = "auto"  # a torch device, or "auto" (the GPU when torch sees one)
 
 
 @dataclass(frozen=True)

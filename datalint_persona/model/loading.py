@@ -170,7 +170,10 @@ def resolve_device(choice: str) -> str:
 def load_model(
     spec: ModelSpec, *, device: str = "cpu", dtype: str = "float32", quiet: bool = True
 ) -> LoadedModel:
-    """Load model and tokenizer in eval mode. transformers' own progress bars are hidden when quiet."""
+    """Load model and tokenizer in eval mode, on ``device`` (``auto``: see :func:`resolve_device`).
+
+    transformers' own progress bars are hidden when quiet.
+    """
     try:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -181,6 +184,7 @@ def load_model(
             import gguf  # noqa: F401
         except ImportError:
             raise MissingDependencyError("gguf", why="loading .gguf models") from None
+    device = resolve_device(device)
     kwargs: dict[str, Any] = {}
     if spec.gguf_file is not None:
         kwargs["gguf_file"] = spec.gguf_file

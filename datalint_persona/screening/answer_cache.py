@@ -19,7 +19,6 @@ from pathlib import Path
 from datalint_persona.screening.cache_file import CacheFile
 from datalint_persona.types import Generation
 
-DEFAULT_CACHE_DIR = ".persona-lint-cache"
 DATABASE_NAME = "generations.sqlite3"
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS generations (

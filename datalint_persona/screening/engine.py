@@ -95,11 +95,11 @@ def _resolve_options(options: ScreenOptions | None, overrides: Mapping[str, Any]
 
 
 def _load(spec: ModelSpec, device: str, progress: ProgressCallback | None) -> LoadedModel:
-    from datalint_persona.model.loading import load_model, resolve_device
+    from datalint_persona.model.loading import load_model
 
     if progress:
         progress("load-model", 0, 1)
-    loaded = load_model(spec, device=resolve_device(device))
+    loaded = load_model(spec, device=device)
     if progress:
         progress("load-model", 1, 1)
     return loaded

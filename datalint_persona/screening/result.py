@@ -69,7 +69,7 @@ def build_result(
     ]
     warnings = [*dict.fromkeys(scored.cache_warnings), *projection_warnings]
     warnings += _run_warnings(plan, scan, invalid, scored.prompts_cut)
-    warnings += count_warnings(annotated, plan.max_tokens, plan.max_new_tokens)
+    warnings += count_warnings(annotated, plan.max_tokens, plan.generation.max_new_tokens)
     return ScreenResult(
         tool_version=__version__,
         model=describe(loaded),
@@ -107,7 +107,7 @@ def _run_warnings(
         warnings.append(
             f"{prompts_cut} prompt(s) were longer than the {plan.prompt_budget} tokens left beside y' "
             f"(the model's context and --max-tokens {plan.max_tokens}, less --max-new-tokens "
-            f"{plan.max_new_tokens}); their oldest text was cut, and y and y' were scored under the cut "
+            f"{plan.generation.max_new_tokens}); their oldest text was cut, and y and y' were scored under the cut "
             "prompt that y' was generated from."
         )
     return warnings
@@ -120,7 +120,7 @@ def _run_settings(plan: RunPlan, scan: DatasetScan, shard: Shard | None) -> dict
     opts = plan.options
     settings: dict[str, object] = {
         "backend": opts.backend,
-        "max_new_tokens": plan.max_new_tokens,
+        "max_new_tokens": plan.generation.max_new_tokens,
         "max_tokens": plan.max_tokens,
         "batch_size": opts.batch_size,
         "seed": opts.seed,

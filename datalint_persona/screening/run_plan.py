@@ -30,8 +30,7 @@ class RunPlan:
     rules: tuple[RuleInfo, ...]  # the enabled ones; column j of the projections is rules[j]
     directions: tuple[Direction, ...]
     max_tokens: int
-    max_new_tokens: int
-    generation: GenerationSettings
+    generation: GenerationSettings  # its max_new_tokens is the run's y' budget
     calibrated: CalibratedGeneration
     prompt_budget: int  # tokens a prompt keeps beside y' (see prompt_budget)
     generation_budget: int  # tokens a prompt keeps for generation when scoring cannot keep it whole
@@ -66,7 +65,6 @@ def plan_run(
         rules=rules,
         directions=tuple(Direction(r.trait, r.layer, by_trait[r.trait].unit(r.layer)) for r in rules),
         max_tokens=max_tokens,
-        max_new_tokens=max_new,
         generation=GenerationSettings(max_new_tokens=max_new, temperature=opts.temperature, seed=opts.seed),
         calibrated=calibrated,
         # One cut for generation and scoring: a long prompt loses its oldest tokens so that it and y'

@@ -379,3 +379,36 @@ def test_fdr_and_dataset_fpr_reach_the_report(workdir: Path, lint: Any) -> None:
         assert 0.0 <= score["p_value"] <= score["q_value"] <= 1.0
         assert (sample["line"] in flagged) == (score["q_value"] <= 0.2 and score["delta_p"] > 0)
     assert lint("train.jsonl", "--fdr", "0.9").exit_code == 2
+
+
+def test_screen_options_defaults_match_the_cli_defaults() -> None:
+    """The CLI passes only the options a user typed, so its defaults must be ScreenOptions' own:
+    otherwise `screen()` and `persona-lint` would screen differently with nothing set."""
+    import dataclasses
+
+    from datalint_persona.cli.main import _FIELD_OF, screen_command
+    from datalint_persona.settings import ScreenOptions
+
+    defaults = ScreenOptions()
+    fields = {f.name for f in dataclasses.fields(ScreenOptions)}
+    parsed = screen_command.make_context("screen", ["train.jsonl"]).params  # what the command receives
+    compared = []
+    for option, value in parsed.items():
+        name = _FIELD_OF.get(option, option)
+        if name not in fields:
+            continue
+        expected = getattr(defaults, name)
+        received = None if value == () else value  # an empty repeatable option means "all", as None does
+        assert received == expected, f"{option}: the CLI's default {received!r}, ScreenOptions' {expected!r}"
+        compared.append(name)
+    assert {
+        "model",
+        "backend",
+        "batch_size",
+        "seed",
+        "cache_dir",
+        "fdr",
+        "dataset_fpr",
+        "fail_on",
+        "traits",
+    } <= set(compared)
