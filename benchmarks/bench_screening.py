@@ -109,7 +109,7 @@ def main() -> None:
     tok = loaded.tokenizer
     y_primes = [s.y_prime for s in result.samples]
     gen_tokens = sum(len(tok(y, add_special_tokens=False)["input_ids"]) for y in y_primes)
-    max_tokens = int(result.settings["max_tokens"])  # type: ignore[call-overload]
+    max_tokens = result.settings.max_tokens
     pairs = [
         encode_pair(tok, s.prompt, r or " ", max_tokens=max_tokens)
         for s in samples

@@ -231,36 +231,3 @@ class RuleInfo:
     reference_mean: float = 0.0
     # (df, loc, scale) of the Student t of the model's own answers' ΔP, where the weight is below 1.
     own_answer_null: tuple[float, float, float] | None = None
-
-
-@dataclass(frozen=True)
-class ScreenResult:
-    """Everything one screening run produced. Reporters read only this."""
-
-    tool_version: str
-    model: dict[str, str]  # name, identity, kind ("gguf" | "local" | "hub"), revision
-    settings: dict[str, object]  # backend, max_new_tokens, batch_size, seed, fail_on, ...
-    vectors: tuple[dict[str, object], ...]  # trait, file, sha256, model_identity, method
-    rules: tuple[RuleInfo, ...]
-    sources: tuple[str, ...]  # display paths, relative to the repo root
-    samples: Sequence[SampleScore]  # a tuple, or the run's spool on disk (datalint_persona.screening.spool)
-    summaries: tuple[DatasetSummary, ...]
-    findings: tuple[Finding, ...]
-    invalid: tuple[InvalidRecord, ...]
-    started_at: str  # ISO 8601 UTC
-    finished_at: str
-    warnings: tuple[str, ...] = ()
-    # y' cache hits/misses/corrupted of this run, and the scoring counts of ScoringStats.as_dict().
-    # Not part of reports: they differ between a first run and a re-run, and reports of the same
-    # inputs must be identical.
-    cache_stats: dict[str, int] = field(default_factory=dict)
-    # Per trait, the calibration ΔP values of the vector's held-out pairs ("normal", "trait"), when
-    # the vector stores them at the rule's layer; the HTML report plots them. Not in JSON/SARIF.
-    calibration: dict[str, dict[str, tuple[float, ...]]] = field(default_factory=dict)
-    # Each input as read: {"path": display path, "sha256": hex digest, or None for a hub dataset}.
-    inputs: tuple[dict[str, str | None], ...] = ()
-
-    def worst_level(self) -> str:
-        """The highest level among findings that are not baselined ("none" if there are none)."""
-        levels = [f.level for f in self.findings if not f.baselined]
-        return max(levels, key=LEVEL_ORDER.__getitem__, default="none")

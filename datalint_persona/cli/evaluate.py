@@ -68,12 +68,11 @@ def calibrate_command(
         )
         for item in calibrate_saved(options):
             calibration = item.calibration
-            overall = calibration["overall"]
-            margin = calibration.get("margin")
+            margin = calibration.margin
             click.echo(
-                f"{item.trait} @ layer {calibration['layer']}: AUROC {overall['auroc']:.3f}, gap "
-                f"{calibration['gap']:.3f}, y' weight {calibration['reference']['weight']:.2f}, "
-                f"clean null from {calibration['null']['n']} answers"
+                f"{item.trait} @ layer {calibration.layer}: AUROC {calibration.auroc:.3f}, gap "
+                f"{calibration.gap:.3f}, y' weight {calibration.reference_weight:.2f}, "
+                f"clean null from {calibration.null_size} answers"
                 + (f", dataset margin {margin:.0%} of the gap" if margin is not None else "")
             )
 

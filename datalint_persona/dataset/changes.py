@@ -15,12 +15,12 @@ import subprocess
 import tempfile
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from datalint_persona.errors import ConfigError
 from datalint_persona.paths import display_path
-from datalint_persona.types import ScreenResult
+from datalint_persona.run_records import ScreenResult
 
 __all__ = ["ChangedLines", "changed_lines", "restrict_to_changes"]
 
@@ -162,16 +162,12 @@ def restrict_to_changes(result: ScreenResult, changes: Mapping[str, ChangedLines
         return entry is None or entry.lines is None or line in entry.lines
 
     rules = [rule for rule in result.rules if rule.enabled]
-    alpha = float(str(result.settings.get("dataset_fpr", 0.05)))
-    comparisons = compare_changes(result.samples, rules, changed, dataset_alpha=alpha)
+    comparisons = compare_changes(result.samples, rules, changed, dataset_alpha=result.settings.dataset_fpr)
     findings = tuple(f for f in result.findings if f.kind == "dataset" or changed(f.source, f.line))
     findings += tuple(change_findings(comparisons, rules))
     invalid = tuple(r for r in result.invalid if changed(r.source, r.line))
     n_changed = sum(1 for s in result.samples if changed(s.sample.source, s.sample.line))
-    settings = {
-        **result.settings,
-        "changed_since": ref,
-        "changed_samples": n_changed,
-        "changed_comparisons": [asdict(item) for item in comparisons],
-    }
+    settings = replace(
+        result.settings, changed_since=ref, changed_samples=n_changed, changed_comparisons=tuple(comparisons)
+    )
     return replace(result, findings=findings, invalid=invalid, settings=settings)

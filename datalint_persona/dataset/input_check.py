@@ -66,9 +66,9 @@ def check_unchanged(sources: Sequence[str], scan: DatasetScan, second_read: Samp
                 fix=_FIX,
             )
     for where, recorded in zip((locate(s) for s in sources), scan.inputs, strict=True):
-        if recorded["sha256"] is not None and input_sha256(where) != recorded["sha256"]:
+        if recorded.sha256 is not None and input_sha256(where) != recorded.sha256:
             raise PersonaLintError(
                 f"The input changed while it was being screened: {where.shown} no longer has the "
-                f"sha256 {recorded['sha256']} it had on the first read, which the report would record.",
+                f"sha256 {recorded.sha256} it had on the first read, which the report would record.",
                 fix=_FIX,
             )

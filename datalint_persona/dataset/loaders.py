@@ -35,6 +35,7 @@ from datalint_persona.dataset.formats import (
 from datalint_persona.dataset.records import record_to_sample
 from datalint_persona.errors import ConfigError, InputError
 from datalint_persona.paths import display_path
+from datalint_persona.run_records import InputInfo
 from datalint_persona.types import InvalidRecord, Sample
 
 SUPPORTED_SUFFIXES = (".jsonl", ".json", ".csv", ".parquet")
@@ -69,7 +70,7 @@ class DatasetScan:
 
     sizes: dict[str, int]  # samples per source (display path), in reading order
     invalid: list[InvalidRecord]
-    inputs: tuple[dict[str, str | None], ...]
+    inputs: tuple[InputInfo, ...]
     stopped_after: str | None = None
     # A running sha256 of each source's samples, to compare with a second read (input_check).
     sample_digests: dict[str, str] = field(default_factory=dict)
@@ -98,7 +99,7 @@ def scan_dataset(
     ...     _ = path.write_text('{"prompt": "Hi", "response": "Hello!"}\\n' * 3)
     ...     scan = scan_dataset([str(path)], max_samples=2)
     ...     digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    >>> scan.sizes, scan.stopped_after, scan.inputs[0]["sha256"] == digest
+    >>> scan.sizes, scan.stopped_after, scan.inputs[0].sha256 == digest
     ({'train.jsonl': 2}, 'train.jsonl:2', True)
     """
     from datalint_persona.dataset.input_check import SampleTally
@@ -121,7 +122,7 @@ def scan_dataset(
 
 def _prepare(
     sources: Sequence[str], max_samples: int | None, hash_inputs: bool
-) -> tuple[list[Located], tuple[dict[str, str | None], ...]]:
+) -> tuple[list[Located], tuple[InputInfo, ...]]:
     """Check ``max_samples``, locate every source before any is read, and hash the inputs."""
     if isinstance(sources, str):  # a bare string is a Sequence[str] of characters
         sources = [sources]
@@ -131,9 +132,7 @@ def _prepare(
             fix="pass a positive number, or leave it out to load every sample",
         )
     located = [locate(source) for source in sources]
-    inputs = tuple(
-        {"path": where.shown, "sha256": input_sha256(where) if hash_inputs else None} for where in located
-    )
+    inputs = tuple(InputInfo(where.shown, input_sha256(where) if hash_inputs else None) for where in located)
     return located, inputs
 
 

@@ -235,5 +235,5 @@ def evaluate_traits(
         with show(f"{definition.trait}: activations of every pair and of y'"):
             data = collect(loaded, definition, batch_size=batch_size, cache_dir=cache_dir)
         vector = bundled[definition.trait]
-        direction = str(vector.metadata.get("direction", "mean-difference"))
+        direction = vector.direction
         yield definition.trait, leave_one_style_out(data, vector.chosen_layer, direction=direction)

@@ -10,9 +10,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from datalint_persona.settings import DEFAULT_CACHE_DIR, DEFAULT_MODEL
+
+if TYPE_CHECKING:
+    from datalint_persona.persona.vectors import VectorCalibration
 
 
 @dataclass(frozen=True)
@@ -33,10 +36,10 @@ class CalibrateOptions:
 
 @dataclass(frozen=True)
 class Recalibrated:
-    """One vector calibrated and saved: its trait and the sidecar's new ``calibration`` block."""
+    """One vector calibrated and saved: its trait and its new calibration."""
 
     trait: str
-    calibration: dict[str, Any]
+    calibration: VectorCalibration
 
 
 def calibrate_saved(options: CalibrateOptions) -> Iterator[Recalibrated]:
@@ -48,7 +51,7 @@ def calibrate_saved(options: CalibrateOptions) -> Iterator[Recalibrated]:
     from datalint_persona.extraction.calibration import calibrate_vector, clean_projections
     from datalint_persona.model.loading import load_model, resolve_model
     from datalint_persona.persona.traits import load_trait, shipped_trait_path
-    from datalint_persona.persona.vectors import PersonaVector
+    from datalint_persona.persona.vectors import PersonaVector, VectorCalibration
 
     vectors = [PersonaVector.load(path) for path in options.vectors]
     if options.layer is not None:
@@ -77,4 +80,4 @@ def calibrate_saved(options: CalibrateOptions) -> Iterator[Recalibrated]:
             reference_weight=options.reference_weight,
         )
         vector.with_metadata(calibration=calibration).save(Path(path).with_suffix(""))
-        yield Recalibrated(vector.trait, calibration)
+        yield Recalibrated(vector.trait, VectorCalibration.from_record(calibration))

@@ -32,7 +32,7 @@ figures are somewhat optimistic.
 
 
 def row(vector: PersonaVector) -> str:
-    meta, cal = vector.metadata, vector.calibration
+    meta, cal = vector.metadata, vector.calibration_record
     layer = cal["layer"]
     stats = next(s for s in meta["layer_stats"] if s["layer"] == layer)
     overall, conf, lex = cal["overall"], cal.get("confusable"), cal.get("lexical_confusable")
@@ -46,14 +46,14 @@ def row(vector: PersonaVector) -> str:
 
 
 def style_table(vectors: list[PersonaVector]) -> str:
-    styles = sorted({s for v in vectors for s in v.calibration.get("by_style", {})})
+    styles = sorted({s for v in vectors for s in v.calibration_record.get("by_style", {})})
     lines = [
         "\n## Held-out AUROC of ΔP by answer style\n",
         "| trait | " + " | ".join(styles) + " |",
         "|---|" + "---|" * len(styles),
     ]
     for v in vectors:
-        by_style = v.calibration.get("by_style", {})
+        by_style = v.calibration_record.get("by_style", {})
         cells = [f"{by_style[s]['auroc']:.2f}" if s in by_style else "–" for s in styles]
         lines.append(f"| {v.trait} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
@@ -137,8 +137,8 @@ def external_sections(path: Path) -> str:
 
 def main(folder: str, external: str | None = None) -> str:
     vectors = [PersonaVector.load(p) for p in sorted(Path(folder).glob("*.safetensors"))]
-    model = vectors[0].metadata["model"]["name"] if vectors else Path(folder).name
-    direction = str(vectors[0].metadata.get("direction", "mean-difference")) if vectors else "probe"
+    model = vectors[0].model_name if vectors else Path(folder).name
+    direction = vectors[0].direction if vectors else "probe"
     text = HEADER.format(
         model=model,
         direction=direction,

@@ -36,7 +36,8 @@ LAYER_TEMPLATES = (
 )
 # Set to the template of an architecture LAYER_TEMPLATES does not know, e.g. "backbone.blocks.{num}".
 LAYER_TEMPLATE_VARIABLE = "PERSONA_LINT_LAYER_TEMPLATE"
-_NORM_TEMPLATES = (
+# Where the final norm lives (layer L is its output), tried in order after NORM_PATH_VARIABLE.
+NORM_PATHS = (
     "model.norm",
     "model.language_model.norm",
     "language_model.model.norm",
@@ -44,6 +45,8 @@ _NORM_TEMPLATES = (
     "gpt_neox.final_layer_norm",
     "model.decoder.final_layer_norm",
 )
+# Set to the attribute path of the final norm of an architecture NORM_PATHS does not know.
+NORM_PATH_VARIABLE = "PERSONA_LINT_FINAL_NORM"
 
 
 class _StopForward(Exception):
@@ -119,13 +122,20 @@ def _blocks_at(model: nn.Module, template: str) -> tuple[nn.Module, ...]:
 
 
 def final_norm(model: nn.Module) -> nn.Module:
-    for template in _NORM_TEMPLATES:
-        norm = _lookup(model, template)
-        if norm is not None:
-            return norm  # type: ignore[no-any-return]
+    """The module whose output is layer L: the path in ``PERSONA_LINT_FINAL_NORM``, else the first
+    of :data:`NORM_PATHS` that exists."""
+    from torch import nn
+
+    chosen = os.environ.get(NORM_PATH_VARIABLE, "").strip()
+    paths = (chosen, *NORM_PATHS) if chosen else NORM_PATHS
+    for path in paths:
+        norm = _lookup(model, path)
+        if isinstance(norm, nn.Module):
+            return norm
     raise ModelError(
-        f"Can't find the final norm of {type(model).__name__}.",
-        fix="use layers below the last one, or open an issue naming the architecture.",
+        f"Can't find the final norm of {type(model).__name__} (tried {', '.join(paths)}).",
+        fix=f"set {NORM_PATH_VARIABLE} to its attribute path, e.g. {NORM_PATH_VARIABLE}=transformer.ln_f "
+        "(print(model) shows it), or use layers below the last one.",
     )
 
 

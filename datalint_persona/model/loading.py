@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, cast
 
 from datalint_persona.errors import MissingDependencyError, ModelError
+from datalint_persona.run_records import ModelInfo
 from datalint_persona.settings import DEFAULT_MODEL
 
 if TYPE_CHECKING:
@@ -208,13 +209,13 @@ def load_model(
     return LoadedModel(spec=spec, identity=identity, model=model, tokenizer=tokenizer)
 
 
-def describe(loaded: LoadedModel) -> dict[str, str]:
+def describe(loaded: LoadedModel) -> ModelInfo:
     """What reports record about the model."""
-    return {
-        "name": loaded.spec.name,
-        "kind": loaded.spec.kind,
-        "identity": loaded.identity,
-        "architecture": type(loaded.model).__name__,
-        "num_layers": str(loaded.num_layers),
-        "hidden_size": str(loaded.hidden_size),
-    }
+    return ModelInfo(
+        name=loaded.spec.name,
+        identity=loaded.identity,
+        kind=loaded.spec.kind,
+        architecture=type(loaded.model).__name__,
+        num_layers=loaded.num_layers,
+        hidden_size=loaded.hidden_size,
+    )

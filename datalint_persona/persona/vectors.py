@@ -10,7 +10,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +20,86 @@ import numpy as np
 
 from datalint_persona.atomic import atomic_write_bytes
 from datalint_persona.errors import VectorError
+from datalint_persona.stats import CleanNull
 
 FORMAT = "persona-lint/vector/v1"
 TENSOR_KEY = "vectors"
+
+# Below this many stored normal ΔP values, an older sidecar without a fitted null has none.
+_MIN_NORMALS_FOR_NULL = 10
+
+
+@dataclass(frozen=True)
+class VectorCalibration:
+    """What screening and the verdicts read from a vector's calibration (the sidecar's ``calibration``).
+
+    Every figure holds at ``layer`` only. ``null`` is the clean null of ΔP, ``gap`` the mean ΔP of
+    trait answers minus that of normal answers on the held-out pairs, ``margin`` the dataset margin
+    as a fraction of it. ΔP's reference is ``reference_weight`` x proj(y') plus the rest times
+    ``reference_mean``, the mean projection of the model's own answers (whose ΔP null is
+    ``own_answer_null``). ``y_prime`` is (max_new_tokens, temperature) of the y' it was measured
+    with. The evaluation figures that ``vectors show`` prints stay in the sidecar.
+
+    >>> VectorCalibration.from_record({"layer": 3, "gap": 2.0, "reference": {"weight": 0.4, "own_answer_mean": 1.5}})
+    ... # doctest: +NORMALIZE_WHITESPACE
+    VectorCalibration(layer=3, null=None, gap=2.0, margin=None, reference_weight=0.4, reference_mean=1.5,
+        own_answer_null=None, y_prime=None, normal_delta_p=(), trait_delta_p=(), auroc=None, null_size=None)
+    """
+
+    layer: int | None = None
+    null: CleanNull | None = None
+    gap: float | None = None
+    margin: float | None = None
+    reference_weight: float = 1.0
+    reference_mean: float = 0.0
+    own_answer_null: CleanNull | None = None
+    y_prime: tuple[int, float] | None = None
+    normal_delta_p: tuple[float, ...] = ()
+    trait_delta_p: tuple[float, ...] = ()
+    auroc: float | None = None  # held-out AUROC of ΔP over all calibration pairs
+    null_size: int | None = None  # how many clean answers the null was fitted to
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any]) -> VectorCalibration:
+        """Read the sidecar's ``calibration`` block (of this version, or an older one)."""
+        normal = tuple(float(v) for v in record.get("normal_delta_p") or ())
+        trait = tuple(float(v) for v in record.get("trait_delta_p") or ())
+        null = _t(record.get("null"))
+        if null is None and len(normal) >= _MIN_NORMALS_FOR_NULL:
+            from datalint_persona.stats import fit_clean_null
+
+            null = fit_clean_null(normal)
+        gap = record.get("gap")
+        if gap is None and normal and trait:
+            gap = sum(trait) / len(trait) - sum(normal) / len(normal)
+        reference = record.get("reference")
+        y_prime = record.get("y_prime")
+        overall, stored_null = record.get("overall"), record.get("null")
+        return cls(
+            layer=int(record["layer"]) if record.get("layer") is not None else None,
+            null=null,
+            gap=None if gap is None else float(gap),
+            margin=None if record.get("margin") is None else float(record["margin"]),
+            reference_weight=float(reference["weight"]) if isinstance(reference, Mapping) else 1.0,
+            reference_mean=float(reference["own_answer_mean"]) if isinstance(reference, Mapping) else 0.0,
+            own_answer_null=_t(record.get("own_answer_null")),
+            y_prime=(int(y_prime["max_new_tokens"]), float(y_prime.get("temperature", 0.0)))
+            if isinstance(y_prime, Mapping) and "max_new_tokens" in y_prime
+            else None,
+            normal_delta_p=normal,
+            trait_delta_p=trait,
+            auroc=float(overall["auroc"]) if isinstance(overall, Mapping) else None,
+            null_size=int(stored_null["n"])
+            if isinstance(stored_null, Mapping) and "n" in stored_null
+            else None,
+        )
+
+
+def _t(entry: object) -> CleanNull | None:
+    """A stored Student t (``df``, ``loc``, ``scale``), if there is one."""
+    if not isinstance(entry, Mapping):
+        return None
+    return CleanNull(float(entry["df"]), float(entry["loc"]), float(entry["scale"]))
 
 
 @dataclass(frozen=True)
@@ -60,9 +139,33 @@ class PersonaVector:
         return str(self.metadata.get("model", {}).get("identity", "unknown"))
 
     @property
-    def calibration(self) -> dict[str, Any]:
-        calibration = self.metadata.get("calibration")
-        return calibration if isinstance(calibration, dict) else {}
+    def model_name(self) -> str:
+        return str(self.metadata.get("model", {}).get("name", "?"))
+
+    @property
+    def method(self) -> str:
+        """How it was extracted: "contrastive" (written pairs) or "prompted" (the paper's pipeline)."""
+        return str(self.metadata.get("method", "unknown"))
+
+    @property
+    def direction(self) -> str:
+        """The direction estimator: "mean-difference" (the paper's) or "probe"."""
+        return str(self.metadata.get("direction", "mean-difference"))
+
+    @property
+    def tensor_sha256(self) -> str:
+        return str(self.metadata.get("tensor_sha256", ""))
+
+    @property
+    def calibration_record(self) -> Mapping[str, Any]:
+        """The sidecar's ``calibration`` block as stored, with the evaluation figures reports print."""
+        record = self.metadata.get("calibration")
+        return record if isinstance(record, Mapping) else {}
+
+    @cached_property
+    def calibration(self) -> VectorCalibration:
+        """The calibration the verdicts use (empty where the vector was never calibrated)."""
+        return VectorCalibration.from_record(self.calibration_record)
 
     def unit(self, layer: int) -> np.ndarray:
         """The unit-norm direction at ``layer`` (float64)."""

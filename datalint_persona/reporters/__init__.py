@@ -1,4 +1,4 @@
-"""Reporters turn a finished :class:`~datalint_persona.types.ScreenResult` into text.
+"""Reporters turn a finished :class:`~datalint_persona.run_records.ScreenResult` into text.
 
 They read only the result (findings, scores, summaries) and never touch a model or torch.
 ``REPORTERS`` maps a ``--format`` name to a renderer; :func:`write_report` writes the text safely.
@@ -17,7 +17,7 @@ from datalint_persona.reporters.gitlab import render_gitlab
 from datalint_persona.reporters.html import render_html
 from datalint_persona.reporters.json_report import render_json
 from datalint_persona.reporters.sarif import render_sarif
-from datalint_persona.types import ScreenResult
+from datalint_persona.run_records import ScreenResult
 
 __all__ = ["REPORTERS", "refuse_input_path", "render_json", "render_sarif", "write_report"]
 

@@ -11,7 +11,7 @@ import math
 from pathlib import PurePath
 
 from datalint_persona.errors import PersonaLintError
-from datalint_persona.types import ScreenResult
+from datalint_persona.run_records import ScreenResult
 
 __all__ = ["dump_json", "first_non_finite"]
 
@@ -19,8 +19,10 @@ __all__ = ["dump_json", "first_non_finite"]
 def dump_json(document: object, result: ScreenResult, what: str) -> str:
     """Serialise ``document`` (built from ``result``) as indented JSON text ending in a newline.
 
-    >>> from datalint_persona.types import ScreenResult
-    >>> r = ScreenResult("0", {}, {}, (), (), (), (), (), (), (), "t0", "t1")
+    >>> from datalint_persona.run_records import ModelInfo, RunSettings, ScreenResult
+    >>> model = ModelInfo("m", "sha256:0", "local", "LlamaForCausalLM", 2, 8)
+    >>> settings = RunSettings("transformers", 8, 512, 16, 0, 0.0, "error", 0.05, 0.05)
+    >>> r = ScreenResult("0", model, settings, (), (), (), (), (), (), (), "t0", "t1")
     >>> dump_json({"b": 1.5, "a": [3, 1]}, r, "JSON report")
     '{\\n  "a": [\\n    3,\\n    1\\n  ],\\n  "b": 1.5\\n}\\n'
     """

@@ -12,7 +12,7 @@ import json
 from collections import Counter
 
 from datalint_persona.reporters.summary import finding_message
-from datalint_persona.types import ScreenResult
+from datalint_persona.run_records import ScreenResult
 from datalint_persona.verdicts.baseline import finding_fingerprint
 
 __all__ = ["SEVERITY", "render_gitlab"]
@@ -23,9 +23,12 @@ SEVERITY = {"note": "info", "warning": "minor", "error": "major"}
 def render_gitlab(result: ScreenResult) -> str:
     """Render ``result`` as a GitLab Code Quality JSON array.
 
-    >>> from datalint_persona.types import Finding, ScreenResult
+    >>> from datalint_persona.types import Finding
+    >>> from datalint_persona.run_records import ModelInfo, RunSettings, ScreenResult
+    >>> model = ModelInfo("m", "sha256:0", "local", "LlamaForCausalLM", 2, 8)
+    >>> settings = RunSettings("transformers", 8, 512, 16, 0, 0.0, "error", 0.05, 0.05)
     >>> f = Finding("persona-lint/evil", "error", "sample", "d.jsonl", 3, "m", "evil", 4.0, 1.0, None, "ab" * 32)
-    >>> r = ScreenResult("0", {}, {}, (), (), (), (), (), (f,), (), "t0", "t1")
+    >>> r = ScreenResult("0", model, settings, (), (), (), (), (), (f,), (), "t0", "t1")
     >>> issue = json.loads(render_gitlab(r))[0]
     >>> issue["severity"], issue["location"], issue["check_name"]
     ('major', {'path': 'd.jsonl', 'lines': {'begin': 3}}, 'persona-lint/evil')

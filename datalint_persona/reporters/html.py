@@ -16,8 +16,8 @@ from importlib import resources
 from typing import Any
 
 from datalint_persona.reporters.summary import dataset_verdicts, format_number, ranked_sample_findings
+from datalint_persona.run_records import ScreenResult
 from datalint_persona.text import one_line
-from datalint_persona.types import ScreenResult
 
 __all__ = ["render_html"]
 
@@ -46,7 +46,7 @@ def render_html(result: ScreenResult) -> str:
         top=TOP_SAMPLES,
         fmt=format_number,
         pct=lambda value: f"{value:.0%}",
-        fdr=result.settings.get("fdr", 0.05),
+        fdr=result.settings.fdr,
     )
     return page.rstrip("\n") + "\n"
 

@@ -11,7 +11,8 @@ from collections import Counter
 
 from datalint_persona.reporters.encoding import dump_json
 from datalint_persona.reporters.summary import dataset_verdicts
-from datalint_persona.types import LEVEL_ORDER, SampleScore, ScreenResult
+from datalint_persona.run_records import ScreenResult
+from datalint_persona.types import LEVEL_ORDER, SampleScore
 
 __all__ = ["REPORT_SCHEMA_ID", "TOOL_NAME", "render_json"]
 
@@ -26,8 +27,10 @@ def render_json(result: ScreenResult) -> str:
     Floats are written as Python's shortest round-tripping repr.
 
     >>> import json
-    >>> from datalint_persona.types import ScreenResult
-    >>> r = ScreenResult("0.1.0", {"name": "m"}, {}, (), (), (), (), (), (), (), "t0", "t1")
+    >>> from datalint_persona.run_records import ModelInfo, RunSettings, ScreenResult
+    >>> model = ModelInfo("m", "sha256:0", "local", "LlamaForCausalLM", 2, 8)
+    >>> settings = RunSettings("transformers", 8, 512, 16, 0, 0.0, "error", 0.05, 0.05)
+    >>> r = ScreenResult("0.1.0", model, settings, (), (), (), (), (), (), (), "t0", "t1")
     >>> report = json.loads(render_json(r))
     >>> report["schema"], report["tool"], report["verdict"]["worst_level"]
     ('persona-lint/report/v1', {'name': 'persona-lint', 'version': '0.1.0'}, 'none')
@@ -42,12 +45,12 @@ def report_document(result: ScreenResult) -> dict[str, object]:
     return {
         "schema": REPORT_SCHEMA_ID,
         "tool": {"name": TOOL_NAME, "version": result.tool_version},
-        "model": dict(result.model),
-        "settings": dict(result.settings),
-        "vectors": [dict(vector) for vector in result.vectors],
+        "model": result.model.as_dict(),
+        "settings": result.settings.as_dict(),
+        "vectors": [dataclasses.asdict(vector) for vector in result.vectors],
         "rules": [dataclasses.asdict(rule) for rule in result.rules],
         "sources": list(result.sources),
-        "inputs": [dict(entry) for entry in result.inputs],
+        "inputs": [dataclasses.asdict(entry) for entry in result.inputs],
         "started_at": result.started_at,
         "finished_at": result.finished_at,
         "warnings": list(result.warnings),

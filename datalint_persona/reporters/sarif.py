@@ -15,7 +15,8 @@ from urllib.parse import quote
 from datalint_persona.reporters.encoding import dump_json
 from datalint_persona.reporters.json_report import TOOL_NAME
 from datalint_persona.reporters.summary import dataset_fingerprint, finding_message, format_number
-from datalint_persona.types import Finding, InvalidRecord, RuleInfo, ScreenResult
+from datalint_persona.run_records import InputInfo, ScreenResult
+from datalint_persona.types import Finding, InvalidRecord, RuleInfo
 
 __all__ = [
     "INFORMATION_URI",
@@ -39,8 +40,10 @@ def render_sarif(result: ScreenResult) -> str:
     """Render ``result`` as a SARIF 2.1.0 log (UTF-8 text ending in a newline).
 
     >>> import json
-    >>> from datalint_persona.types import ScreenResult
-    >>> r = ScreenResult("0.1.0", {}, {}, (), (), (), (), (), (), (), "2026-01-01T00:00Z", "2026-01-01T00:01Z")
+    >>> from datalint_persona.run_records import ModelInfo, RunSettings, ScreenResult
+    >>> model = ModelInfo("m", "sha256:0", "local", "LlamaForCausalLM", 2, 8)
+    >>> settings = RunSettings("transformers", 8, 512, 16, 0, 0.0, "error", 0.05, 0.05)
+    >>> r = ScreenResult("0.1.0", model, settings, (), (), (), (), (), (), (), "2026-01-01T00:00Z", "2026-01-01T00:01Z")
     >>> log = json.loads(render_sarif(r))
     >>> log["version"], log["runs"][0]["tool"]["driver"]["rules"][0]["id"]
     ('2.1.0', 'persona-lint/invalid-record')
@@ -54,7 +57,7 @@ def render_sarif(result: ScreenResult) -> str:
             known.add(finding.rule_id)
     rule_index = {str(descriptor["id"]): index for index, descriptor in enumerate(descriptors)}
 
-    with_baseline = bool(result.settings.get("baseline")) or any(f.baselined for f in result.findings)
+    with_baseline = bool(result.settings.baseline) or any(f.baselined for f in result.findings)
     results = [_result(finding, rule_index, with_baseline) for finding in result.findings]
     covered = {(f.source, f.line) for f in result.findings if f.kind == "invalid"}
     results += [
@@ -79,7 +82,7 @@ def render_sarif(result: ScreenResult) -> str:
         "invocations": [_invocation(result)],
         "artifacts": [_artifact(entry) for entry in result.inputs],
         "results": results,
-        "properties": {"model": dict(result.model)},
+        "properties": {"model": result.model.as_dict()},
     }
     log = {"$schema": SARIF_SCHEMA_URI, "version": "2.1.0", "runs": [run]}
     return dump_json(log, result, "SARIF report")
@@ -247,11 +250,11 @@ def _artifact_location(source: str) -> _Json:
     return {"uri": quote(path.as_posix(), safe="/"), "uriBaseId": SRCROOT}
 
 
-def _artifact(entry: dict[str, str | None]) -> _Json:
+def _artifact(entry: InputInfo) -> _Json:
     """An input file with its sha256, so the log is tied to the exact data it describes."""
-    artifact: _Json = {"location": _artifact_location(str(entry["path"])), "roles": ["analysisTarget"]}
-    if entry.get("sha256"):
-        artifact["hashes"] = {"sha-256": entry["sha256"]}
+    artifact: _Json = {"location": _artifact_location(entry.path), "roles": ["analysisTarget"]}
+    if entry.sha256:
+        artifact["hashes"] = {"sha-256": entry.sha256}
     return artifact
 
 

@@ -10,8 +10,9 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
+from datalint_persona.run_records import ScreenResult
 from datalint_persona.text import one_line
-from datalint_persona.types import LEVEL_ORDER, DatasetSummary, Finding, RuleInfo, ScreenResult
+from datalint_persona.types import LEVEL_ORDER, DatasetSummary, Finding, RuleInfo
 
 __all__ = [
     "DatasetVerdict",
@@ -64,11 +65,14 @@ def ranked_sample_findings(result: ScreenResult) -> list[Finding]:
 
     Ties keep file order (source, then line), so the ranking is deterministic.
 
-    >>> from datalint_persona.types import Finding, ScreenResult
+    >>> from datalint_persona.types import Finding
+    >>> from datalint_persona.run_records import ModelInfo, RunSettings, ScreenResult
+    >>> model = ModelInfo("m", "sha256:0", "local", "LlamaForCausalLM", 2, 8)
+    >>> settings = RunSettings("transformers", 8, 512, 16, 0, 0.0, "error", 0.05, 0.05)
     >>> a = Finding("r", "error", "sample", "d.jsonl", 1, "m", "evil", 1.0, 0.5, 2.0)
     >>> b = Finding("r", "error", "sample", "d.jsonl", 2, "m", "evil", 3.0, 0.5, 5.0)
     >>> c = Finding("r", "error", "sample", "d.jsonl", 3, "m", "evil", 9.0, 0.5, None)
-    >>> r = ScreenResult("0", {}, {}, (), (), (), (), (), (a, c, b), (), "t0", "t1")
+    >>> r = ScreenResult("0", model, settings, (), (), (), (), (), (a, c, b), (), "t0", "t1")
     >>> [f.line for f in ranked_sample_findings(r)]
     [2, 1, 3]
     """
@@ -117,9 +121,12 @@ class DatasetVerdict:
 def dataset_verdicts(result: ScreenResult) -> tuple[DatasetVerdict, ...]:
     """Pair each dataset summary with its dataset finding (if any), sorted by source then trait.
 
-    >>> from datalint_persona.types import DatasetSummary, ScreenResult
+    >>> from datalint_persona.types import DatasetSummary
+    >>> from datalint_persona.run_records import ModelInfo, RunSettings, ScreenResult
+    >>> model = ModelInfo("m", "sha256:0", "local", "LlamaForCausalLM", 2, 8)
+    >>> settings = RunSettings("transformers", 8, 512, 16, 0, 0.0, "error", 0.05, 0.05)
     >>> s = DatasetSummary("evil", "a.jsonl", 3, 0.5, 0.1, 0.9, 1.0, 0.5)
-    >>> r = ScreenResult("0", {}, {}, (), (), ("a.jsonl",), (), (s,), (), (), "t0", "t1")
+    >>> r = ScreenResult("0", model, settings, (), (), ("a.jsonl",), (), (s,), (), (), "t0", "t1")
     >>> [(v.summary.trait, v.flagged, v.threshold) for v in dataset_verdicts(r)]
     [('evil', False, None)]
     """

@@ -19,7 +19,8 @@ from datalint_persona.reporters.summary import (
     one_line,
     ranked_sample_findings,
 )
-from datalint_persona.types import DatasetSummary, Finding, ScreenResult
+from datalint_persona.run_records import ScreenResult
+from datalint_persona.types import DatasetSummary, Finding
 from datalint_persona.verdicts.datasets import MIN_DATASET_SAMPLES
 
 __all__ = ["print_terminal"]
@@ -30,9 +31,11 @@ _LEVEL_STYLE = {"error": "bold red", "warning": "yellow", "note": "cyan"}
 def print_terminal(result: ScreenResult, console: Console, *, top: int = 20) -> None:
     """Print the run's findings to ``console``: up to ``top`` flagged samples, then summaries.
 
-    >>> from datalint_persona.types import ScreenResult
+    >>> from datalint_persona.run_records import ModelInfo, RunSettings, ScreenResult
+    >>> model = ModelInfo("m", "sha256:0", "local", "LlamaForCausalLM", 2, 8)
+    >>> settings = RunSettings("transformers", 8, 512, 16, 0, 0.0, "error", 0.05, 0.05)
     >>> console = Console(record=True, width=100)
-    >>> print_terminal(ScreenResult("0", {}, {}, (), (), (), (), (), (), (), "t0", "t1"), console)
+    >>> print_terminal(ScreenResult("0", model, settings, (), (), (), (), (), (), (), "t0", "t1"), console)
     No findings.
     """
     ranked = ranked_sample_findings(result)

@@ -36,11 +36,9 @@ def print_vector(vector: PersonaVector, console: Console) -> None:
 def _print_header(vector: PersonaVector, console: Console) -> None:
     """The trait, method, model and shape, then the extraction's sample counts."""
     meta = vector.metadata
-    model = meta.get("model", {})
     console.print(
         Text(
-            f"{vector.trait}  ({meta.get('method', '?')}, {meta.get('direction', 'mean-difference')} "
-            f"direction, model {model.get('name', '?')}, "
+            f"{vector.trait}  ({vector.method}, {vector.direction} direction, model {vector.model_name}, "
             f"{vector.num_layers} layers × {vector.hidden_size})",
             style="bold",
         )

@@ -13,10 +13,9 @@ import hashlib
 import json
 import sqlite3
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 
-from datalint_persona.screening.cache_file import CacheFile
+from datalint_persona.screening.cache_file import CacheFile, CacheStats
 from datalint_persona.types import Generation
 
 DATABASE_NAME = "generations.sqlite3"
@@ -52,14 +51,6 @@ def _checksum(key: str, generation: Generation) -> str:
         [key, generation.text, generation.n_tokens, generation.hit_token_limit], ensure_ascii=False
     )
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
-
-
-@dataclass
-class CacheStats:
-    hits: int = 0
-    misses: int = 0
-    corrupted: int = 0
-    written: int = 0
 
 
 class GenerationCache:

@@ -21,6 +21,7 @@ import os
 import secrets
 import sqlite3
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
@@ -31,6 +32,18 @@ LOCK_TIMEOUT_S = 30.0  # how long a read or write waits for another process's lo
 _DAMAGED = {11, 26}  # SQLITE_CORRUPT, SQLITE_NOTADB
 _LOCKED = {5, 6}  # SQLITE_BUSY, SQLITE_LOCKED
 _COMPANIONS = ("-journal", "-wal", "-shm")
+
+
+@dataclass
+class CacheStats:
+    """What a cache did over a run, counted the same way by both caches: entries looked up and
+    found, looked up and not found, found but failing their checksum (counted as misses too), and
+    written."""
+
+    hits: int = 0
+    misses: int = 0
+    corrupted: int = 0
+    written: int = 0
 
 
 class CacheFile:

@@ -14,10 +14,11 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from datalint_persona.errors import PersonaLintError
+from datalint_persona.run_records import ScreenResult
 from datalint_persona.screening.result import Scored, build_result, now
 from datalint_persona.screening.run_plan import RunPlan, plan_run
 from datalint_persona.settings import ScreenOptions
-from datalint_persona.types import Sample, ScreenResult
+from datalint_persona.types import Sample
 
 if TYPE_CHECKING:
     from datalint_persona.dataset.input_check import SampleTally

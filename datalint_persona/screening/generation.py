@@ -55,11 +55,7 @@ def calibrated_generation(vectors: Sequence[PersonaVector]) -> CalibratedGenerat
     >>> calibrated_generation([]).max_new_tokens == DEFAULT_MAX_NEW_TOKENS
     True
     """
-    recorded = [
-        (int(block["max_new_tokens"]), float(block.get("temperature", 0.0)))
-        for vector in vectors
-        if isinstance(block := vector.calibration.get("y_prime"), dict) and "max_new_tokens" in block
-    ]
+    recorded = [vector.calibration.y_prime for vector in vectors if vector.calibration.y_prime is not None]
     if not recorded:
         return CalibratedGeneration(DEFAULT_MAX_NEW_TOKENS, 0.0, recorded=False)
     (max_new, temperature), _ = Counter(recorded).most_common(1)[0]

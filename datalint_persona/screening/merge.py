@@ -16,19 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from datalint_persona.errors import InputError, PersonaLintError
-from datalint_persona.types import (
-    Finding,
-    InvalidRecord,
-    RuleInfo,
-    Sample,
-    SampleScore,
-    ScreenResult,
-    TraitScore,
-)
-from datalint_persona.verdicts.datasets import DEFAULT_DATASET_ALPHA
+from datalint_persona.run_records import InputInfo, ModelInfo, RunSettings, ScreenResult, VectorInfo
+from datalint_persona.types import Finding, InvalidRecord, RuleInfo, Sample, SampleScore, TraitScore
 from datalint_persona.verdicts.decide import annotate, decide
 from datalint_persona.verdicts.findings import dataset_findings, invalid_findings, sample_findings
-from datalint_persona.verdicts.samples import DEFAULT_FDR
 
 # "inputs" holds each file's sha256: shards of different versions of the data must not merge.
 _CONSISTENT = ("schema", "tool", "model", "vectors", "rules", "sources", "inputs")
@@ -140,15 +131,9 @@ def merge_reports(paths: Sequence[str]) -> ScreenResult:
     all_rules = [_rule(r, rule_names) for r in first["rules"]]
     rules = [r for r in all_rules if r.enabled]
     samples = _merged_samples(documents, rules)
-    settings = {k: v for k, v in first["settings"].items() if k != "shard"}
-    fdr = float(settings.get("fdr", DEFAULT_FDR))
-    verdicts = decide(
-        samples,
-        rules,
-        fdr=fdr,
-        dataset_alpha=float(settings.get("dataset_fpr", DEFAULT_DATASET_ALPHA)),
-        seed=int(settings.get("seed", 0)),
-    )
+    model, settings, vectors, inputs = _run_records(paths[0], first)
+    fdr = settings.fdr
+    verdicts = decide(samples, rules, fdr=fdr, dataset_alpha=settings.dataset_fpr, seed=settings.seed)
     samples = list(annotate(samples, rules, verdicts))
     invalid = [InvalidRecord(**r) for d in documents for r in d["invalid"]]
     findings = [
@@ -158,9 +143,9 @@ def merge_reports(paths: Sequence[str]) -> ScreenResult:
     ]
     return ScreenResult(
         tool_version=first["tool"]["version"],
-        model=dict(first["model"]),
+        model=model,
         settings=settings,
-        vectors=tuple(dict(v) for v in first["vectors"]),
+        vectors=vectors,
         rules=tuple(all_rules),
         sources=tuple(first["sources"]),
         samples=tuple(samples),
@@ -170,8 +155,27 @@ def merge_reports(paths: Sequence[str]) -> ScreenResult:
         started_at=min(d["started_at"] for d in documents),
         finished_at=max(d["finished_at"] for d in documents),
         warnings=tuple(_merged_warnings(documents, samples, rules, settings)),
-        inputs=tuple(dict(i) for i in first.get("inputs", [])),
+        inputs=inputs,
     )
+
+
+def _run_records(
+    path: str, document: dict[str, Any]
+) -> tuple[ModelInfo, RunSettings, tuple[VectorInfo, ...], tuple[InputInfo, ...]]:
+    """The model, settings (without the shard), vectors and inputs a shard's report records."""
+    try:
+        return (
+            ModelInfo.from_dict(document["model"]),
+            replace(RunSettings.from_dict(document["settings"]), shard=None),
+            tuple(VectorInfo(**v) for v in document["vectors"]),
+            tuple(InputInfo(**i) for i in document.get("inputs", [])),
+        )
+    except (KeyError, TypeError, ValueError) as error:
+        raise InputError(
+            f"its model, settings, vectors or inputs are not those of a report of this version ({error}).",
+            path=path,
+            fix="merge reports written by the same persona-lint version with --format json.",
+        ) from None
 
 
 def _merged_samples(documents: Sequence[dict[str, Any]], rules: Sequence[RuleInfo]) -> list[SampleScore]:
@@ -211,12 +215,12 @@ def _merged_warnings(
     documents: Sequence[dict[str, Any]],
     samples: Sequence[SampleScore],
     rules: Sequence[RuleInfo],
-    settings: dict[str, Any],
+    settings: RunSettings,
 ) -> list[str]:
     """The shards' warnings once each, with those that count samples recomputed over all of them."""
     from datalint_persona.verdicts.summaries import count_warnings
 
-    max_tokens, max_new_tokens = int(settings["max_tokens"]), int(settings["max_new_tokens"])
+    max_tokens, max_new_tokens = settings.max_tokens, settings.max_new_tokens
     shard_counts = {
         w
         for d in documents

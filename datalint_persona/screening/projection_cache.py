@@ -16,7 +16,7 @@ import struct
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
-from datalint_persona.screening.cache_file import CacheFile
+from datalint_persona.screening.cache_file import CacheFile, CacheStats
 from datalint_persona.types import Message
 
 DATABASE_NAME = "projections.sqlite3"
@@ -59,9 +59,7 @@ class ProjectionCache:
     """
 
     def __init__(self, directory: str | Path | None, *, scope: str = "") -> None:
-        self.hits = 0
-        self.misses = 0
-        self.corrupted = 0
+        self.stats = CacheStats()
         self.scope = scope
         self._file: CacheFile | None = None
         self._warnings: list[str] = []
@@ -102,16 +100,15 @@ class ProjectionCache:
                     "DELETE FROM projections WHERE pair = ? AND direction = ?", bad
                 )
             )
-            self.corrupted += len(bad)
-            self._warnings.append(
-                f"{len(bad)} cached projection(s) failed their checksum and were scored again."
-            )
+            damaged = len({pair for pair, _ in bad})  # counted per pair, as hits and misses are
+            self.stats.corrupted += damaged
+            self._warnings.append(f"{damaged} cached pair(s) failed their checksum and were scored again.")
         for key, by_direction in rows.items():
             if all(d in by_direction for d in directions):
                 values = [by_direction[d][0] for d in directions]
                 found[stored[key]] = (values, by_direction[directions[0]][1])
-        self.hits += len(found)
-        self.misses += len(wanted) - len(found)
+        self.stats.hits += len(found)
+        self.stats.misses += len(wanted) - len(found)
         return found
 
     def put_many(
@@ -126,11 +123,12 @@ class ProjectionCache:
             for direction, value in zip(directions, values, strict=True):
                 checksum = _checksum(key, direction, float(value), truncated)
                 rows.append((key, direction, float(value), int(truncated), checksum))
-        self._file.write(
+        if self._file.write(
             lambda connection: connection.executemany(
                 "INSERT OR REPLACE INTO projections VALUES (?, ?, ?, ?, ?)", rows
             )
-        )
+        ):
+            self.stats.written += len(entries)
 
     def close(self) -> None:
         if self._file is not None:

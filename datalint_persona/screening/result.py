@@ -10,8 +10,9 @@ from typing import TYPE_CHECKING, Any
 
 from datalint_persona import __version__
 from datalint_persona.paths import display_path
+from datalint_persona.run_records import RunSettings, ScreenResult, VectorInfo
 from datalint_persona.screening.run_plan import RunPlan
-from datalint_persona.types import InvalidRecord, RuleInfo, ScreenResult
+from datalint_persona.types import InvalidRecord, RuleInfo
 from datalint_persona.verdicts.findings import dataset_findings, invalid_findings, sample_findings
 from datalint_persona.verdicts.summaries import count_warnings
 
@@ -113,36 +114,34 @@ def _run_warnings(
     return warnings
 
 
-def _run_settings(plan: RunPlan, scan: DatasetScan, shard: Shard | None) -> dict[str, object]:
+def _run_settings(plan: RunPlan, scan: DatasetScan, shard: Shard | None) -> RunSettings:
     """The settings a report records (those that change its numbers)."""
     from datalint_persona.screening.sharding import shard_settings
 
     opts = plan.options
-    settings: dict[str, object] = {
-        "backend": opts.backend,
-        "max_new_tokens": plan.generation.max_new_tokens,
-        "max_tokens": plan.max_tokens,
-        "batch_size": opts.batch_size,
-        "seed": opts.seed,
-        "temperature": opts.temperature,
-        "fail_on": opts.fail_on,
-        "dataset_fpr": opts.dataset_fpr,
-        "fdr": opts.fdr,
-    }
-    if shard is not None:
-        settings["shard"] = shard_settings(shard, scan.sizes)
-    return settings
+    return RunSettings(
+        backend=opts.backend,
+        max_new_tokens=plan.generation.max_new_tokens,
+        max_tokens=plan.max_tokens,
+        batch_size=opts.batch_size,
+        seed=opts.seed,
+        temperature=opts.temperature,
+        fail_on=opts.fail_on,
+        dataset_fpr=opts.dataset_fpr,
+        fdr=opts.fdr,
+        shard=None if shard is None else shard_settings(shard, scan.sizes),
+    )
 
 
-def _vector_record(vector: PersonaVector) -> dict[str, Any]:
+def _vector_record(vector: PersonaVector) -> VectorInfo:
     """What a report records about a vector."""
-    return {
-        "trait": vector.trait,
-        "file": display_path(vector.path or f"{vector.trait}.safetensors"),
-        "sha256": vector.metadata["tensor_sha256"],
-        "model_identity": vector.model_identity,
-        "method": vector.metadata.get("method", "unknown"),
-    }
+    return VectorInfo(
+        trait=vector.trait,
+        file=display_path(vector.path or f"{vector.trait}.safetensors"),
+        sha256=vector.tensor_sha256,
+        model_identity=vector.model_identity,
+        method=vector.method,
+    )
 
 
 def _calibration_values(
@@ -152,8 +151,8 @@ def _calibration_values(
     values: dict[str, dict[str, tuple[float, ...]]] = {}
     for rule in rules:
         calibration = by_trait[rule.trait].calibration
-        if calibration.get("layer") != rule.layer:
+        if calibration.layer != rule.layer:
             continue
-        stored = {name: calibration.get(f"{name}_delta_p") for name in ("normal", "trait")}
-        values[rule.trait] = {name: tuple(map(float, v)) for name, v in stored.items() if v}
+        stored = {"normal": calibration.normal_delta_p, "trait": calibration.trait_delta_p}
+        values[rule.trait] = {name: v for name, v in stored.items() if v}
     return values

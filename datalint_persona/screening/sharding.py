@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from datalint_persona.errors import ConfigError
+from datalint_persona.run_records import ShardInfo
 
 _PATTERN = re.compile(r"^\s*(\d+)\s*/\s*(\d+)\s*$")
 
@@ -54,8 +55,8 @@ def parse_shard(text: str) -> Shard:
     return Shard(index, count)
 
 
-def shard_settings(shard: Shard, sizes: Mapping[str, int]) -> dict[str, object]:
+def shard_settings(shard: Shard, sizes: Mapping[str, int]) -> ShardInfo:
     """What ``persona-lint merge`` needs beyond the per-sample values: which shard this is, and
     how many samples the whole run has (``sizes``: samples per source). The verdicts need every
     sample, so the merge decides them."""
-    return {"index": shard.index, "count": shard.count, "total_samples": sum(sizes.values())}
+    return ShardInfo(index=shard.index, count=shard.count, total_samples=sum(sizes.values()))

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from datalint_persona.dataset.changes import ChangedLines, changed_lines, restrict_to_changes
-from datalint_persona.types import ScreenResult
+from datalint_persona.run_records import ScreenResult
 from datalint_persona.verdicts.baseline import Baseline, apply_baseline, read_baseline, write_baseline
 
 __all__ = ["Workflow", "finish_workflow", "prepare_workflow", "write_and_accept_baseline"]

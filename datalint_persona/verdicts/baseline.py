@@ -18,7 +18,8 @@ from typing import Any
 
 from datalint_persona.atomic import atomic_write_bytes
 from datalint_persona.errors import ConfigError
-from datalint_persona.types import Finding, ScreenResult
+from datalint_persona.run_records import ScreenResult
+from datalint_persona.types import Finding
 
 __all__ = [
     "BASELINE_SCHEMA_ID",
@@ -110,7 +111,7 @@ def apply_baseline(result: ScreenResult, baseline: Baseline, path: str) -> Scree
             findings.append(replace(finding, baselined=True, justification=BASELINE_JUSTIFICATION))
         else:
             findings.append(finding)
-    settings = {**result.settings, "baseline": Path(path).name}
+    settings = replace(result.settings, baseline=Path(path).name)
     return replace(result, findings=tuple(findings), settings=settings)
 
 

@@ -10,10 +10,10 @@ changed samples are held against the file's unchanged ones (:func:`compare_chang
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 
 import numpy as np
 
+from datalint_persona.run_records import ChangeComparison
 from datalint_persona.stats import bootstrap_mean_ci, holm, mean_above_p_value, two_sample_above_p_value
 from datalint_persona.types import DatasetSummary, RuleInfo, SampleScore
 from datalint_persona.verdicts.samples import ScoreColumns
@@ -153,28 +153,6 @@ def _summary(
         adjusted_p=adjusted_p,
         status=status,
     )
-
-
-@dataclass(frozen=True)
-class ChangeComparison:
-    """A pull request's changed samples of one file against its unchanged ones, for one trait.
-
-    The file's own style is the reference: flagged when a one-sided Welch t test shows that the
-    changed samples' mean ΔP exceeds the unchanged samples' by more than margin x gap, after Holm's
-    correction over every file and trait compared.
-    """
-
-    trait: str
-    source: str
-    n_changed: int
-    n_unchanged: int
-    mean_changed: float
-    mean_unchanged: float
-    effect: float  # (mean_changed - mean_unchanged) / gap
-    margin: float
-    p_value: float
-    adjusted_p: float
-    flagged: bool
 
 
 def compare_changes(

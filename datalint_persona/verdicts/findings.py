@@ -6,9 +6,9 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
+from datalint_persona.run_records import ChangeComparison
 from datalint_persona.text import one_line
 from datalint_persona.types import DatasetSummary, Finding, InvalidRecord, RuleInfo, SampleScore, TraitScore
-from datalint_persona.verdicts.datasets import ChangeComparison
 from datalint_persona.verdicts.rules import INVALID_RECORD_RULE
 
 EXCERPT_CHARS = 160

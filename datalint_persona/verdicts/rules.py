@@ -19,6 +19,7 @@ import yaml
 from datalint_persona._bundled import bundled
 from datalint_persona.errors import ConfigError
 from datalint_persona.persona.vectors import PersonaVector
+from datalint_persona.stats import CleanNull
 from datalint_persona.types import RuleInfo
 
 PROJECT_URL = "https://github.com/persona-lint/persona-lint"
@@ -95,30 +96,6 @@ def default_rule_for(trait: str) -> RuleDefault:
 DEFAULT_MARGIN = 0.5
 
 
-def calibrated_null(calibration: Mapping[str, Any]) -> tuple[float, float, float] | None:
-    """``(df, loc, scale)`` of the clean null: as calibrated, else fitted to the stored normal ΔP."""
-    from datalint_persona.stats import fit_clean_null
-
-    null = calibration.get("null")
-    if isinstance(null, Mapping):
-        return float(null["df"]), float(null["loc"]), float(null["scale"])
-    normals = calibration.get("normal_delta_p")
-    if isinstance(normals, list) and len(normals) >= 10:
-        fitted = fit_clean_null(normals)
-        return fitted.df, fitted.loc, fitted.scale
-    return None
-
-
-def calibrated_gap(calibration: Mapping[str, Any]) -> float | None:
-    """Mean ΔP of trait answers minus that of normal answers on the calibration pairs."""
-    if "gap" in calibration:
-        return float(calibration["gap"])
-    trait, normal = calibration.get("trait_delta_p"), calibration.get("normal_delta_p")
-    if trait and normal:
-        return float(sum(trait) / len(trait) - sum(normal) / len(normal))
-    return None
-
-
 def resolve_rule(default: RuleDefault, vector: PersonaVector, overrides: Mapping[str, Any]) -> RuleInfo:
     """Merge rule file, vector calibration and overrides into the rule a run applies.
 
@@ -143,18 +120,17 @@ def resolve_rule(default: RuleDefault, vector: PersonaVector, overrides: Mapping
     sample_threshold = fixed("sample-threshold", default.sample_threshold)
     dataset_threshold = fixed("dataset-threshold", default.dataset_threshold)
     # Calibration statistics apply only at the layer they were measured at.
-    calibrated_here = calibration.get("layer") == layer
-    null = calibrated_null(calibration) if calibrated_here else None
-    gap = calibrated_gap(calibration) if calibrated_here else None
+    calibrated_here = calibration.layer == layer
+    null = calibration.null if calibrated_here else None
+    gap = calibration.gap if calibrated_here else None
     if sample_threshold is None and null is None:
         raise ConfigError(
             f"{where}: the vector {vector.path or vector.trait} has no calibration at layer {layer}.",
             fix=f"run 'persona-lint calibrate' (at layer {layer}), or set rules.{default.trait}.sample-threshold.",
         )
-    reference = calibration.get("reference") if calibrated_here else None
     margin = overrides.get("margin", default.margin)
     if margin == "calibrated":
-        margin = calibration.get("margin", DEFAULT_MARGIN) if calibrated_here else DEFAULT_MARGIN
+        margin = calibration.margin if calibrated_here and calibration.margin is not None else DEFAULT_MARGIN
     return RuleInfo(
         id=default.id,
         trait=default.trait,
@@ -165,20 +141,17 @@ def resolve_rule(default: RuleDefault, vector: PersonaVector, overrides: Mapping
         sample_threshold=sample_threshold,
         dataset_threshold=dataset_threshold,
         help_uri=f"{PROJECT_URL}/blob/main/docs/rules.md#{default.trait}",
-        calibration_mean=null[1] if null else None,
-        calibration_std=null[2] if null else None,
+        calibration_mean=null.loc if null else None,
+        calibration_std=null.scale if null else None,
         enabled=bool(overrides.get("enabled", True)),
-        null_df=null[0] if null else None,
+        null_df=null.df if null else None,
         gap=gap,
         margin=float(margin),
-        reference_weight=float(reference["weight"]) if reference else 1.0,
-        reference_mean=float(reference["own_answer_mean"]) if reference else 0.0,
-        own_answer_null=_own_answer_null(calibration) if calibrated_here else None,
+        reference_weight=calibration.reference_weight if calibrated_here else 1.0,
+        reference_mean=calibration.reference_mean if calibrated_here else 0.0,
+        own_answer_null=_triple(calibration.own_answer_null) if calibrated_here else None,
     )
 
 
-def _own_answer_null(calibration: Mapping[str, Any]) -> tuple[float, float, float] | None:
-    null = calibration.get("own_answer_null")
-    if not isinstance(null, Mapping):
-        return None
-    return float(null["df"]), float(null["loc"]), float(null["scale"])
+def _triple(null: CleanNull | None) -> tuple[float, float, float] | None:
+    return None if null is None else (null.df, null.loc, null.scale)

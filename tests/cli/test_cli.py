@@ -200,7 +200,7 @@ def test_json_report_validates_and_lists_every_sample(
     assert all(s["source"] == "train.jsonl" for s in report["samples"])
     # The dataset bound (margin x gap) is reported, and 4 samples are too few to decide.
     [dataset] = report["datasets"]
-    calibration = calibrated_vector.calibration
+    calibration = calibrated_vector.calibration_record
     assert dataset["threshold"] == pytest.approx(calibration["margin"] * calibration["gap"])
     assert dataset["effect"] == pytest.approx(dataset["mean_delta_p"] / calibration["gap"])
     assert (dataset["status"], dataset["flagged"]) == ("too-few-samples", False)

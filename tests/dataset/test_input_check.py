@@ -65,5 +65,5 @@ def test_an_unchanged_input_passes_and_reports_its_sha256(
 
     data = write_jsonl(tmp_path / "train.jsonl", RECORDS)
     result = screen([str(data)], _options(tiny_llama_dir, vectors_dir, tmp_path, max_new_tokens=4))
-    assert [entry["sha256"] for entry in result.inputs] == [hashlib.sha256(data.read_bytes()).hexdigest()]
+    assert [entry.sha256 for entry in result.inputs] == [hashlib.sha256(data.read_bytes()).hexdigest()]
     assert len(list(result.samples)) == len(RECORDS)

@@ -649,7 +649,7 @@ def test_scan_records_where_max_samples_stopped_and_each_input_sha256(repo: Path
     assert scan.sizes == {"a.jsonl": 2, "b.jsonl": 1} and scan.stopped_after == "b.jsonl:1"
     assert [(r.source, r.line) for r in scan.invalid] == [("a.jsonl", 2)]
     digests = [hashlib.sha256(Path(path).read_bytes()).hexdigest() for path in (first, second)]
-    assert [entry["sha256"] for entry in scan.inputs] == digests
+    assert [entry.sha256 for entry in scan.inputs] == digests
     assert scan_dataset([first, second], skip_invalid=True).stopped_after is None
 
 

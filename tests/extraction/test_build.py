@@ -59,7 +59,7 @@ def test_build_vectors_equals_extraction_then_calibration(
         tiny_llama, [uncalibrated_vector], load_clean_samples([str(clean_file)]), batch_size=4
     )
     expected = calibrate_vector(tiny_llama, uncalibrated_vector, trait.calibration, batch_size=4, clean=clean)
-    got = built.calibration
+    got = built.calibration_record
     assert got["sample_threshold"] == pytest.approx(expected["sample_threshold"], abs=1e-5)
     assert (
         got["null"]["sources"]

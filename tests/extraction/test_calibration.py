@@ -17,7 +17,7 @@ def test_trait_minus_normal_delta_p_is_the_pair_contrast(
     calibrated_vector: PersonaVector, tiny_llama: LoadedModel, trait: TraitDefinition
 ) -> None:
     """ΔP(pos) - ΔP(neg) = proj(x, pos) - proj(x, neg): y' cancels, so this needs no generation."""
-    calibration = calibrated_vector.calibration
+    calibration = calibrated_vector.calibration_record
     layer = calibration["layer"]
     unit = calibrated_vector.vectors[layer].astype(np.float64)
     unit /= np.linalg.norm(unit)
@@ -31,7 +31,7 @@ def test_trait_minus_normal_delta_p_is_the_pair_contrast(
 
 
 def test_thresholds_and_normal_statistics(calibrated_vector: PersonaVector, trait: TraitDefinition) -> None:
-    calibration = calibrated_vector.calibration
+    calibration = calibrated_vector.calibration_record
     normal = np.array(calibration["normal_delta_p"])
     assert len(normal) == len(trait.calibration) == calibration["overall"]["n_pairs"]
     assert calibration["layer"] == calibrated_vector.chosen_layer
@@ -55,7 +55,7 @@ def test_gap_null_margin_and_reference_from_normals_and_clean_answers(
     from datalint_persona.model.backends import GenerationSettings
     from datalint_persona.screening.generation import DEFAULT_MAX_NEW_TOKENS, generate_y_prime
 
-    calibration = calibrated_vector.calibration
+    calibration = calibrated_vector.calibration_record
     layer = calibration["layer"]
     unit = calibrated_vector.vectors[layer].astype(np.float64)
     unit /= np.linalg.norm(unit)
@@ -144,7 +144,7 @@ def test_a_fixed_reference_weight_of_one_is_the_papers_delta_p(
 
 
 def test_confusable_and_style_breakdowns(calibrated_vector: PersonaVector, trait: TraitDefinition) -> None:
-    calibration = calibrated_vector.calibration
+    calibration = calibrated_vector.calibration_record
     confusable = [p for p in trait.calibration if p.confusable is not None]
     assert calibration["confusable"]["n_pairs"] == len(confusable) == 3
     styles = {p.style for p in trait.calibration}

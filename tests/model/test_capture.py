@@ -12,6 +12,7 @@ from datalint_persona.model.capture import (
     LAYER_TEMPLATE_VARIABLE,
     LAYER_TEMPLATES,
     MIN_SHARED_PREFIX,
+    NORM_PATH_VARIABLE,
     _StopForward,
     decoder_blocks,
     final_norm,
@@ -190,19 +191,21 @@ class _RenamedTrunk(torch.nn.Module):
         self.embed = torch.nn.Embedding(vocab, width)
         self.trunk = torch.nn.Module()
         self.trunk.stack = torch.nn.ModuleList(torch.nn.Linear(width, width) for _ in range(n_blocks))
+        self.trunk.last_norm = torch.nn.LayerNorm(width)
 
     def hidden_states(self, input_ids: torch.Tensor) -> list[torch.Tensor]:
-        """Every layer's residual stream, computed without hooks: [embeddings, after block 0, ...]."""
+        """Every layer's residual stream, computed without hooks, as output_hidden_states gives it:
+        [embeddings, after block 0, ..., the final norm of the last block's output]."""
         states = [self.embed(input_ids)]
         for block in self.trunk.stack:
             states.append(states[-1] + torch.tanh(block(states[-1])))
-        return states
+        return [*states[:-1], self.trunk.last_norm(states[-1])]
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, use_cache: bool = False) -> Any:
         hidden = self.embed(input_ids)
         for block in self.trunk.stack:
             hidden = hidden + torch.tanh(block(hidden))
-        return hidden
+        return self.trunk.last_norm(hidden)
 
 
 def test_a_layer_template_set_in_the_environment_finds_renamed_blocks(
@@ -221,6 +224,24 @@ def test_a_layer_template_set_in_the_environment_finds_renamed_blocks(
         reference = model.hidden_states(ids)
     for layer in (0, 1, 2):
         assert torch.equal(captured[layer], reference[layer]), f"layer {layer}"
+
+
+def test_a_final_norm_path_set_in_the_environment_gives_the_last_layer(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    model = _RenamedTrunk().eval()
+    ids = torch.tensor([[1, 2, 3, 4]])
+    monkeypatch.setenv(LAYER_TEMPLATE_VARIABLE, "trunk.stack.{num}")
+    monkeypatch.delenv(NORM_PATH_VARIABLE, raising=False)
+    with pytest.raises(ModelError) as caught:
+        forward_to_layers(model, ids, torch.ones_like(ids), [3])
+    assert caught.value.fix is not None and f"set {NORM_PATH_VARIABLE}" in caught.value.fix
+    assert "open an issue" not in caught.value.fix
+    monkeypatch.setenv(NORM_PATH_VARIABLE, "trunk.last_norm")
+    captured = forward_to_layers(model, ids, torch.ones_like(ids), [2, 3])
+    with torch.no_grad():
+        reference = model.hidden_states(ids)
+    assert torch.equal(captured[3], reference[3]) and torch.equal(captured[2], reference[2])
 
 
 def test_the_environment_template_is_tried_first_then_the_known_ones(

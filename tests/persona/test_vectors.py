@@ -137,3 +137,39 @@ def test_no_pickle_anywhere_in_the_package() -> None:
         text = source.read_text(encoding="utf-8")
         for forbidden in FORBIDDEN:
             assert forbidden not in text, f"{source.relative_to(PACKAGE.parent)} uses {forbidden}"
+
+
+def test_calibration_is_read_from_the_sidecar_block(calibrated_vector: PersonaVector) -> None:
+    record = calibrated_vector.calibration_record
+    calibration = calibrated_vector.calibration
+    assert calibration.layer == record["layer"] == calibrated_vector.chosen_layer
+    null = record["null"]
+    assert (calibration.null.df, calibration.null.loc, calibration.null.scale) == (  # type: ignore[union-attr]
+        null["df"],
+        null["loc"],
+        null["scale"],
+    )
+    assert (calibration.gap, calibration.margin) == (record["gap"], record["margin"])
+    assert calibration.normal_delta_p == tuple(record["normal_delta_p"])
+    assert calibration.y_prime == (record["y_prime"]["max_new_tokens"], record["y_prime"]["temperature"])
+    assert (calibration.auroc, calibration.null_size) == (record["overall"]["auroc"], null["n"])
+
+
+def test_a_sidecar_without_a_fitted_null_gets_one_from_its_normal_answers() -> None:
+    from scipy.stats import t
+
+    from datalint_persona.persona.vectors import VectorCalibration
+
+    rng = np.random.default_rng(3)
+    normal, trait = rng.standard_t(5, size=400) - 1.0, rng.normal(4.0, 1.0, size=30)
+    old = VectorCalibration.from_record(
+        {"layer": 2, "normal_delta_p": normal.tolist(), "trait_delta_p": trait.tolist()}
+    )
+    assert old.null is not None
+    df, loc, scale = t.fit(normal)  # scipy's own fit, unbounded
+    assert (old.null.df, old.null.loc, old.null.scale) == pytest.approx((df, loc, scale), rel=0.05)
+    assert old.gap == pytest.approx(trait.mean() - normal.mean())
+    assert (old.reference_weight, old.reference_mean, old.y_prime) == (1.0, 0.0, None)
+    # Too few normal answers to fit: no null, and so no statistical verdict.
+    assert VectorCalibration.from_record({"layer": 2, "normal_delta_p": [0.0] * 9}).null is None
+    assert VectorCalibration.from_record({}) == VectorCalibration()

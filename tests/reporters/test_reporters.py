@@ -18,6 +18,7 @@ from datalint_persona.errors import PersonaLintError
 from datalint_persona.reporters import REPORTERS, render_json, render_sarif, write_report
 from datalint_persona.reporters.sarif import INVALID_RECORD_RULE_ID, semantic_version
 from datalint_persona.reporters.terminal import print_terminal
+from datalint_persona.run_records import ModelInfo, RunSettings, ScreenResult, VectorInfo
 from datalint_persona.types import (
     DatasetSummary,
     Finding,
@@ -26,13 +27,25 @@ from datalint_persona.types import (
     RuleInfo,
     Sample,
     SampleScore,
-    ScreenResult,
     TraitScore,
 )
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 REPORT_SCHEMA = REPO_ROOT / "datalint_persona" / "schemas" / "report.schema.json"
 TRAIN, EXTRA = "data/train.jsonl", "data/extra set.jsonl"
+MODEL = ModelInfo("SmolLM2-135M-Instruct", "sha256:abc", "gguf", "LlamaForCausalLM", 30, 576)
+SETTINGS = RunSettings(
+    backend="transformers",
+    max_new_tokens=128,
+    max_tokens=2048,
+    batch_size=16,
+    seed=0,
+    temperature=0.0,
+    fail_on="error",
+    dataset_fpr=0.05,
+    fdr=0.05,
+    baseline=".persona-lint-baseline.json",
+)
 
 
 def _sarif_schema() -> dict[str, object]:
@@ -172,23 +185,11 @@ def make_result(
     )
     return ScreenResult(
         tool_version="0.2.0.dev1",
-        model={"name": "SmolLM2-135M-Instruct", "identity": "sha256:abc", "kind": "gguf", "revision": "main"},
-        settings={
-            "backend": "transformers",
-            "max_new_tokens": 128,
-            "seed": 0,
-            "fail_on": "error",
-            "baseline": ".persona-lint-baseline.json",
-            "cache_dir": Path("/tmp/cache"),
-        },
+        model=MODEL,
+        settings=SETTINGS,
         vectors=(
-            {"trait": "evil", "file": "vectors/evil.safetensors", "sha256": "0" * 64, "layer": 12},
-            {
-                "trait": "sycophancy",
-                "file": "vectors/sycophancy.safetensors",
-                "sha256": "1" * 64,
-                "layer": 14,
-            },
+            VectorInfo("evil", "vectors/evil.safetensors", "0" * 64, "sha256:abc", "contrastive"),
+            VectorInfo("sycophancy", "vectors/sycophancy.safetensors", "1" * 64, "sha256:abc", "prompted"),
         ),
         rules=RULES,
         sources=(TRAIN, EXTRA),
@@ -371,7 +372,7 @@ def test_sarif_baselined_finding_is_suppressed_and_unchanged(result: ScreenResul
 
 
 def test_sarif_without_a_baseline_has_no_baseline_state(result: ScreenResult) -> None:
-    settings = {k: v for k, v in result.settings.items() if k != "baseline"}
+    settings = dataclasses.replace(result.settings, baseline=None)
     findings = tuple(dataclasses.replace(f, baselined=False) for f in result.findings)
     plain = dataclasses.replace(result, settings=settings, findings=findings)
     results = _sarif(plain)["runs"][0]["results"]
@@ -430,9 +431,19 @@ def test_json_report_holds_run_metadata_findings_and_invalid_records(result: Scr
     report = json.loads(render_json(result))
     assert report["schema"] == "persona-lint/report/v1"
     assert report["tool"] == {"name": "persona-lint", "version": "0.2.0.dev1"}
-    assert report["model"] == result.model
-    assert report["settings"]["cache_dir"] == "/tmp/cache" and report["settings"]["max_new_tokens"] == 128
-    assert report["vectors"] == [dict(v) for v in result.vectors]
+    assert report["model"] == {
+        "name": "SmolLM2-135M-Instruct",
+        "identity": "sha256:abc",
+        "kind": "gguf",
+        "architecture": "LlamaForCausalLM",
+        "num_layers": "30",
+        "hidden_size": "576",
+    }
+    assert ModelInfo.from_dict(report["model"]) == result.model
+    assert report["settings"]["baseline"] == ".persona-lint-baseline.json"
+    assert report["settings"]["max_new_tokens"] == 128 and "shard" not in report["settings"]
+    assert RunSettings.from_dict(report["settings"]) == result.settings
+    assert [VectorInfo(**v) for v in report["vectors"]] == list(result.vectors)
     assert [RuleInfo(**rule) for rule in report["rules"]] == list(result.rules)
     assert report["sources"] == [TRAIN, EXTRA]
     assert (report["started_at"], report["finished_at"]) == ("2026-11-27T10:00:00Z", "2026-11-27T10:05:00Z")
@@ -477,8 +488,8 @@ def test_json_report_datasets_carry_threshold_and_flag(result: ScreenResult) -> 
 
 
 def test_renders_are_byte_identical(result: ScreenResult) -> None:
-    # Equal results built separately, with settings in another insertion order, give the same bytes.
-    twin = dataclasses.replace(make_result(), settings=dict(reversed(list(result.settings.items()))))
+    # Equal results built separately give the same bytes.
+    twin = make_result()
     for render in (render_json, render_sarif):
         first = render(result).encode("utf-8")
         assert first == render(result).encode("utf-8") == render(twin).encode("utf-8")
@@ -571,7 +582,7 @@ def test_terminal_leaves_colour_to_the_console(result: ScreenResult) -> None:
 
 
 def test_terminal_with_nothing_to_report() -> None:
-    empty = ScreenResult("0", {}, {}, (), (), (), (), (), (), (), "t0", "t1")
+    empty = ScreenResult("0", MODEL, SETTINGS, (), (), (), (), (), (), (), "t0", "t1")
     assert _terminal_text(empty).strip() == "No findings."
 
 
@@ -648,5 +659,5 @@ def test_terminal_ranks_errors_before_notes_with_higher_z() -> None:
     note = Finding("persona/humorous", "note", "sample", "d.jsonl", 1, "m", "humorous", 9.0, 1.0, 8.0)
     error = Finding("persona/evil", "error", "sample", "d.jsonl", 2, "m", "evil", 3.0, 1.0, 2.0)
     warning = Finding("persona/impolite", "warning", "sample", "d.jsonl", 3, "m", "impolite", 5.0, 1.0, 4.0)
-    result = ScreenResult("0", {}, {}, (), (), (), (), (), (note, error, warning), (), "t0", "t1")
+    result = ScreenResult("0", MODEL, SETTINGS, (), (), (), (), (), (note, error, warning), (), "t0", "t1")
     assert [f.line for f in ranked_sample_findings(result)] == [2, 3, 1]

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 
+from datalint_persona.run_records import ScreenResult
 from datalint_persona.screening import cache_file
 from datalint_persona.screening.engine import screen
-from datalint_persona.types import ScreenResult
 from screening.test_engine import RECORDS, _options, write_jsonl
 
 FILES = {"y'": ("generations.sqlite3", "generations"), "projection": ("projections.sqlite3", "projections")}

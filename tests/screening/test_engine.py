@@ -14,10 +14,11 @@ from conftest import TRAIT, reference_means
 from datalint_persona.errors import PersonaLintError
 from datalint_persona.model.loading import LoadedModel
 from datalint_persona.persona.vectors import PersonaVector
+from datalint_persona.run_records import ScreenResult
 from datalint_persona.screening.engine import screen
 from datalint_persona.screening.generation import DEFAULT_MAX_NEW_TOKENS
 from datalint_persona.settings import ScreenOptions
-from datalint_persona.types import Message, ScreenResult
+from datalint_persona.types import Message
 
 RECORDS: list[dict[str, Any]] = [
     {
@@ -127,7 +128,7 @@ def test_every_delta_p_matches_an_independent_computation(
         assert abs(trait_score.projection_y - y) < 1e-4, score.sample.location
         assert abs(trait_score.projection_y_prime - y_prime) < 1e-4, score.sample.location
         # The reference: the calibrated weight of y' and the rest of the model's mean own answer.
-        reference = calibrated_vector.calibration["reference"]
+        reference = calibrated_vector.calibration_record["reference"]
         weight, mean = reference["weight"], reference["own_answer_mean"]
         assert (rule.reference_weight, rule.reference_mean) == (weight, mean)
         expected = y - (weight * y_prime + (1 - weight) * mean)
@@ -139,9 +140,11 @@ def test_y_prime_is_the_lone_greedy_answer_to_the_templated_prompt(
     run: tuple[ScreenResult, Path], tiny_llama: LoadedModel, calibrated_vector: PersonaVector
 ) -> None:
     result, _ = run
-    max_new = result.settings["max_new_tokens"]
+    max_new = result.settings.max_new_tokens
     # One y' policy: the budget the vector was calibrated with, whatever the dataset's lengths.
-    assert max_new == DEFAULT_MAX_NEW_TOKENS == calibrated_vector.calibration["y_prime"]["max_new_tokens"]
+    assert (
+        max_new == DEFAULT_MAX_NEW_TOKENS == calibrated_vector.calibration_record["y_prime"]["max_new_tokens"]
+    )
     for score in result.samples[:3]:
         turns = [{"role": m.role, "content": m.content} for m in score.sample.prompt]
         text = tiny_llama.tokenizer.apply_chat_template(turns, tokenize=False, add_generation_prompt=True)
@@ -161,7 +164,7 @@ def test_z_scores_use_the_vector_calibration(
     run: tuple[ScreenResult, Path], calibrated_vector: PersonaVector
 ) -> None:
     result, _ = run
-    null = calibrated_vector.calibration["null"]
+    null = calibrated_vector.calibration_record["null"]
     [rule] = result.rules
     assert (rule.null_df, rule.calibration_mean, rule.calibration_std) == (
         null["df"],
@@ -189,7 +192,7 @@ def test_dataset_summaries_per_source(
         assert summary.ci_low <= summary.mean_delta_p <= summary.ci_high
         assert summary.ci_low < summary.ci_high
         assert summary.mean_projection_y == pytest.approx(np.mean([s.scores[0].projection_y for s in rows]))
-        calibration = calibrated_vector.calibration
+        calibration = calibrated_vector.calibration_record
         assert summary.threshold == pytest.approx(calibration["margin"] * calibration["gap"])
         assert summary.effect == pytest.approx(summary.mean_delta_p / calibration["gap"])
         # Files of 6 and 2 samples are too small to decide: no verdict, and no dataset finding.
@@ -349,7 +352,7 @@ def test_a_samples_scores_do_not_depend_on_the_rest_of_the_run(
         options = _options(tiny_llama_dir, vectors_dir, tmp_path, cache_dir=None)
         [single] = screen([str(alone)], options).samples
         together = screen([str(mixed)], options)
-        assert together.settings["max_new_tokens"] == result.settings["max_new_tokens"]
+        assert together.settings.max_new_tokens == result.settings.max_new_tokens
         for other in (together.samples[0], result.samples[i]):
             assert other.y_prime == single.y_prime
             assert other.scores[0].delta_p == pytest.approx(single.scores[0].delta_p, abs=1e-5)
@@ -367,11 +370,11 @@ def test_screen_without_options_reads_the_config_of_the_working_directory(
     monkeypatch.chdir(tmp_path)
     given = {"model": str(tiny_llama_dir), "vectors": str(vectors_dir), "device": "cpu", "cache_dir": None}
     configured = screen([str(data)], seed=3, **given)
-    assert configured.settings["fdr"] == 0.2 and configured.settings["dataset_fpr"] == 0.1
-    assert configured.settings["max_new_tokens"] == 3
-    assert configured.settings["seed"] == 3  # the keyword wins over the config's 7
+    assert configured.settings.fdr == 0.2 and configured.settings.dataset_fpr == 0.1
+    assert configured.settings.max_new_tokens == 3
+    assert configured.settings.seed == 3  # the keyword wins over the config's 7
     explicit = screen([str(data)], ScreenOptions(max_new_tokens=3, **given))
-    assert explicit.settings["fdr"] == 0.05 and explicit.settings["seed"] == 0
+    assert explicit.settings.fdr == 0.05 and explicit.settings.seed == 0
 
 
 def test_a_broken_baseline_fails_before_the_model_loads(tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from datalint_persona.cli.main import main
-from datalint_persona.errors import ConfigError, PersonaLintError
+from datalint_persona.errors import ConfigError, InputError, PersonaLintError
 from datalint_persona.reporters import render_json
 from datalint_persona.reporters.gitlab import render_gitlab
 from datalint_persona.screening.engine import screen
@@ -173,6 +173,21 @@ def test_merge_refuses_shards_of_another_version_of_the_data(
     stale.write_text(json.dumps(edited), encoding="utf-8")
     with pytest.raises(PersonaLintError, match="its 'inputs' differs"):
         merge_reports([*shard_run["reports"][:2], str(stale)])
+
+
+def test_merge_refuses_settings_it_does_not_know(shard_run: dict[str, Any], tmp_path: Path) -> None:
+    # Every shard carries the same unknown setting, so only the typed read can catch it.
+    folder = tmp_path / "edited"
+    folder.mkdir()
+    edited = []
+    for path in shard_run["reports"]:
+        document = json.loads(Path(path).read_text(encoding="utf-8"))
+        document["settings"]["tempreature"] = 0.5
+        edited.append(folder / Path(path).name)
+        edited[-1].write_text(json.dumps(document), encoding="utf-8")
+    with pytest.raises(InputError, match="unknown settings tempreature") as caught:
+        merge_reports([str(p) for p in edited])
+    assert str(edited[0]) in str(caught.value)
 
 
 def test_shard_option_of_the_cli(shard_run: dict[str, Any], tiny_llama_dir: Path, vectors_dir: Path) -> None:

@@ -23,7 +23,7 @@ def test_every_trait_ships_a_calibrated_vector_for_the_embedded_model(smollm: Lo
     rules = shipped_rules()
     for vector in vectors:
         vector.check_model(smollm.identity, smollm.num_layers, smollm.hidden_size, "smollm2-135m-instruct")
-        calibration = vector.calibration
+        calibration = vector.calibration_record
         assert calibration["layer"] == vector.chosen_layer
         # The threshold is where at most 5% of the held-out normal answers' ΔP lie above it.
         normal = np.array(calibration["normal_delta_p"])

@@ -207,7 +207,7 @@ def test_changed_samples_are_compared_with_the_files_unchanged_ones() -> None:
     from scipy.stats import ttest_ind
 
     from datalint_persona.dataset.changes import ChangedLines, restrict_to_changes
-    from datalint_persona.types import ScreenResult
+    from datalint_persona.run_records import ModelInfo, RunSettings, ScreenResult
     from datalint_persona.verdicts.datasets import compare_changes
 
     style = null_draws(60, 30) + 5.0  # the file's own style sits far from the null
@@ -229,11 +229,17 @@ def test_changed_samples_are_compared_with_the_files_unchanged_ones() -> None:
     assert [c.flagged for c in comparisons] == [True, False]
     assert comparisons[0].effect == pytest.approx((added.mean() - style.mean()) / GAP)
     assert (comparisons[0].n_changed, comparisons[0].n_unchanged) == (30, 60)
+    model = ModelInfo("m", "sha256:0", "local", "LlamaForCausalLM", 2, 8)
+    settings = RunSettings("transformers", 8, 512, 16, 0, 0.0, "error", dataset_fpr=0.05, fdr=0.05)
     result = ScreenResult(
-        "0", {}, {"dataset_fpr": 0.05}, (), (rule(),), ("a.jsonl", "b.jsonl"), run, (), (), (), "t", "t"
+        "0", model, settings, (), (rule(),), ("a.jsonl", "b.jsonl"), run, (), (), (), "t", "t"
     )
     changes = {name: ChangedLines(name, lines) for name, lines in changed_lines.items()}
     restricted = restrict_to_changes(result, changes, "main")
     [finding] = [f for f in restricted.findings if f.kind == "dataset"]
     assert finding.source == "a.jsonl" and "30 changed samples pull toward 'evil'" in finding.message
-    assert len(restricted.settings["changed_comparisons"]) == 2  # type: ignore[arg-type]
+    assert restricted.settings.changed_comparisons == tuple(comparisons)
+    assert (restricted.settings.changed_since, restricted.settings.changed_samples) == (
+        "main",
+        60,
+    )  # 30 per file
