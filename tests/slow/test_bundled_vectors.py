@@ -73,4 +73,11 @@ def test_bundled_evil_vector_is_reproducible_from_its_trait_file_and_training_pa
         ]
     )
     assert rebuilt.metadata["chosen_layer"] == bundled.chosen_layer
-    np.testing.assert_allclose(rebuilt.vectors, bundled.vectors, rtol=1e-4, atol=1e-4)
+    # The same direction at every layer. Another CPU's kernels round differently (a probe's fit
+    # turns 1e-7 in activations into up to 1e-3 in single elements), so compare what the vector
+    # is used as: its direction and norm.
+    got, want = rebuilt.vectors.astype(np.float64), bundled.vectors.astype(np.float64)
+    norms_got, norms_want = np.linalg.norm(got, axis=1), np.linalg.norm(want, axis=1)
+    cosines = (got * want).sum(axis=1) / (norms_got * norms_want)
+    assert cosines.min() > 0.9999, cosines.round(6)
+    np.testing.assert_allclose(norms_got, norms_want, rtol=1e-3)
