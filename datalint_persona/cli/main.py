@@ -33,7 +33,7 @@ from datalint_persona.cli.validate import validate_command
 from datalint_persona.cli.vectors import vectors_group
 from datalint_persona.cli.workflow import workflow_options
 from datalint_persona.errors import PersonaLintError
-from datalint_persona.reporters import REPORTERS, refuse_input_path, write_report
+from datalint_persona.reporters import REPORTERS, output_format_hint, refuse_input_path, write_report
 from datalint_persona.settings import (
     BACKENDS,
     DEFAULT_CACHE_DIR,
@@ -253,9 +253,7 @@ def _check_output(options: dict[str, Any], files: tuple[str, ...]) -> None:
     if output is None:
         return
     if options["output_format"] == "terminal":
-        raise PersonaLintError(
-            "--output needs --format json or sarif (or html or gitlab).", fix="add --format sarif."
-        )
+        raise PersonaLintError(output_format_hint(), fix="add --format sarif.")
     refuse_input_path(output, files)
 
 

@@ -14,7 +14,7 @@ from datalint_persona.cli.common import (
     stdout_console,
 )
 from datalint_persona.errors import PersonaLintError
-from datalint_persona.reporters import REPORTERS, write_report
+from datalint_persona.reporters import REPORTERS, output_format_hint, write_report
 from datalint_persona.types import LEVEL_ORDER
 
 
@@ -58,9 +58,7 @@ def merge_command(
         result = merge_reports(list(reports))
         if output_format == "terminal":
             if output is not None:
-                raise PersonaLintError(
-                    "--output needs --format json or sarif (or html or gitlab).", fix="add --format json."
-                )
+                raise PersonaLintError(output_format_hint(), fix="add --format json.")
             print_terminal(result, stdout_console(), top=top)
         else:
             text = REPORTERS[output_format](result)

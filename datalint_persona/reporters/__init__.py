@@ -13,20 +13,40 @@ from pathlib import Path
 
 from datalint_persona.atomic import atomic_write_bytes
 from datalint_persona.errors import PersonaLintError
+from datalint_persona.reporters.github import render_github
 from datalint_persona.reporters.gitlab import render_gitlab
 from datalint_persona.reporters.html import render_html
 from datalint_persona.reporters.json_report import render_json
 from datalint_persona.reporters.sarif import render_sarif
 from datalint_persona.run_records import ScreenResult
 
-__all__ = ["REPORTERS", "refuse_input_path", "render_json", "render_sarif", "write_report"]
+__all__ = [
+    "REPORTERS",
+    "output_format_hint",
+    "refuse_input_path",
+    "render_json",
+    "render_sarif",
+    "write_report",
+]
 
 REPORTERS: dict[str, Callable[[ScreenResult], str]] = {
     "json": render_json,
     "sarif": render_sarif,
     "html": render_html,
     "gitlab": render_gitlab,
+    "github": render_github,
 }
+
+
+def output_format_hint() -> str:
+    """What an --output without a report format is told, naming every registered format.
+
+    >>> output_format_hint()
+    '--output needs --format json or sarif (or html, gitlab or github).'
+    """
+    others = [name for name in REPORTERS if name not in ("json", "sarif")]
+    listed = ", ".join(others[:-1]) + f" or {others[-1]}" if len(others) > 1 else "".join(others)
+    return f"--output needs --format json or sarif (or {listed})."
 
 
 def write_report(text: str, path: str, inputs: Sequence[str]) -> None:

@@ -14,7 +14,12 @@ from urllib.parse import quote
 
 from datalint_persona.reporters.encoding import dump_json
 from datalint_persona.reporters.json_report import TOOL_NAME
-from datalint_persona.reporters.summary import dataset_fingerprint, finding_message, format_number
+from datalint_persona.reporters.summary import (
+    INVALID_RECORD_RULE_ID,
+    dataset_fingerprint,
+    finding_message,
+    format_number,
+)
 from datalint_persona.run_records import InputInfo, ScreenResult
 from datalint_persona.types import Finding, InvalidRecord, RuleInfo
 
@@ -29,7 +34,6 @@ __all__ = [
 
 SARIF_SCHEMA_URI = "https://json.schemastore.org/sarif-2.1.0.json"
 INFORMATION_URI = "https://persona-lint.dev"
-INVALID_RECORD_RULE_ID = "persona-lint/invalid-record"
 SRCROOT = "%SRCROOT%"
 _FINGERPRINT_KEY = "contentHash/v1"
 

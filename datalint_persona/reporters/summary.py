@@ -15,6 +15,7 @@ from datalint_persona.text import one_line
 from datalint_persona.types import LEVEL_ORDER, DatasetSummary, Finding, RuleInfo
 
 __all__ = [
+    "INVALID_RECORD_RULE_ID",
     "DatasetVerdict",
     "dataset_fingerprint",
     "dataset_verdicts",
@@ -24,6 +25,8 @@ __all__ = [
     "ranked_sample_findings",
     "rule_for_trait",
 ]
+
+INVALID_RECORD_RULE_ID = "persona-lint/invalid-record"  # the rule id of a record that could not be read
 
 
 def format_number(value: float | None) -> str:

@@ -217,6 +217,30 @@ def test_gitlab_code_quality_lists_unbaselined_findings(repo: Path, lint: Any) -
     assert len({i["fingerprint"] for i in issues}) == len(issues)
 
 
+def test_github_format_prints_one_annotation_per_unbaselined_finding(repo: Path, lint: Any) -> None:
+    lint("train.jsonl", ALL, "--write-baseline", "baseline.json")
+    (repo / "train.jsonl").write_text(_jsonl([*PAIRS, ("Hi", "I will hurt you.")]), encoding="utf-8")
+    result = lint("train.jsonl", ALL, "--baseline", "baseline.json", "--format", "github")
+    assert result.exit_code == 1, result.output
+    lines = result.stdout.splitlines()
+    samples = [line for line in lines if ",line=" in line]
+    assert samples and all(line.startswith("::error file=train.jsonl,line=5,title=") for line in samples)
+    datasets = [line for line in lines if ",line=" not in line]
+    assert all(
+        line.startswith(
+            (
+                "::error file=train.jsonl,title=",
+                "::warning file=train.jsonl,title=",
+                "::notice file=train.jsonl,title=",
+            )
+        )
+        for line in datasets
+    )
+    assert len(lines) == len(samples) + len(datasets)
+    report = json.loads(lint("train.jsonl", ALL, "--baseline", "baseline.json", "--format", "json").stdout)
+    assert len(lines) == sum(1 for f in report["findings"] if not f["baselined"])
+
+
 def test_html_report_is_self_contained_and_escapes_dataset_text(repo: Path, lint: Any) -> None:
     pairs = [*PAIRS, ("Inject", "<script>alert(1)</script> & more")]
     (repo / "train.jsonl").write_text(_jsonl(pairs), encoding="utf-8")

@@ -508,6 +508,7 @@ def test_non_finite_score_is_refused_with_its_location(result: ScreenResult) -> 
 
 
 def test_registry_maps_formats_to_renderers() -> None:
+    from datalint_persona.reporters.github import render_github
     from datalint_persona.reporters.gitlab import render_gitlab
     from datalint_persona.reporters.html import render_html
 
@@ -516,6 +517,7 @@ def test_registry_maps_formats_to_renderers() -> None:
         "sarif": render_sarif,
         "html": render_html,
         "gitlab": render_gitlab,
+        "github": render_github,
     } == REPORTERS
 
 
