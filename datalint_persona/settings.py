@@ -297,6 +297,8 @@ def check_rule_traits(
     A shipped rule's trait passes even when ``--vectors`` lacks it, so one config can serve
     runs with other vectors.
     """
+    if not options.rule_overrides:
+        return
     from datalint_persona.verdicts.rules import shipped_rules
 
     known = set(shipped_rules())
@@ -317,7 +319,7 @@ def check_rule_traits(
             where = origins.get(trait, "setting 'rule_overrides'")
         else:
             line = _yaml_line(config.text, ["rules", trait]) if config.text is not None else None
-            place = f"{config.path}:{line}" if line is not None else str(config.path)
+            place = f"{config.path}:{line}" if line is not None else str(config.path or "the config")
             if place.endswith("pyproject.toml"):
                 place += " [tool.persona-lint]"
             where = f"{place}: key 'rules.{trait}'"
