@@ -10,16 +10,19 @@ key names code to run. This module imports no torch.
 from __future__ import annotations
 
 import json
+import re
 import tomllib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
+from functools import cache
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from datalint_persona.errors import ConfigError
+from datalint_persona.errors import ConfigError, VectorError
+from datalint_persona.suggest import did_you_mean, unknown_value
 
 CONFIG_NAMES = (".persona-lint.yaml", ".persona-lint.yml")
 # A real config has a few dozen values; YAML aliases can expand a short file into billions.
@@ -27,17 +30,24 @@ MAX_CONFIG_VALUES = 10_000
 DEFAULT_MODEL = "smollm2-135m-instruct"
 DEFAULT_CACHE_DIR = ".persona-lint-cache"  # relative to the working directory
 BACKENDS = ("transformers", "vllm")  # the y' generation backends (datalint_persona.model.backends)
+FAIL_ON = ("note", "warning", "error", "never")  # --fail-on: the lowest level that fails a run
+RULE_LEVELS = ("note", "warning", "error")
+# torch device types a run can ask for, optionally with an index (cuda:1).
+DEVICE_TYPES = ("cpu", "cuda", "mps", "xpu", "npu", "hpu")
+_DEVICE = re.compile(rf"auto|(?:{'|'.join(DEVICE_TYPES)})(?::\d+)?")
 
 
 @dataclass(frozen=True)
 class Config:
     values: dict[str, Any] = field(default_factory=dict)
     path: str | None = None
+    text: str | None = field(default=None, repr=False, compare=False)  # a YAML file's text, for lines
 
     def get(self, key: str, default: Any = None) -> Any:
         return self.values.get(key, default)
 
 
+@cache
 def _schema() -> dict[str, Any]:
     text = resources.files("datalint_persona").joinpath("schemas/config.schema.json").read_text()
     return dict(json.loads(text))
@@ -82,16 +92,23 @@ def validate_config(
         error = errors[0]
         key = ".".join(str(p) for p in error.absolute_path) or "(top level)"
         located = list(error.absolute_path)
+        message = f"{error.message}."
         if error.validator == "additionalProperties":
             allowed = sorted(error.schema.get("properties", {}))
             fix = f"remove or rename the key; allowed keys here: {', '.join(allowed) or 'any trait'}."
             if isinstance(error.instance, dict):  # point at the first unexpected key
-                located += sorted((str(k) for k in error.instance if k not in allowed), key=str)[:1]
+                unexpected = sorted((str(k) for k in error.instance if k not in allowed), key=str)[:1]
+                located += unexpected
+                message += did_you_mean(unexpected[0], allowed) if unexpected else ""
+        elif error.validator == "enum":
+            allowed = [str(choice) for choice in error.validator_value]
+            message += did_you_mean(str(error.instance), allowed)
+            fix = f"use one of: {', '.join(allowed)}."
         else:
             fix = f"see the schema for '{key}' in the README's configuration section."
         line = line_of(located) if line_of is not None else None
         place = where if line is None else f"{where}:{line}"
-        raise ConfigError(f"{place}: key '{key}': {error.message}.", fix=fix)
+        raise ConfigError(f"{place}: key '{key}': {message}", fix=fix)
     return dict(values)
 
 
@@ -142,21 +159,36 @@ def _read_yaml(path: Path) -> Any:
         raise ConfigError(f"{path}: can't read ({error}).", fix="check the file.") from None
 
 
+def _read_toml(path: Path) -> dict[str, Any]:
+    """Parse a ``pyproject.toml``; a syntax error names the file and its line."""
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as error:
+        # tomllib (3.11) gives the place only in its message: "... (at line 3, column 7)".
+        problem = str(error)
+        at = re.search(r"\(at line (\d+), column \d+\)$", problem)
+        where = f"{path}:{at.group(1)}" if at else str(path)
+        problem = problem[: at.start()].strip() if at else problem
+        raise ConfigError(f"{where}: invalid TOML: {problem}.", fix="fix the TOML syntax.") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigError(f"{path}: can't read ({error}).", fix="check the file.") from None
+
+
 def read_config_file(path: Path) -> Config:
     if path.name == "pyproject.toml":
-        try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
-            raise ConfigError(f"{path}: invalid TOML ({error}).", fix="fix the TOML syntax.") from None
-        section = data.get("tool", {}).get("persona-lint")
+        section = _read_toml(path).get("tool", {}).get("persona-lint")
         return Config(validate_config(section, f"{path} [tool.persona-lint]"), str(path))
     values = _read_yaml(path)
     text = path.read_text(encoding="utf-8")
-    return Config(validate_config(values, str(path), lambda keys: _yaml_line(text, keys)), str(path))
+    return Config(validate_config(values, str(path), lambda keys: _yaml_line(text, keys)), str(path), text)
 
 
 def discover_config(start: Path | None = None) -> Config:
-    """The nearest config from ``start`` (default: the working directory) upwards, or an empty one."""
+    """The nearest config from ``start`` (default: the working directory) upwards, or an empty one.
+
+    A ``pyproject.toml`` on the way that is not valid TOML is an error, not skipped: it may hold
+    the ``[tool.persona-lint]`` section meant for this run.
+    """
     folder = (start or Path.cwd()).resolve()
     for candidate_folder in (folder, *folder.parents):
         for name in CONFIG_NAMES:
@@ -164,10 +196,7 @@ def discover_config(start: Path | None = None) -> Config:
                 return read_config_file(candidate_folder / name)
         pyproject = candidate_folder / "pyproject.toml"
         if pyproject.is_file():
-            try:
-                data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
-            except (tomllib.TOMLDecodeError, UnicodeDecodeError):
-                continue
+            data = _read_toml(pyproject)
             if "persona-lint" in data.get("tool", {}):
                 return read_config_file(pyproject)
     return Config()
@@ -202,18 +231,42 @@ class ScreenOptions:
     changed_since: str | None = None  # git ref: per-sample findings only on lines changed since it
     baseline: str | None = None  # baseline file whose findings (and suppressions) are accepted
 
+    def __post_init__(self) -> None:
+        """Refuse a value outside a field's choices (``screen(fail_on="warnings")``) by name."""
+        for name, allowed in (("fail_on", FAIL_ON), ("backend", BACKENDS)):
+            if getattr(self, name) not in allowed:
+                raise unknown_value(f"setting '{name}'", "value", getattr(self, name), allowed)
+        if not isinstance(self.device, str) or not _DEVICE.fullmatch(self.device):
+            raise unknown_value("setting 'device'", "device", self.device, ("auto", *DEVICE_TYPES, "cuda:0"))
+        for trait, rule in self.rule_overrides.items():
+            for key in rule:
+                if key not in rule_keys():
+                    raise unknown_value(
+                        f"setting 'rule_overrides' of trait '{trait}'", "key", key, rule_keys()
+                    )
+
 
 # Config values that are paths, relative to the config file's folder (a model is one only when
 # that path exists; otherwise it is a hub id or an alias, kept as written).
 _PATH_KEYS = ("vectors", "cache-dir", "model")
 
 
-def screen_options(given: Mapping[str, Any], config: Config) -> ScreenOptions:
+def rule_keys() -> tuple[str, ...]:
+    """The keys of a rule's settings (``rules.TRAIT.KEY`` in a config), from the config schema."""
+    return tuple(sorted(_schema()["properties"]["rules"]["additionalProperties"]["properties"]))
+
+
+def screen_options(
+    given: Mapping[str, Any], config: Config, *, origins: Mapping[str, str] | None = None
+) -> ScreenOptions:
     """The run's settings: ``given`` (only what the caller set explicitly) > ``config`` > defaults.
 
     ``given`` is keyed by :class:`ScreenOptions` field names; a config key is the field's name in
     kebab case (``cache_dir`` -> ``cache-dir``), and ``max-new-tokens: auto`` means the vectors'
     budget. ``given["rule_overrides"]`` is merged key by key over the config's ``rules``.
+    Every trait named there must be a shipped rule's or one of the run's vectors' (see
+    :func:`check_rule_traits`); ``origins`` says where each of ``given``'s came from
+    (``{"evl": "--threshold evl=3"}``), for the error.
 
     >>> screen_options({"seed": 3}, Config({"seed": 1, "fdr": 0.1})).seed
     3
@@ -230,7 +283,47 @@ def screen_options(given: Mapping[str, Any], config: Config) -> ScreenOptions:
         values["traits"] = tuple(values["traits"]) or None
     values.update({name: value for name, value in given.items() if name != "rule_overrides"})
     values["rule_overrides"] = _rule_overrides(config, given.get("rule_overrides", {}))
-    return ScreenOptions(**values)
+    options = ScreenOptions(**values)
+    check_rule_traits(options, config, given.get("rule_overrides", {}), origins or {})
+    return options
+
+
+def check_rule_traits(
+    options: ScreenOptions, config: Config, given: Mapping[str, Any], origins: Mapping[str, str]
+) -> None:
+    """Refuse a rule override for a trait that neither a shipped rule nor the run's vectors
+    have (``rules: evill:``, ``--threshold evl=3``), naming where it was set.
+
+    A shipped rule's trait passes even when ``--vectors`` lacks it, so one config can serve
+    runs with other vectors.
+    """
+    if not options.rule_overrides:
+        return
+    from datalint_persona.verdicts.rules import shipped_rules
+
+    known = set(shipped_rules())
+    unknown = [trait for trait in options.rule_overrides if trait not in known]
+    if not unknown:
+        return
+    if options.vectors is not None:
+        from datalint_persona.persona.store import find_vectors
+
+        try:
+            known.update(vector.trait for vector in find_vectors(options.vectors, options.model))
+        except VectorError:  # the run itself reports unusable vectors, with their own fix
+            return
+    for trait in unknown:
+        if trait in known:
+            continue
+        if trait in given:
+            where = origins.get(trait, "setting 'rule_overrides'")
+        else:
+            line = _yaml_line(config.text, ["rules", trait]) if config.text is not None else None
+            place = f"{config.path}:{line}" if line is not None else str(config.path or "the config")
+            if place.endswith("pyproject.toml"):
+                place += " [tool.persona-lint]"
+            where = f"{place}: key 'rules.{trait}'"
+        raise unknown_value(where, "trait", trait, sorted(known))
 
 
 def _config_value(config: Config, key: str) -> Any:

@@ -38,10 +38,13 @@ from datalint_persona.settings import (
     BACKENDS,
     DEFAULT_CACHE_DIR,
     DEFAULT_MODEL,
+    FAIL_ON,
+    RULE_LEVELS,
     ScreenOptions,
     discover_config,
     read_config_file,
 )
+from datalint_persona.suggest import did_you_mean
 from datalint_persona.types import LEVEL_ORDER
 
 FORMATS = ("terminal", *REPORTERS)  # the terminal summary, then every registered report format
@@ -82,7 +85,7 @@ def main() -> None:
 @click.option("--trait", "traits", multiple=True, help="Screen only these traits (repeatable).")
 @click.option(
     "--fail-on",
-    type=click.Choice(["note", "warning", "error", "never"]),
+    type=click.Choice(FAIL_ON),
     default="error",
     show_default=True,
     help="Exit 1 when a finding reaches this level.",
@@ -192,7 +195,8 @@ def _screen(ctx: click.Context, files: tuple[str, ...], options: dict[str, Any])
     if options["write_baseline_path"]:
         refuse_input_path(options["write_baseline_path"], files)
     config = read_config_file(Path(options["config_path"])) if options["config_path"] else discover_config()
-    settings = screen_options(_given(ctx, options), config)
+    given, origins = _given(ctx, options)
+    settings = screen_options(given, config, origins=origins)
     quiet = bool(options["quiet"])
     progress, update = progress_bar(not quiet)
     with progress if progress is not None else contextlib.nullcontext():
@@ -213,8 +217,9 @@ def _screen(ctx: click.Context, files: tuple[str, ...], options: dict[str, Any])
 _FIELD_OF = {"vectors_path": "vectors", "baseline_path": "baseline"}
 
 
-def _given(ctx: click.Context, options: dict[str, Any]) -> dict[str, Any]:
-    """The ScreenOptions values set on the command line (not left at their defaults)."""
+def _given(ctx: click.Context, options: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
+    """The ScreenOptions values set on the command line (not left at their defaults), and the
+    option behind each trait's rule override (``{"evl": "--threshold evl=3"}``, for errors)."""
     names = {f.name for f in fields(ScreenOptions)}
     given = {
         _FIELD_OF.get(name, name): value
@@ -225,12 +230,16 @@ def _given(ctx: click.Context, options: dict[str, Any]) -> dict[str, Any]:
     if options["no_cache"]:
         given["cache_dir"] = None
     overrides: dict[str, dict[str, Any]] = {}
-    for trait, value in parse_assignments(options["thresholds"], "--threshold", float).items():
-        overrides.setdefault(trait, {})["sample-threshold"] = value
-    for trait, value in parse_assignments(options["levels"], "--level", _level).items():
-        overrides.setdefault(trait, {})["level"] = value
+    origins: dict[str, str] = {}
+    for option, values, key, convert in (
+        ("--threshold", options["thresholds"], "sample-threshold", float),
+        ("--level", options["levels"], "level", _level),
+    ):
+        for trait, value in parse_assignments(values, option, convert).items():
+            overrides.setdefault(trait, {})[key] = value
+            origins.setdefault(trait, f"{option} {trait}={value}")
     given["rule_overrides"] = overrides
-    return given
+    return given, origins
 
 
 def _print_cache_stats(stats: dict[str, int]) -> None:
@@ -258,8 +267,11 @@ def _check_output(options: dict[str, Any], files: tuple[str, ...]) -> None:
 
 
 def _level(value: str) -> str:
-    if value not in ("note", "warning", "error"):
-        raise ValueError(value)
+    if value not in RULE_LEVELS:
+        raise click.BadParameter(
+            f"unknown level '{value}'.{did_you_mean(value, RULE_LEVELS)} Use one of: {', '.join(RULE_LEVELS)}.",
+            param_hint="--level",
+        )
     return value
 
 

@@ -15,6 +15,7 @@ from datalint_persona.cli.common import (
 )
 from datalint_persona.errors import PersonaLintError
 from datalint_persona.reporters import REPORTERS, output_format_hint, write_report
+from datalint_persona.settings import FAIL_ON
 from datalint_persona.types import LEVEL_ORDER
 
 
@@ -36,7 +37,7 @@ from datalint_persona.types import LEVEL_ORDER
 )
 @click.option(
     "--fail-on",
-    type=click.Choice(["note", "warning", "error", "never"]),
+    type=click.Choice(FAIL_ON),
     default="error",
     show_default=True,
     help="Exit 1 when a merged finding reaches this level.",

@@ -1,4 +1,4 @@
-"""``persona-lint vectors build|show``: extract persona vectors and inspect them."""
+"""``persona-lint vectors build|show|list``: extract persona vectors and inspect them."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from datalint_persona.cli.common import (
     stderr_console,
     stdout_console,
 )
+from datalint_persona.cli.vector_list import list_command
 from datalint_persona.extraction.build import BuildOptions, SteeringLayersError, build_vectors
 from datalint_persona.settings import BACKENDS, DEFAULT_CACHE_DIR, DEFAULT_MODEL
 
@@ -239,3 +240,6 @@ def show_command(vector: str, model: str, debug: bool) -> None:
         )
         for item in found:
             print_vector(item, stdout_console())
+
+
+vectors_group.add_command(list_command)

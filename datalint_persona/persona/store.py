@@ -8,6 +8,7 @@ from pathlib import Path
 from datalint_persona._bundled import bundled
 from datalint_persona.errors import VectorError
 from datalint_persona.persona.vectors import PersonaVector
+from datalint_persona.suggest import did_you_mean
 
 
 def _vector_files(folder: Path) -> list[Path]:
@@ -49,7 +50,8 @@ def find_vectors(
         missing = [t for t in traits if t not in by_trait]
         if missing:
             raise VectorError(
-                f"No vector for trait(s) {', '.join(missing)} (available: {', '.join(sorted(by_trait)) or 'none'}).",
+                f"No vector for trait(s) {', '.join(missing)} (available: {', '.join(sorted(by_trait)) or 'none'})."
+                + did_you_mean(missing[0], by_trait),
                 fix="drop them from --trait, or build them with 'persona-lint vectors build'.",
             )
         vectors = [by_trait[t] for t in traits]
