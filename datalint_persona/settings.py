@@ -25,7 +25,8 @@ CONFIG_NAMES = (".persona-lint.yaml", ".persona-lint.yml")
 # A real config has a few dozen values; YAML aliases can expand a short file into billions.
 MAX_CONFIG_VALUES = 10_000
 DEFAULT_MODEL = "smollm2-135m-instruct"
-DEFAULT_CACHE_DIR = ".persona-lint-cache"  # relative to the working directory
+# The cache folder's name; screen_options puts it in the repository root (default_cache_dir).
+DEFAULT_CACHE_DIR = ".persona-lint-cache"
 BACKENDS = ("transformers", "vllm")  # the y' generation backends (datalint_persona.model.backends)
 
 
@@ -173,6 +174,21 @@ def discover_config(start: Path | None = None) -> Config:
     return Config()
 
 
+def default_cache_dir(start: Path | None = None) -> str:
+    """``.persona-lint-cache`` in the repository root: the nearest folder from ``start`` (default:
+    the working directory) upwards that holds ``.git`` (a folder, or the file of a worktree or a
+    submodule), else in ``start`` itself. A run from a subfolder thus reuses the root's y'.
+
+    >>> default_cache_dir(Path("/")) == str(Path("/") / DEFAULT_CACHE_DIR)
+    True
+    """
+    folder = (start or Path.cwd()).resolve()
+    for candidate in (folder, *folder.parents):
+        if (candidate / ".git").exists():
+            return str(candidate / DEFAULT_CACHE_DIR)
+    return str(folder / DEFAULT_CACHE_DIR)
+
+
 @dataclass(frozen=True)
 class ScreenOptions:
     """Settings of one screening run; :func:`screen_options` builds it from options and config."""
@@ -213,7 +229,9 @@ def screen_options(given: Mapping[str, Any], config: Config) -> ScreenOptions:
 
     ``given`` is keyed by :class:`ScreenOptions` field names; a config key is the field's name in
     kebab case (``cache_dir`` -> ``cache-dir``), and ``max-new-tokens: auto`` means the vectors'
-    budget. ``given["rule_overrides"]`` is merged key by key over the config's ``rules``.
+    budget. A path in the config is relative to the config file's folder; without ``cache_dir``
+    from either, the cache is :func:`default_cache_dir`. ``given["rule_overrides"]`` is merged key
+    by key over the config's ``rules``.
 
     >>> screen_options({"seed": 3}, Config({"seed": 1, "fdr": 0.1})).seed
     3
@@ -229,6 +247,8 @@ def screen_options(given: Mapping[str, Any], config: Config) -> ScreenOptions:
     if "traits" in values:
         values["traits"] = tuple(values["traits"]) or None
     values.update({name: value for name, value in given.items() if name != "rule_overrides"})
+    if "cache_dir" not in values:  # neither an option nor the config names it (None is --no-cache)
+        values["cache_dir"] = default_cache_dir()
     values["rule_overrides"] = _rule_overrides(config, given.get("rule_overrides", {}))
     return ScreenOptions(**values)
 
