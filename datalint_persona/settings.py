@@ -28,7 +28,8 @@ CONFIG_NAMES = (".persona-lint.yaml", ".persona-lint.yml")
 # A real config has a few dozen values; YAML aliases can expand a short file into billions.
 MAX_CONFIG_VALUES = 10_000
 DEFAULT_MODEL = "smollm2-135m-instruct"
-DEFAULT_CACHE_DIR = ".persona-lint-cache"  # relative to the working directory
+# The cache folder's name; screen_options puts it in the repository root (default_cache_dir).
+DEFAULT_CACHE_DIR = ".persona-lint-cache"
 BACKENDS = ("transformers", "vllm")  # the y' generation backends (datalint_persona.model.backends)
 FAIL_ON = ("note", "warning", "error", "never")  # --fail-on: the lowest level that fails a run
 RULE_LEVELS = ("note", "warning", "error")
@@ -202,6 +203,21 @@ def discover_config(start: Path | None = None) -> Config:
     return Config()
 
 
+def default_cache_dir(start: Path | None = None) -> str:
+    """``.persona-lint-cache`` in the repository root: the nearest folder from ``start`` (default:
+    the working directory) upwards that holds ``.git`` (a folder, or the file of a worktree or a
+    submodule), else in ``start`` itself. A run from a subfolder thus reuses the root's y'.
+
+    >>> default_cache_dir(Path("/")) == str(Path("/") / DEFAULT_CACHE_DIR)
+    True
+    """
+    folder = (start or Path.cwd()).resolve()
+    for candidate in (folder, *folder.parents):
+        if (candidate / ".git").exists():
+            return str(candidate / DEFAULT_CACHE_DIR)
+    return str(folder / DEFAULT_CACHE_DIR)
+
+
 @dataclass(frozen=True)
 class ScreenOptions:
     """Settings of one screening run; :func:`screen_options` builds it from options and config."""
@@ -263,10 +279,11 @@ def screen_options(
 
     ``given`` is keyed by :class:`ScreenOptions` field names; a config key is the field's name in
     kebab case (``cache_dir`` -> ``cache-dir``), and ``max-new-tokens: auto`` means the vectors'
-    budget. ``given["rule_overrides"]`` is merged key by key over the config's ``rules``.
-    Every trait named there must be a shipped rule's or one of the run's vectors' (see
-    :func:`check_rule_traits`); ``origins`` says where each of ``given``'s came from
-    (``{"evl": "--threshold evl=3"}``), for the error.
+    budget. A path in the config is relative to the config file's folder; without ``cache_dir``
+    from either, the cache is :func:`default_cache_dir`. ``given["rule_overrides"]`` is merged key
+    by key over the config's ``rules``. Every trait named there must be a shipped rule's or one of
+    the run's vectors' (see :func:`check_rule_traits`); ``origins`` says where each of ``given``'s
+    came from (``{"evl": "--threshold evl=3"}``), for the error.
 
     >>> screen_options({"seed": 3}, Config({"seed": 1, "fdr": 0.1})).seed
     3
@@ -282,6 +299,8 @@ def screen_options(
     if "traits" in values:
         values["traits"] = tuple(values["traits"]) or None
     values.update({name: value for name, value in given.items() if name != "rule_overrides"})
+    if "cache_dir" not in values:  # neither an option nor the config names it (None is --no-cache)
+        values["cache_dir"] = default_cache_dir()
     values["rule_overrides"] = _rule_overrides(config, given.get("rule_overrides", {}))
     options = ScreenOptions(**values)
     check_rule_traits(options, config, given.get("rule_overrides", {}), origins or {})

@@ -121,7 +121,11 @@ def main() -> None:
     show_default=True,
     help="0 is greedy decoding (the default, as in the paper's screening).",
 )
-@click.option("--cache-dir", default=DEFAULT_CACHE_DIR, show_default=True, help="Where y' are cached.")
+@click.option(
+    "--cache-dir",
+    default=DEFAULT_CACHE_DIR,
+    help="Where y' are cached [default: .persona-lint-cache in the repository root, else here].",
+)
 @click.option("--no-cache", is_flag=True, help="Neither read nor write the caches (y' and projections).")
 @click.option("--skip-invalid", is_flag=True, help="Report invalid records as findings and go on.")
 @click.option("--split", default="train", show_default=True, help="Split of a Hugging Face dataset.")

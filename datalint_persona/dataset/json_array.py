@@ -134,11 +134,13 @@ class _Parser:
             return
         if self.buffer[position] != "[":
             opening = "an object" if self.buffer[position] == "{" else "not an array"
+            # A config file (package.json, tsconfig.json) handed over by a broad file pattern lands here.
             raise InputError(
-                f"the top-level JSON value is {opening}; expected an array of records",
+                f"the top-level JSON value is {opening}, so this is not a dataset (an array of records)",
                 path=self.shown,
                 line=self.line_at(position),
-                fix="wrap the records in [ ... ], or write one record per line in a .jsonl file",
+                fix="leave the file out if it isn't a dataset (in pre-commit: the hook's `exclude:`); "
+                "else wrap the records in [ ... ], or write one record per line in a .jsonl file",
             )
         position = self.skip_space(position + 1)
         while self.peek(position) != "]":

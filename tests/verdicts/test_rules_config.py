@@ -257,3 +257,41 @@ def test_screen_options_order_is_given_then_config_then_defaults(tmp_path: Path)
     assert options.rule_overrides == {"evil": {"level": "note", "sample-threshold": 1.0}}
     hub = screen_options({}, Config({"model": "org/model"}, str(tmp_path / ".persona-lint.yaml")))
     assert hub.model == "org/model"  # not a path there: kept as written
+
+
+def test_the_default_cache_is_in_the_repository_root_from_any_subfolder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Running from data/train/ must reuse the root's y' rather than start a cache of its own."""
+    from datalint_persona.settings import Config, screen_options
+
+    repo = tmp_path / "repo"
+    (repo / ".git").mkdir(parents=True)
+    subfolder = repo / "data" / "train"
+    subfolder.mkdir(parents=True)
+    monkeypatch.chdir(subfolder)
+    assert screen_options({}, discover_config()).cache_dir == str(repo.resolve() / ".persona-lint-cache")
+    # A worktree's or a submodule's .git is a file: that folder is the root, not the outer repo.
+    (repo / "data" / ".git").write_text("gitdir: ../.git/worktrees/data\n")
+    assert screen_options({}, Config()).cache_dir == str((repo / "data").resolve() / ".persona-lint-cache")
+    # Outside any repository: the working directory.
+    outside = tmp_path / "plain"
+    outside.mkdir()
+    monkeypatch.chdir(outside)
+    assert screen_options({}, Config()).cache_dir == str(outside.resolve() / ".persona-lint-cache")
+
+
+def test_an_explicit_cache_dir_wins_over_the_repository_root(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from datalint_persona.settings import Config, screen_options
+
+    (tmp_path / ".git").mkdir()
+    (tmp_path / "sub").mkdir()
+    monkeypatch.chdir(tmp_path / "sub")
+    config = Config({"cache-dir": "shared-cache"}, str(tmp_path / "sub" / ".persona-lint.yaml"))
+    assert screen_options({}, config).cache_dir == str(
+        tmp_path / "sub" / "shared-cache"
+    )  # the config's folder
+    assert screen_options({"cache_dir": "mine"}, config).cache_dir == "mine"  # the option, as typed
+    assert screen_options({"cache_dir": None}, config).cache_dir is None  # --no-cache
