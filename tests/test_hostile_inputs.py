@@ -28,10 +28,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from datalint_persona.cli.main import main
+from datalint_persona.config_file import read_config_file
 from datalint_persona.dataset.loaders import iter_dataset
 from datalint_persona.dataset.records import record_to_sample
 from datalint_persona.errors import ConfigError, InputError
-from datalint_persona.settings import read_config_file
 from datalint_persona.types import InvalidRecord, Sample
 
 EXAMPLES = 150  # per property test; see the README's Reliability section
@@ -376,10 +376,10 @@ CORPUS = [
     Hostile("cr-only.jsonl", _jsonl(GOOD, GOOD).replace(b"\n", b"\r"), None, "invalid JSON", 1),
     Hostile("crlf-in-text.jsonl", _jsonl({"prompt": "a\r\nb", "response": "c\r\n"}), 1),
     Hostile("mixed-csv-line.jsonl", _jsonl(GOOD) + b"prompt,response\n", None, "invalid JSON", 2),
-    Hostile("jsonl-in.json", _jsonl(GOOD, GOOD), None, "expected an array", 1),
+    Hostile("jsonl-in.json", _jsonl(GOOD, GOOD), None, "is an object, so this is not a dataset", 1),
     Hostile("json-in.csv", _jsonl(GOOD, GOOD), None, "no recognised fields", 2),
     Hostile("yaml-in.jsonl", b"prompt: hi\nresponse: there\n", None, "invalid JSON", 1),
-    Hostile("object.json", json.dumps(GOOD).encode(), None, "expected an array", 1),
+    Hostile("object.json", json.dumps(GOOD).encode(), None, "is an object, so this is not a dataset", 1),
     Hostile("trailing-comma.json", json.dumps([GOOD])[:-1].encode() + b",]", None, "trailing comma", 1),
     Hostile(
         "two-formats.jsonl",

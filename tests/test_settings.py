@@ -8,16 +8,10 @@ from typing import Any
 import numpy as np
 import pytest
 
+from datalint_persona.config_file import Config, discover_config, read_config_file, validate_config
 from datalint_persona.errors import ConfigError
 from datalint_persona.persona.vectors import PersonaVector
-from datalint_persona.settings import (
-    Config,
-    ScreenOptions,
-    discover_config,
-    read_config_file,
-    screen_options,
-    validate_config,
-)
+from datalint_persona.settings import ScreenOptions, screen_options
 from datalint_persona.suggest import closest
 
 

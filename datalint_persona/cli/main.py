@@ -32,6 +32,7 @@ from datalint_persona.cli.traits import traits_group
 from datalint_persona.cli.validate import validate_command
 from datalint_persona.cli.vectors import vectors_group
 from datalint_persona.cli.workflow import workflow_options
+from datalint_persona.config_file import discover_config, read_config_file
 from datalint_persona.errors import PersonaLintError
 from datalint_persona.reporters import REPORTERS, output_format_hint, refuse_input_path, write_report
 from datalint_persona.settings import (
@@ -41,8 +42,6 @@ from datalint_persona.settings import (
     FAIL_ON,
     RULE_LEVELS,
     ScreenOptions,
-    discover_config,
-    read_config_file,
 )
 from datalint_persona.suggest import did_you_mean
 from datalint_persona.types import LEVEL_ORDER

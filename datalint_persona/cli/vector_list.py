@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from datalint_persona.cli.common import debug_option, errors_to_exit, stdout_console
-from datalint_persona.settings import DEFAULT_MODEL, discover_config, read_config_file, screen_options
+from datalint_persona.config_file import discover_config, read_config_file
+from datalint_persona.settings import DEFAULT_MODEL, screen_options
 
 if TYPE_CHECKING:
     from datalint_persona.verdicts.vector_listing import VectorListing

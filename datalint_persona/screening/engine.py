@@ -90,7 +90,8 @@ def _resolve_options(options: ScreenOptions | None, overrides: Mapping[str, Any]
     """``options`` as given, or the discovered config's; ``overrides`` on top of either."""
     if options is not None:
         return replace(options, **overrides)
-    from datalint_persona.settings import discover_config, screen_options
+    from datalint_persona.config_file import discover_config
+    from datalint_persona.settings import screen_options
 
     return screen_options(overrides, discover_config())
 

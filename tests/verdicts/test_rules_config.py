@@ -8,9 +8,9 @@ from typing import Any
 import numpy as np
 import pytest
 
+from datalint_persona.config_file import discover_config, read_config_file, validate_config
 from datalint_persona.errors import ConfigError
 from datalint_persona.persona.vectors import PersonaVector
-from datalint_persona.settings import discover_config, read_config_file, validate_config
 from datalint_persona.verdicts.rules import RuleDefault, default_rule_for, resolve_rule, shipped_rules
 
 CALIBRATION = {
@@ -234,7 +234,8 @@ def test_fdr_and_margin_are_config_keys() -> None:
 
 
 def test_screen_options_order_is_given_then_config_then_defaults(tmp_path: Path) -> None:
-    from datalint_persona.settings import Config, ScreenOptions, screen_options
+    from datalint_persona.config_file import Config
+    from datalint_persona.settings import ScreenOptions, screen_options
 
     (tmp_path / "models" / "mine").mkdir(parents=True)
     config = Config(
@@ -263,7 +264,8 @@ def test_the_default_cache_is_in_the_repository_root_from_any_subfolder(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Running from data/train/ must reuse the root's y' rather than start a cache of its own."""
-    from datalint_persona.settings import Config, screen_options
+    from datalint_persona.config_file import Config
+    from datalint_persona.settings import screen_options
 
     repo = tmp_path / "repo"
     (repo / ".git").mkdir(parents=True)
@@ -284,7 +286,8 @@ def test_the_default_cache_is_in_the_repository_root_from_any_subfolder(
 def test_an_explicit_cache_dir_wins_over_the_repository_root(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from datalint_persona.settings import Config, screen_options
+    from datalint_persona.config_file import Config
+    from datalint_persona.settings import screen_options
 
     (tmp_path / ".git").mkdir()
     (tmp_path / "sub").mkdir()
