@@ -11,6 +11,7 @@ import pytest
 
 from datalint_persona.model.backends import GenerationSettings
 from datalint_persona.model.backends.transformers_backend import (
+    PROMPT_SLACK,
     TransformersBackend,
     generation_batches,
     generation_token_budget,
@@ -89,8 +90,12 @@ def test_skewed_lengths_stay_within_the_budget(seed: int) -> None:
 def test_a_prompt_beyond_the_budget_runs_alone_and_the_budget_is_never_above_the_old_one() -> None:
     lengths = [10, 12, 11, 900, 10, 13]
     batches = list(generation_batches(lengths, 2, batch_size=4))
-    assert batches == [[0, 4, 2], [1, 5], [3]]  # 4 x (12 + 2) = 56 > 52: the fourth short one waits
-    assert generation_token_budget(lengths, 2, batch_size=4) == 4 * (11 + 2) == 52  # median_low 11
+    # Budget 4 x (4 x 11 + 2) = 184 (median_low 11): four short rows cost 4 x 14, and the 900 one
+    # cannot join the fifth short one (2 x 902), so it runs alone.
+    assert batches == [[0, 4, 2, 1], [5], [3]]
+    assert generation_token_budget(lengths, 2, batch_size=4) == 4 * (PROMPT_SLACK * 11 + 2) == 184
+    # Short prompts alone: the budget is the old one (rows x (longest + new tokens)), never above.
+    assert generation_token_budget([10, 12, 11], 2, batch_size=4) == 4 * (12 + 2)
     assert generation_token_budget(lengths, 2, batch_size=4) <= 4 * (max(lengths) + 2)
     assert list(generation_batches([], 2, batch_size=4)) == []
 
