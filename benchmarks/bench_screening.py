@@ -276,6 +276,7 @@ def main() -> None:
         label = f"{bs}, recording the {len(recorded)} projections" if recorded else str(bs)
         gen_ablation.append((label, seconds))
         say(f"generation batch {label}: {len(rendered)} prompts in {seconds:.1f}s")
+    skewed = skewed_generation(loaded, rendered)
 
     # 8. Peak memory of the loading path and of the scoring stage (other scripts of this folder).
     memory = work_memory()
@@ -415,6 +416,8 @@ def main() -> None:
         "|---|---:|---:|",
         *[f"| {label} | {s:.1f} | {len(rendered) / s:.2f} |" for label, s in gen_ablation],
         "",
+        skewed,
+        "",
         "## Targets",
         "",
         "| target | measured | met? |",
@@ -458,6 +461,31 @@ def main() -> None:
         md += [notes.read_text(encoding="utf-8")]
     Path(args.out).write_text("\n".join(md), encoding="utf-8")
     say(f"wrote {args.out}")
+
+
+def skewed_generation(loaded: Any, rendered: list[str]) -> str:
+    """Issue 16: one long prompt among short ones, --max-new-tokens 1 (prefill only). Times the
+    backend's batches, and counts the padded tokens of those batches and of the old rule (batch_size
+    x the longest prompt: plain runs of 16 in length order, the long prompt padding its batch)."""
+    from datalint_persona.model.backends import GenerationSettings
+    from datalint_persona.model.backends.transformers_backend import TransformersBackend, generation_batches
+
+    long_prompt = " ".join(rendered[:12])  # about 12 prompts long
+    prompts = [*rendered[:15], long_prompt, *rendered[15:31]]
+    settings = GenerationSettings(max_new_tokens=1)
+    lengths = [len(loaded.tokenizer(p, add_special_tokens=False)["input_ids"]) + 1 for p in prompts]
+    order = sorted(range(len(prompts)), key=lambda i: lengths[i])
+    old = [order[i : i + 16] for i in range(0, len(order), 16)]
+    new = list(generation_batches([n - 1 for n in lengths], 1, batch_size=16))
+    _, seconds = timed(lambda: list(TransformersBackend(loaded).generate(prompts, settings, batch_size=16)))
+    say(f"skewed generation: {len(prompts)} prompts in {len(new)} batches, {seconds:.1f}s")
+    return (
+        f"Skewed lengths (issue 16): {len(prompts)} prompts, one of {max(lengths) - 1} tokens among prompts of "
+        f"median {sorted(lengths)[len(lengths) // 2] - 1}, max_new_tokens=1, batch size 16: generated in "
+        f"{seconds:.1f} s in {len(new)} batches of sizes {[len(b) for b in new]}; padded tokens "
+        f"{lib.padding_ratio(lengths, new):.2f}x the real ones (the old budget, batch_size x the longest "
+        f"prompt, kept batches of 16: {lib.padding_ratio(lengths, old):.2f}x)."
+    )
 
 
 def work_memory() -> str:
