@@ -81,12 +81,11 @@ class ScreenOptions:
                 raise unknown_value(f"setting '{name}'", "value", getattr(self, name), allowed)
         if not isinstance(self.device, str) or not _DEVICE.fullmatch(self.device):
             raise unknown_value("setting 'device'", "device", self.device, ("auto", *DEVICE_TYPES, "cuda:0"))
+        keys = rule_keys()
         for trait, rule in self.rule_overrides.items():
             for key in rule:
-                if key not in rule_keys():
-                    raise unknown_value(
-                        f"setting 'rule_overrides' of trait '{trait}'", "key", key, rule_keys()
-                    )
+                if key not in keys:
+                    raise unknown_value(f"setting 'rule_overrides' of trait '{trait}'", "key", key, keys)
 
 
 # Config values that are paths, relative to the config file's folder (a model is one only when

@@ -14,6 +14,7 @@ from typing import Any
 from datalint_persona.errors import ConfigError
 from datalint_persona.persona.vectors import PersonaVector
 from datalint_persona.settings import ScreenOptions
+from datalint_persona.types import RuleInfo
 from datalint_persona.verdicts.datasets import margin_bound
 from datalint_persona.verdicts.rules import default_rule_for, resolve_rule, shipped_rules
 
@@ -50,50 +51,45 @@ def list_vectors(vectors: Sequence[PersonaVector], options: ScreenOptions) -> li
     for vector in vectors:
         default = defaults.get(vector.trait) or default_rule_for(vector.trait)
         overrides = options.rule_overrides.get(vector.trait, {})
-        calibrated = vector.calibration.layer is not None
         try:
             rule = resolve_rule(default, vector, overrides)
         except ConfigError:  # no calibration at the rule's layer and no fixed threshold
+            rule_id, level = default.id, str(overrides.get("level", default.level))
+            enabled = bool(overrides.get("enabled", True))
             layer = int(overrides.get("layer", vector.metadata.get("chosen_layer", -1)))
-            rows.append(
-                VectorListing(
-                    trait=vector.trait,
-                    rule_id=default.id,
-                    level=str(overrides.get("level", default.level)),
-                    enabled=bool(overrides.get("enabled", True)),
-                    layer=layer,
-                    path=str(vector.path),
-                    calibrated=calibrated and vector.calibration.layer == layer,
-                    auroc=vector.calibration.auroc if vector.calibration.layer == layer else None,
-                    sample_policy="uncalibrated",
-                    dataset_policy="uncalibrated",
-                )
-            )
-            continue
-        calibrated_here = vector.calibration.layer == rule.layer
-        if rule.sample_threshold is not None:
-            sample_policy = f"fixed ΔP > {rule.sample_threshold:g}"
+            sample_policy = dataset_policy = "uncalibrated"
         else:
-            sample_policy = f"FDR {options.fdr:g} vs clean null"
-        if rule.dataset_threshold is not None:
-            dataset_policy = f"fixed mean ΔP > {rule.dataset_threshold:g}"
-        elif (bound := margin_bound(rule)) is not None:
-            # The file's mean ΔP must be shown above margin x gap (Holm over files x traits).
-            dataset_policy = f"margin {rule.margin:.3g} x gap = {bound:.3g} (FWER {options.dataset_fpr:g})"
-        else:
-            dataset_policy = "none (no calibrated gap)"
+            rule_id, level, enabled, layer = rule.id, rule.level, rule.enabled, rule.layer
+            sample_policy, dataset_policy = _policies(rule, options)
+        calibrated = vector.calibration.layer == layer
         rows.append(
             VectorListing(
                 trait=vector.trait,
-                rule_id=rule.id,
-                level=rule.level,
-                enabled=rule.enabled,
-                layer=rule.layer,
+                rule_id=rule_id,
+                level=level,
+                enabled=enabled,
+                layer=layer,
                 path=str(vector.path),
-                calibrated=calibrated_here,
-                auroc=vector.calibration.auroc if calibrated_here else None,
+                calibrated=calibrated,
+                auroc=vector.calibration.auroc if calibrated else None,
                 sample_policy=sample_policy,
                 dataset_policy=dataset_policy,
             )
         )
     return rows
+
+
+def _policies(rule: RuleInfo, options: ScreenOptions) -> tuple[str, str]:
+    """How a run decides the rule's sample and dataset verdicts."""
+    if rule.sample_threshold is not None:
+        sample_policy = f"fixed ΔP > {rule.sample_threshold:g}"
+    else:
+        sample_policy = f"FDR {options.fdr:g} vs clean null"
+    if rule.dataset_threshold is not None:
+        dataset_policy = f"fixed mean ΔP > {rule.dataset_threshold:g}"
+    elif (bound := margin_bound(rule)) is not None:
+        # The file's mean ΔP must be shown above margin x gap (Holm over files x traits).
+        dataset_policy = f"margin {rule.margin:.3g} x gap = {bound:.3g} (FWER {options.dataset_fpr:g})"
+    else:
+        dataset_policy = "none (no calibrated gap)"
+    return sample_policy, dataset_policy
