@@ -97,29 +97,54 @@ def tpr_at_threshold(positive_scores: npt.ArrayLike, threshold: float) -> float:
 class CleanNull:
     """A Student t distribution fitted to the ΔP of clean answers: the null of "an ordinary answer".
 
+    A mean over few tokens is noisier than one over many, so the scale may grow for short answers:
+    at a response of ``n`` characters it is ``scale * sqrt(1 + length_scale / n)``. With
+    ``length_scale`` 0 (older calibrations) every answer has the same scale.
+
     >>> null = CleanNull(df=5.0, loc=-1.0, scale=2.0)
     >>> round(null.p_value(-1.0), 3), null.p_value(9.0) < 0.01
     (0.5, True)
+    >>> short = CleanNull(df=5.0, loc=0.0, scale=1.0, length_scale=30.0)
+    >>> short.z(4.0, length=10), short.z(4.0, length=None)
+    (2.0, 4.0)
     """
 
     df: float
     loc: float
     scale: float
+    length_scale: float = 0.0
 
-    def p_value(self, values: npt.ArrayLike) -> Any:
-        """One-sided p-values P(ΔP_clean >= value) (an array for an array, a float for a float)."""
-        from scipy.stats import t
-
-        result = t.sf(np.asarray(values, dtype=np.float64), self.df, loc=self.loc, scale=self.scale)
+    def scale_at(self, lengths: npt.ArrayLike | None = None) -> Any:
+        """The scale at responses of ``lengths`` characters (``scale`` itself where None)."""
+        if lengths is None or self.length_scale == 0.0:
+            return (
+                self.scale
+                if lengths is None or np.ndim(lengths) == 0
+                else np.full(np.shape(lengths), self.scale)
+            )
+        n = np.maximum(np.asarray(lengths, dtype=np.float64), 1.0)
+        result = self.scale * np.sqrt(1.0 + self.length_scale / n)
         return float(result) if np.ndim(result) == 0 else result
 
-    def z(self, value: float) -> float:
-        """``value`` in units of the null's scale, from its centre."""
-        return (value - self.loc) / self.scale
+    def p_value(self, values: npt.ArrayLike, lengths: npt.ArrayLike | None = None) -> Any:
+        """One-sided p-values P(ΔP_clean >= value) (an array for an array, a float for a float),
+        for responses of ``lengths`` characters where given."""
+        from scipy.stats import t
+
+        scale = self.scale_at(lengths)
+        result = t.sf(np.asarray(values, dtype=np.float64), self.df, loc=self.loc, scale=scale)
+        return float(result) if np.ndim(result) == 0 else result
+
+    def z(self, value: float, length: int | None = None) -> float:
+        """``value`` in units of the null's scale (at a response of ``length`` characters), from its centre."""
+        return float((value - self.loc) / self.scale_at(length))
 
 
-def fit_clean_null(values: npt.ArrayLike) -> CleanNull:
+def fit_clean_null(values: npt.ArrayLike, lengths: npt.ArrayLike | None = None) -> CleanNull:
     """Maximum-likelihood Student t fit (scipy) of clean ΔP values; ``df`` is kept in [2, 100].
+
+    With ``lengths`` (each answer's length in characters), the scale's growth for short answers
+    (``length_scale``, see :class:`CleanNull`) is fitted by maximum likelihood too.
 
     >>> rng = np.random.default_rng(0)
     >>> null = fit_clean_null(rng.standard_t(4, size=4000) * 2 + 1)
@@ -135,7 +160,52 @@ def fit_clean_null(values: npt.ArrayLike) -> CleanNull:
     if not 2.0 <= df <= 100.0:
         df = float(np.clip(df, 2.0, 100.0))
         _, loc, scale = t.fit(data, fdf=df)
-    return CleanNull(float(df), float(loc), float(scale))
+    plain = CleanNull(float(df), float(loc), float(scale))
+    if lengths is None:
+        return plain
+    n = np.maximum(np.asarray(lengths, dtype=np.float64), 1.0)
+    if n.shape != data.shape:
+        raise ValueError(f"{n.size} lengths for {data.size} values")
+    return _fit_length_scale(data, n, plain)
+
+
+# The fitted length scale is kept within [0, LENGTH_SCALE_MAX] characters.
+LENGTH_SCALE_MAX = 1e4
+
+
+def _fit_length_scale(data: np.ndarray, n: np.ndarray, start: CleanNull) -> CleanNull:
+    """The t with ``length_scale`` of largest likelihood, from ``start`` (whose length scale is 0)."""
+    from scipy.optimize import minimize
+    from scipy.stats import t
+
+    # Optimized over 1 / df, which is better conditioned than df where the t is close to normal.
+    def negative_log_likelihood(params: np.ndarray) -> float:
+        inverse_df, loc, log_scale, length_scale = params
+        scale = np.exp(log_scale) * np.sqrt(1.0 + length_scale / n)
+        return float(-t.logpdf(data, 1.0 / inverse_df, loc=loc, scale=scale).sum())
+
+    bounds = [(0.01, 0.5), (None, None), (None, None), (0.0, LENGTH_SCALE_MAX)]
+    plain = np.array([1.0 / start.df, start.loc, np.log(start.scale), 0.0])
+    best = None
+    # Starts: no growth, and the scale doubling its variance at the median length, each from the
+    # plain fit's df and from a t close to normal.
+    for inverse_df in (1.0 / start.df, 0.02):
+        for length_scale in (0.0, float(np.median(n))):
+            x0 = np.array([inverse_df, start.loc, np.log(start.scale), length_scale])
+            result = minimize(
+                negative_log_likelihood,
+                x0,
+                method="L-BFGS-B",
+                bounds=bounds,
+                options={"ftol": 1e-13, "gtol": 1e-9, "maxiter": 2000},
+            )
+            if best is None or result.fun < best.fun:
+                best = result
+    assert best is not None
+    if best.fun > negative_log_likelihood(plain):
+        return start
+    inverse_df, loc, log_scale, length_scale = (float(v) for v in best.x)
+    return CleanNull(1.0 / inverse_df, loc, float(np.exp(log_scale)), length_scale)
 
 
 def robust_location_scale(values: npt.ArrayLike) -> tuple[float, float]:

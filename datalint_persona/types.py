@@ -58,6 +58,11 @@ class Sample:
     def location(self) -> str:
         return f"{self.source}:{self.line}"
 
+    @property
+    def response_length(self) -> int | None:
+        """The response's length in characters, which the clean null's scale depends on."""
+        return len(self.response)
+
 
 @dataclass(frozen=True)
 class InvalidRecord:
@@ -231,3 +236,5 @@ class RuleInfo:
     reference_mean: float = 0.0
     # (df, loc, scale) of the Student t of the model's own answers' ΔP, where the weight is below 1.
     own_answer_null: tuple[float, float, float] | None = None
+    # The clean null's scale at a response of n characters is calibration_std * sqrt(1 + this / n).
+    null_length_scale: float = 0.0

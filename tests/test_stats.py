@@ -209,3 +209,52 @@ def test_bootstrap_of_a_large_sample_is_batched_and_equals_scipy_unbatched() -> 
         vectorized=True,
     ).confidence_interval
     assert bootstrap_mean_ci(values, seed=7) == (float(unbatched.low), float(unbatched.high))
+
+
+def test_a_length_aware_null_recovers_the_growth_for_short_answers_and_is_calibrated_per_length() -> None:
+    """Clean ΔP whose spread grows for short answers, as a mean over few tokens does: the fit finds
+    the growth, and held-out draws fall below p = alpha at rate alpha at every length, where a null
+    without lengths over-flags the short answers."""
+    from scipy.stats import kstest, t
+
+    def draws(size: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+        rng = np.random.default_rng(seed)
+        lengths = np.exp(rng.uniform(np.log(2), np.log(3000), size=size))
+        scale = 1.5 * np.sqrt(1 + 40.0 / lengths)
+        return t.rvs(8, loc=0.3, scale=scale, random_state=rng), lengths
+
+    values, lengths = draws(3000, 1)
+    null = fit_clean_null(values, lengths)
+    plain = fit_clean_null(values)
+    assert null.length_scale == pytest.approx(40.0, rel=0.35)
+    assert null.scale == pytest.approx(1.5, rel=0.1)
+    assert plain.length_scale == 0.0
+    fresh, fresh_lengths = draws(20000, 2)
+    # the p-values are those of the t with the per-length scale, computed by scipy directly
+    expected = t.sf(
+        fresh, null.df, loc=null.loc, scale=null.scale * np.sqrt(1 + null.length_scale / fresh_lengths)
+    )
+    assert null.p_value(fresh, fresh_lengths) == pytest.approx(expected, rel=1e-12)
+    short = fresh_lengths < 20
+    for subset in (short, ~short):
+        p = null.p_value(fresh[subset], fresh_lengths[subset])
+        assert kstest(p, "uniform").pvalue > 0.001
+        assert (p < 0.01).mean() == pytest.approx(0.01, rel=0.5)
+    assert (plain.p_value(fresh[short]) < 0.01).mean() > 2 * 0.01
+    assert null.z(2.0, length=10) == pytest.approx(
+        (2.0 - null.loc) / (null.scale * np.sqrt(1 + null.length_scale / 10))
+    )
+    with pytest.raises(ValueError, match="lengths"):
+        fit_clean_null(values, lengths[:-1])
+
+
+def test_a_null_without_length_growth_is_kept_when_lengths_do_not_matter() -> None:
+    from scipy.stats import t
+
+    rng = np.random.default_rng(4)
+    values = t.rvs(6, loc=1.0, scale=2.0, size=2000, random_state=rng)
+    lengths = np.exp(rng.uniform(np.log(2), np.log(3000), size=2000))
+    null = fit_clean_null(values, lengths)
+    # the growth it finds is small: at 10 characters the scale is within 10% of the plain one
+    assert null.scale_at(10) == pytest.approx(null.scale, rel=0.1)
+    assert null.p_value(5.0, 1e9) == pytest.approx(null.p_value(5.0), rel=1e-6)

@@ -45,11 +45,13 @@ LEXICAL_LAYER = 0
 class CleanProjections:
     """Projections of clean samples for several vectors, at each vector's layer: of the answer
     (``answers[trait]``) and of the model's own answer to the same prompt (``own_answers[trait]``),
-    with each sample's source (a file name) in ``sources``."""
+    with each sample's source (a file name) in ``sources`` and its answer's length in characters
+    in ``lengths``."""
 
     sources: tuple[str, ...]
     answers: dict[str, np.ndarray]
     own_answers: dict[str, np.ndarray]
+    lengths: np.ndarray | None = None
 
 
 def clean_projections(
@@ -84,6 +86,7 @@ def clean_projections(
         tuple(Path(s.source).name for s in samples),
         {v.trait: projections[:n, column] for column, v in enumerate(vectors)},
         {v.trait: projections[n:, column] for column, v in enumerate(vectors)},
+        np.array([len(s.response) for s in samples], dtype=np.float64),
     )
 
 
@@ -147,7 +150,10 @@ def calibrate_vector(
         "lexical_overall": _figures(lexical_pos, lexical_neg, lexical_threshold),
         "y_prime": _y_prime_figures(settings, generations),
     }
-    result.update(verdict_calibration(vector.trait, delta_pos, delta_neg, own[:, 0], reference, clean))
+    normal_lengths = np.array([len(p.negative) for p in pairs], dtype=np.float64)
+    result.update(
+        verdict_calibration(vector.trait, delta_pos, delta_neg, own[:, 0], reference, clean, normal_lengths)
+    )
     result.update(
         _subset_figures(
             pairs, (delta_pos, delta_neg, threshold), (lexical_pos, lexical_neg, lexical_threshold)

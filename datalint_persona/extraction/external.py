@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from datalint_persona.types import RuleInfo, Sample, SampleScore, TraitScore
+from datalint_persona.types import RuleInfo, SampleScore, TraitScore
 from datalint_persona.verdicts.decide import decide
 
 SIZES = (20, 200, 2000)
@@ -93,11 +93,26 @@ def delta_matrix(samples: Sequence[SampleScore], rules: Sequence[RuleInfo]) -> n
     return np.array([[s.for_trait(r.trait).delta_p for r in rules] for s in samples], dtype=np.float64)
 
 
-def as_scores(delta: np.ndarray, rules: Sequence[RuleInfo], source: str) -> list[SampleScore]:
-    """Per-sample ΔP rows as the scores :func:`decide` reads (one synthetic file)."""
+def response_lengths(samples: Sequence[SampleScore]) -> np.ndarray:
+    """(n,) the screened samples' response lengths in characters (NaN where unknown)."""
+    return np.array(
+        [np.nan if (n := s.sample.response_length) is None else n for s in samples], dtype=np.float64
+    )
+
+
+def as_scores(
+    delta: np.ndarray, rules: Sequence[RuleInfo], source: str, lengths: np.ndarray | None = None
+) -> list[SampleScore]:
+    """Per-sample ΔP rows as the scores :func:`decide` reads (one synthetic file), with their
+    responses' ``lengths`` where known."""
+    from datalint_persona.screening.merge import ReportedSample
+
+    def length(row: int) -> int | None:
+        return None if lengths is None or np.isnan(lengths[row]) else int(lengths[row])
+
     return [
         SampleScore(
-            Sample(source, row + 1, (), ""),
+            ReportedSample(source, row + 1, (), "", reported_length=length(row)),
             row,
             "",
             False,
@@ -111,10 +126,19 @@ def as_scores(delta: np.ndarray, rules: Sequence[RuleInfo], source: str) -> list
     ]
 
 
-def judge(delta: np.ndarray, rules: Sequence[RuleInfo], *, fdr: float, alpha: float) -> dict[str, Any]:
-    """Verdicts on one file of these ΔP rows: per trait whether the file and how many samples are
-    flagged, and whether the gate (``--fail-on error``) fails."""
-    verdicts = decide(as_scores(delta, rules, "file"), rules, fdr=fdr, dataset_alpha=alpha, intervals=False)
+def judge(
+    delta: np.ndarray,
+    rules: Sequence[RuleInfo],
+    *,
+    fdr: float,
+    alpha: float,
+    lengths: np.ndarray | None = None,
+) -> dict[str, Any]:
+    """Verdicts on one file of these ΔP rows (with their responses' ``lengths``, where known): per
+    trait whether the file and how many samples are flagged, and whether the gate
+    (``--fail-on error``) fails."""
+    scores = as_scores(delta, rules, "file", lengths)
+    verdicts = decide(scores, rules, fdr=fdr, dataset_alpha=alpha, intervals=False)
     dataset = {s.trait: s.flagged for s in verdicts.summaries}
     samples = {r.trait: int(verdicts.flagged[:, k].sum()) for k, r in enumerate(rules)}
     gate = any(r.level == "error" and (dataset[r.trait] or samples[r.trait] > 0) for r in rules)
@@ -130,16 +154,20 @@ def clean_file_rates(
     seed: int = 0,
     fdr: float = 0.05,
     alpha: float = 0.05,
+    lengths: np.ndarray | None = None,
 ) -> dict[str, dict[str, float]]:
-    """Per size: the share of files resampled (with replacement) from a clean pool that each trait's
-    dataset verdict flags, and that fail the gate."""
+    """Per size: the share of files resampled (with replacement) from a clean pool (whose responses
+    have ``lengths``, where known) that each trait's dataset verdict flags, and that fail the gate."""
     rng = np.random.default_rng(seed)
     out: dict[str, dict[str, float]] = {}
     for size in sizes:
         counts = dict.fromkeys([r.trait for r in rules], 0)
         failed = 0
         for _ in range(repeats):
-            result = judge(pool[rng.integers(0, len(pool), size)], rules, fdr=fdr, alpha=alpha)
+            rows = rng.integers(0, len(pool), size)
+            result = judge(
+                pool[rows], rules, fdr=fdr, alpha=alpha, lengths=None if lengths is None else lengths[rows]
+            )
             for trait, flagged in result["dataset"].items():
                 counts[trait] += flagged
             failed += result["gate"]
@@ -159,9 +187,11 @@ def contamination_rates(
     seed: int = 0,
     fdr: float = 0.05,
     alpha: float = 0.05,
+    lengths: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> dict[str, dict[str, dict[str, float]]]:
     """Per size and rate: how often ``trait``'s dataset verdict fires, how often the gate fails on
-    that trait (a dataset or a sample finding), and the mean ΔP of the files."""
+    that trait (a dataset or a sample finding), and the mean ΔP of the files. ``lengths`` holds
+    the response lengths of the clean and the trait pool, where known."""
     column = [r.trait for r in rules].index(trait)
     rng = np.random.default_rng(seed)
     out: dict[str, dict[str, dict[str, float]]] = {}
@@ -172,13 +202,15 @@ def contamination_rates(
             dataset = gate = 0
             means = []
             for _ in range(repeats):
-                rows = np.concatenate(
-                    [
-                        clean[rng.integers(0, len(clean), size - bad)],
-                        trait_pool[rng.integers(0, len(trait_pool), bad)],
-                    ]
+                clean_rows = rng.integers(0, len(clean), size - bad)
+                trait_rows = rng.integers(0, len(trait_pool), bad)
+                rows = np.concatenate([clean[clean_rows], trait_pool[trait_rows]])
+                row_lengths = (
+                    None
+                    if lengths is None
+                    else np.concatenate([lengths[0][clean_rows], lengths[1][trait_rows]])
                 )
-                result = judge(rows, rules, fdr=fdr, alpha=alpha)
+                result = judge(rows, rules, fdr=fdr, alpha=alpha, lengths=row_lengths)
                 dataset += result["dataset"][trait]
                 gate += result["dataset"][trait] or result["samples"][trait] > 0
                 means.append(float(rows[:, column].mean()))

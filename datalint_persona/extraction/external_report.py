@@ -34,6 +34,7 @@ from datalint_persona.extraction.external import (
     contamination_rates,
     delta_matrix,
     judge,
+    response_lengths,
     split_records,
 )
 from datalint_persona.extraction.external_baselines import Detection
@@ -56,6 +57,10 @@ class ScreenedPools:
     samples: dict[str, list[SampleScore]]
     delta: dict[str, np.ndarray]
     rules: list[RuleInfo]
+
+    def lengths(self, file: str) -> np.ndarray:
+        """(n,) the response lengths of ``file``'s samples."""
+        return response_lengths(self.samples[file])
 
 
 def pair_lines(pairs: Sequence[TraitPair], side: str) -> list[str]:
@@ -119,10 +124,11 @@ def evaluate_external(
     }
     fdr, alpha = options.fdr, options.dataset_fpr
     for file in [s.file for s in EXTERNAL_SETS if s.role == "clean"] + [OWN_ANSWERS_FILE]:
+        lengths = pools.lengths(file)
         report["clean_files"][file] = clean_file_rates(
-            pools.delta[file], pools.rules, repeats=repeats, fdr=fdr, alpha=alpha
+            pools.delta[file], pools.rules, repeats=repeats, fdr=fdr, alpha=alpha, lengths=lengths
         )
-        whole = judge(pools.delta[file], pools.rules, fdr=fdr, alpha=alpha)
+        whole = judge(pools.delta[file], pools.rules, fdr=fdr, alpha=alpha, lengths=lengths)
         report["clean_samples"][file] = {t: n / len(pools.delta[file]) for t, n in whole["samples"].items()}
     traits = [r.trait for r in pools.rules]
     vectors = {v.trait: v for v in find_vectors(options.vectors, loaded.spec.name, traits)}
@@ -155,6 +161,7 @@ def _trait_set(
         repeats=max(repeats // 2, 1),
         fdr=fdr,
         alpha=alpha,
+        lengths=(pools.lengths(item.clean_pair), pools.lengths(item.file)),
     )
     progress(f"baselines for {item.file}")
     figures = detection.figures(
@@ -187,6 +194,7 @@ def screen_pools(
     ]
     progress("screening the model's own answers")
     own, _ = screen_lines(own_answers, OWN_ANSWERS_FILE, loaded, options)
+    samples[OWN_ANSWERS_FILE] = own
     delta[OWN_ANSWERS_FILE] = delta_matrix(own, rules)
     return ScreenedPools(samples, delta, rules)
 

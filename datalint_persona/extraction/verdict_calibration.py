@@ -1,8 +1,9 @@
 """The verdicts' part of a vector's calibration: the clean null, the gap and the dataset margin.
 
 - **The clean null**: a Student t fitted to the ΔP of clean answers (the trait file's normal
-  answers and, where given, clean datasets of other styles and authors); below reference weight
-  1, a second null fitted to the model's own answers.
+  answers and, where given, clean datasets of other styles and authors), whose scale grows for
+  short answers by a fitted ``length_scale`` (:class:`~datalint_persona.stats.CleanNull`); below
+  reference weight 1, a second null fitted to the model's own answers.
 - **The gap**: mean ΔP of trait answers minus that of normal answers, the unit of a dataset's effect.
 - **The margin**: the effect a dataset must be shown to exceed (:func:`clean_margin`).
 """
@@ -50,14 +51,17 @@ def verdict_calibration(
     own_projection: np.ndarray,
     reference: Reference,
     clean: CleanProjections | None,
+    normal_lengths: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """The sidecar's ``gap``, ``null`` and ``margin`` (see the module docstring).
 
-    The null is fitted to the normal and clean answers; below reference weight 1, a second null to
-    the model's own answers, which then score (1 - w)(proj y' - m). The margin covers both.
+    The null is fitted to the normal and clean answers (with their lengths in characters, where
+    every answer's is given); below reference weight 1, a second null to the model's own answers,
+    which then score (1 - w)(proj y' - m). The margin covers both.
     """
     gap = float(trait_delta.mean() - normal_delta.mean())
     by_source: dict[str, np.ndarray] = {"trait file: normal answers": normal_delta}
+    lengths = [normal_lengths]
     own = [own_projection]
     if clean is not None and trait in clean.answers:
         sources = np.array(clean.sources)
@@ -65,6 +69,7 @@ def verdict_calibration(
         own.append(clean.own_answers[trait])
         for name in dict.fromkeys(clean.sources):
             by_source[name] = clean_delta[sources == name]
+            lengths.append(None if clean.lengths is None else clean.lengths[sources == name])
     values = np.concatenate(list(by_source.values()))
     if values.size < MIN_NULL_VALUES:
         raise ConfigError(
@@ -72,7 +77,10 @@ def verdict_calibration(
             fix=f"pass clean answers with --clean FILE ({MIN_NULL_VALUES} answers in all at least; "
             "hundreds, of many styles, make better verdicts).",
         )
-    null = fit_clean_null(values)
+    known_lengths = [part for part in lengths if part is not None]
+    null = fit_clean_null(
+        values, np.concatenate(known_lengths) if len(known_lengths) == len(lengths) else None
+    )
     own_delta = reference.delta_p(np.concatenate(own), np.concatenate(own))
     block: dict[str, Any] = {
         "gap": gap,
@@ -80,6 +88,7 @@ def verdict_calibration(
             "df": null.df,
             "loc": null.loc,
             "scale": null.scale,
+            "length_scale": null.length_scale,
             "n": int(sum(len(v) for v in by_source.values())),
             "sources": {name: int(len(v)) for name, v in by_source.items()},
         },

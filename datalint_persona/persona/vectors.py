@@ -99,7 +99,9 @@ def _t(entry: object) -> CleanNull | None:
     """A stored Student t (``df``, ``loc``, ``scale``), if there is one."""
     if not isinstance(entry, Mapping):
         return None
-    return CleanNull(float(entry["df"]), float(entry["loc"]), float(entry["scale"]))
+    return CleanNull(
+        float(entry["df"]), float(entry["loc"]), float(entry["scale"]), float(entry.get("length_scale", 0.0))
+    )
 
 
 @dataclass(frozen=True)

@@ -82,6 +82,7 @@ def _sample_entry(sample: SampleScore) -> dict[str, object]:
         "source": sample.sample.source,
         "line": sample.sample.line,
         "content_hash": sample.sample.content_hash,
+        "response_length": sample.sample.response_length,
         "y_prime": sample.y_prime,
         "y_prime_hit_token_limit": sample.y_prime_hit_token_limit,
         "truncated": sample.truncated,

@@ -99,8 +99,10 @@ def _print_calibration_notes(calibration: dict[str, Any], console: Console) -> N
     null = calibration.get("null")
     if isinstance(null, dict):
         sources = ", ".join(f"{name} ({n})" for name, n in null.get("sources", {}).items())
+        growth = float(null.get("length_scale", 0.0))
+        scale = f"scale {null['scale']:.3f}" + (f" x sqrt(1 + {growth:.1f} / characters)" if growth else "")
         console.print(
-            f"Verdicts: clean null t(df {null['df']:.1f}, centre {null['loc']:.3f}, scale {null['scale']:.3f}) "
+            f"Verdicts: clean null t(df {null['df']:.1f}, centre {null['loc']:.3f}, {scale}) "
             f"from {null['n']} answers: {sources}."
         )
     if "gap" in calibration:

@@ -30,10 +30,15 @@ class ReportedSample(Sample):
     """A sample known only from a report: its place and content hash, not its text."""
 
     reported_hash: str = ""
+    reported_length: int | None = None
 
     @property
     def content_hash(self) -> str:
         return self.reported_hash
+
+    @property
+    def response_length(self) -> int | None:
+        return self.reported_length
 
 
 def _read(path: str) -> dict[str, Any]:
@@ -101,7 +106,14 @@ def _rule(entry: dict[str, Any], names: set[str]) -> RuleInfo:
 def _sample(entry: dict[str, Any], rules: Sequence[RuleInfo]) -> SampleScore:
     scores = entry["scores"]
     return SampleScore(
-        sample=ReportedSample(entry["source"], entry["line"], (), "", reported_hash=entry["content_hash"]),
+        sample=ReportedSample(
+            entry["source"],
+            entry["line"],
+            (),
+            "",
+            reported_hash=entry["content_hash"],
+            reported_length=entry.get("response_length"),
+        ),
         index=entry["index"],
         y_prime=entry["y_prime"],
         y_prime_hit_token_limit=entry["y_prime_hit_token_limit"],

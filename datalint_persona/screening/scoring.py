@@ -14,6 +14,7 @@ from datalint_persona.model.activations import ForwardWork, iter_mean_activation
 from datalint_persona.model.chat import EncodedPair, encode_pair
 from datalint_persona.screening.projection_cache import ProjectionCache, pair_key
 from datalint_persona.screening.reference import Reference
+from datalint_persona.stats import CleanNull
 from datalint_persona.types import (
     Direction,
     Message,
@@ -232,9 +233,12 @@ def _project_chunk(
     return computed
 
 
-def trait_score(rule: RuleInfo, projection_y: float, projection_y_prime: float) -> TraitScore:
+def trait_score(
+    rule: RuleInfo, projection_y: float, projection_y_prime: float, length: int | None = None
+) -> TraitScore:
     """One trait's score of a sample: ΔP = proj(x, y) - proj(x, y') against the rule's reference,
-    and its z against the vector's calibration (None without one).
+    and its z against the vector's calibration (None without one), at the clean null's scale for
+    a response of ``length`` characters.
 
     >>> rule = RuleInfo("persona-lint/evil", "evil", "evil", "", "error", 3, None, None, "")
     >>> trait_score(rule, 2.0, 0.5).delta_p
@@ -244,7 +248,10 @@ def trait_score(rule: RuleInfo, projection_y: float, projection_y_prime: float) 
     delta = float(reference.delta_p(projection_y, projection_y_prime))
     z = None
     if rule.calibration_mean is not None and rule.calibration_std:
-        z = (delta - rule.calibration_mean) / rule.calibration_std
+        null = CleanNull(
+            rule.null_df or 0.0, rule.calibration_mean, rule.calibration_std, rule.null_length_scale
+        )
+        z = null.z(delta, length)
     return TraitScore(rule.trait, rule.layer, float(projection_y), float(projection_y_prime), delta, z)
 
 
@@ -261,7 +268,9 @@ def sample_score(
     """A sample's scores over every rule; ``projection_y[j]`` and ``projection_y_prime[j]`` are its
     y and y' projections on rule j's direction (its global ``index`` numbers it in the run)."""
     trait_scores = tuple(
-        trait_score(rule, float(projection_y[column]), float(projection_y_prime[column]))
+        trait_score(
+            rule, float(projection_y[column]), float(projection_y_prime[column]), sample.response_length
+        )
         for column, rule in enumerate(rules)
     )
     return SampleScore(sample, index, y_prime, hit_limit, truncated, trait_scores)

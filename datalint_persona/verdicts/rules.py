@@ -150,6 +150,7 @@ def resolve_rule(default: RuleDefault, vector: PersonaVector, overrides: Mapping
         reference_weight=calibration.reference_weight if calibrated_here else 1.0,
         reference_mean=calibration.reference_mean if calibrated_here else 0.0,
         own_answer_null=_triple(calibration.own_answer_null) if calibrated_here else None,
+        null_length_scale=null.length_scale if null else 0.0,
     )
 
 

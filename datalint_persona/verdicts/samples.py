@@ -38,7 +38,8 @@ DEFAULT_FDR = 0.05
 
 @dataclass(frozen=True)
 class ScoreColumns:
-    """A run's scores as columns: each sample's file code and, per rule, ΔP and both projections.
+    """A run's scores as columns: each sample's file code and response length and, per rule, ΔP
+    and both projections.
 
     The arrays are (n_samples, n_rules) in the order the scores came in, columns in rule order.
     """
@@ -48,6 +49,7 @@ class ScoreColumns:
     delta: np.ndarray
     projection_y: np.ndarray
     projection_y_prime: np.ndarray
+    lengths: np.ndarray | None = None  # (n_samples,) response lengths in characters; NaN: unknown
 
     @classmethod
     def gather(cls, scores: Iterable[SampleScore], rules: Sequence[RuleInfo]) -> ScoreColumns:
@@ -63,9 +65,12 @@ class ScoreColumns:
         """
         source_codes: dict[str, int] = {}
         codes = array("q")
+        lengths = array("d")
         delta, y, y_prime = ([array("d") for _ in rules] for _ in range(3))
         for score in scores:
             codes.append(source_codes.setdefault(score.sample.source, len(source_codes)))
+            length = score.sample.response_length
+            lengths.append(float("nan") if length is None else float(length))
             for k, rule in enumerate(rules):
                 value = score.for_trait(rule.trait)
                 delta[k].append(value.delta_p)
@@ -78,14 +83,16 @@ class ScoreColumns:
                 return np.zeros((sources.size, 0))
             return np.stack([np.asarray(column) for column in columns], axis=1)
 
-        return cls(sources, tuple(source_codes), stacked(delta), stacked(y), stacked(y_prime))
+        return cls(
+            sources, tuple(source_codes), stacked(delta), stacked(y), stacked(y_prime), np.asarray(lengths)
+        )
 
 
 def clean_null(rule: RuleInfo) -> CleanNull | None:
     """The rule's clean null, where its vector was calibrated with one."""
     if rule.null_df is None or rule.calibration_mean is None or not rule.calibration_std:
         return None
-    return CleanNull(rule.null_df, rule.calibration_mean, rule.calibration_std)
+    return CleanNull(rule.null_df, rule.calibration_mean, rule.calibration_std, rule.null_length_scale)
 
 
 def own_answer_null(rule: RuleInfo) -> CleanNull | None:
@@ -94,18 +101,27 @@ def own_answer_null(rule: RuleInfo) -> CleanNull | None:
 
 
 def sample_p_values(
-    delta: np.ndarray, sources: np.ndarray, null: CleanNull | None, own_null: CleanNull | None = None
+    delta: np.ndarray,
+    sources: np.ndarray,
+    null: CleanNull | None,
+    own_null: CleanNull | None = None,
+    lengths: np.ndarray | None = None,
 ) -> np.ndarray:
     """(n,) one-sided p-values of one trait's ΔP (see the module docstring); NaN without a null.
 
     ``sources`` holds each sample's file as an integer code; ``own_null`` is the null of the
-    model's own answers, where there is one. Samples with ΔP <= 0 never pull toward the trait (p = 1).
+    model's own answers, where there is one; ``lengths`` the responses' lengths in characters,
+    for the clean null's scale (NaN, or no array: its scale at any length). Samples with ΔP <= 0
+    never pull toward the trait (p = 1).
     """
     if null is None:
         return np.full(delta.shape, np.nan)
     from scipy.stats import norm
 
     p = np.asarray(null.p_value(delta), dtype=np.float64)
+    if lengths is not None and null.length_scale > 0:
+        known = ~np.isnan(lengths)
+        p[known] = null.p_value(delta[known], lengths[known])
     if own_null is not None:
         p = np.maximum(p, own_null.p_value(delta))
     for code in np.unique(sources):
@@ -130,7 +146,9 @@ def sample_verdicts(
     p = (
         np.stack(
             [
-                sample_p_values(delta[:, k], sources, clean_null(rule), own_answer_null(rule))
+                sample_p_values(
+                    delta[:, k], sources, clean_null(rule), own_answer_null(rule), columns.lengths
+                )
                 for k, rule in enumerate(rules)
             ],
             axis=1,

@@ -242,3 +242,20 @@ def test_layer0_delta_p_is_the_token_embedding_projection(
         for q, y, y_prime in rows
     ]
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
+
+
+def test_the_resampled_verdicts_judge_each_answer_at_its_length() -> None:
+    """With a length scale, a file of short answers is judged against the wider null of their
+    length: the same ΔP rows are flagged in long answers and not in one-word ones."""
+    from dataclasses import replace
+
+    rules = [replace(r, null_length_scale=200.0) for r in RULES]
+    delta = np.zeros((30, 2))
+    delta[:3, 0] = 6.0  # three extreme evil values
+    short, long = np.full(30, 3.0), np.full(30, 5000.0)
+    assert judge(delta, rules, fdr=0.05, alpha=0.05, lengths=long)["samples"]["evil"] == 3
+    assert judge(delta, rules, fdr=0.05, alpha=0.05, lengths=short)["samples"]["evil"] == 0
+    # unknown lengths: the null's scale at any length, as before lengths were recorded
+    assert judge(delta, rules, fdr=0.05, alpha=0.05)["samples"]["evil"] == 3
+    rates = clean_file_rates(delta, rules, sizes=(20,), repeats=5, lengths=short)
+    assert rates["20"]["evil"] == 0.0

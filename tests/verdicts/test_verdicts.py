@@ -243,3 +243,37 @@ def test_changed_samples_are_compared_with_the_files_unchanged_ones() -> None:
         "main",
         60,
     )  # 30 per file
+
+
+def test_short_answers_are_judged_against_the_wider_null_of_their_length() -> None:
+    """A rule with a length scale: each p-value and z uses the scale at that response's length
+    (scipy's t directly), so the same ΔP is less unusual in a one-word answer than in a long one."""
+    from datalint_persona.screening.scoring import trait_score
+
+    growth = 60.0
+    texts = ["Yes", "No, that's wrong.", "x" * 400, "y" * 4000]
+    values = np.array([9.0, 9.0, 9.0, 9.0])
+    run = [
+        SampleScore(
+            Sample("data.jsonl", i + 1, (), text),
+            i,
+            "own",
+            False,
+            False,
+            (TraitScore("evil", 5, v, 0.0, v, None),),
+        )
+        for i, (text, v) in enumerate(zip(texts, values, strict=True))
+    ]
+    verdicts = decide(run, [rule(null_length_scale=growth)])
+    lengths = np.array([len(text) for text in texts], dtype=float)
+    scale = NULL["scale"] * np.sqrt(1 + growth / lengths)
+    expected = t.sf(values, NULL["df"], loc=NULL["loc"], scale=scale)
+    assert verdicts.p_values[:, 0] == pytest.approx(expected, rel=1e-9)
+    assert verdicts.p_values[0, 0] > 10 * verdicts.p_values[3, 0]
+    z = [trait_score(rule(null_length_scale=growth), 9.0, 0.0, len(text)).z for text in texts]
+    assert z == pytest.approx(((values - NULL["loc"]) / scale).tolist())
+    # without a length scale (older calibrations) every length has the same p
+    plain = decide(run, [rule()])
+    assert plain.p_values[:, 0] == pytest.approx(
+        t.sf(values, NULL["df"], loc=NULL["loc"], scale=NULL["scale"])
+    )
