@@ -11,7 +11,7 @@ from datalint_persona.text import one_line
 from datalint_persona.types import DatasetSummary, Finding, InvalidRecord, RuleInfo, SampleScore, TraitScore
 from datalint_persona.verdicts.rules import INVALID_RECORD_RULE
 
-EXCERPT_CHARS = 160
+EXCERPT_CHARS = 400  # what the HTML report shows of y and y' (reports carry no other text of a sample)
 
 
 def _known(**values: float | None) -> dict[str, float]:
