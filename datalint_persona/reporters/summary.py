@@ -11,7 +11,7 @@ import hashlib
 from dataclasses import dataclass
 
 from datalint_persona.run_records import ScreenResult
-from datalint_persona.text import one_line
+from datalint_persona.text import format_number, one_line
 from datalint_persona.types import LEVEL_ORDER, DatasetSummary, Finding, RuleInfo
 
 __all__ = [
@@ -29,37 +29,15 @@ __all__ = [
 INVALID_RECORD_RULE_ID = "persona-lint/invalid-record"  # the rule id of a record that could not be read
 
 
-def format_number(value: float | None) -> str:
-    """Format ΔP, z and thresholds the same way in every human-readable place.
-
-    Four significant digits, because ΔP scales with the residual-stream norm of the rule's layer
-    and can be 0.0123 at one layer and 45.6 at another.
-
-    >>> format_number(3.14159), format_number(0.012345), format_number(2.0), format_number(None)
-    ('3.142', '0.01235', '2', 'n/a')
-    """
-    if value is None:
-        return "n/a"
-    return f"{value:.4g}"
-
-
 def finding_message(finding: Finding) -> str:
-    """The finding's message followed by the numbers a reviewer needs (SARIF and GitLab show this).
+    """The message every format shows for a finding (SARIF, GitLab, GitHub; the HTML and terminal
+    tables show the same numbers in columns). The rules write each number into it once.
 
     >>> from datalint_persona.types import Finding
-    >>> finding_message(Finding("r", "error", "sample", "d.jsonl", 3, "Evil.", "evil", 4.0, 1.0, None))
-    'Evil. (trait evil, ΔP 4, threshold 1)'
+    >>> finding_message(Finding("r", "error", "sample", "d.jsonl", 3, " Evil: ΔP 4. ", "evil", 4.0))
+    'Evil: ΔP 4.'
     """
-    if finding.kind == "invalid" or finding.delta_p is None:
-        return finding.message
-    numbers = [f"trait {finding.trait}", f"ΔP {format_number(finding.delta_p)}"]
-    if finding.threshold is not None:
-        numbers.append(f"threshold {format_number(finding.threshold)}")
-    if "q_value" in finding.extra:
-        numbers.append(f"q {format_number(finding.extra['q_value'])}")
-    if finding.z is not None:
-        numbers.append(f"z {format_number(finding.z)}")
-    return f"{finding.message.rstrip()} ({', '.join(numbers)})".lstrip()
+    return finding.message.strip()
 
 
 def ranked_sample_findings(result: ScreenResult) -> list[Finding]:
