@@ -110,17 +110,25 @@ def parse_assignments(values: tuple[str, ...], option: str, convert: Callable[[s
     {'evil': 1.5}
     """
     parsed = {}
+    example = f"{option} evil={_EXAMPLE_VALUES.get(option, 'VALUE')}"
     for value in values:
         trait, sep, raw = value.partition("=")
         if not sep or not trait:
-            raise click.BadParameter(f"'{value}' is not TRAIT=VALUE", param_hint=option)
+            raise click.BadParameter(
+                f"'{value}' is not TRAIT=VALUE. Fix: name the trait and its value, for example {example}.",
+                param_hint=option,
+            )
         try:
             parsed[trait] = convert(raw)
         except ValueError:
             raise click.BadParameter(
-                f"'{raw}' is not a valid value in '{value}'", param_hint=option
+                f"'{raw}' is not a valid value in '{value}'. Fix: give a value such as {example}.",
+                param_hint=option,
             ) from None
     return parsed
+
+
+_EXAMPLE_VALUES = {"--threshold": "2.5", "--level": "error"}  # for the fix of a malformed TRAIT=VALUE
 
 
 def debug_option(command: Any) -> Any:

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import click
-from click_default_group import DefaultGroup
 
 from datalint_persona import __version__
 from datalint_persona.cli.common import (
@@ -30,6 +29,7 @@ from datalint_persona.cli.paper import monitor_command, shift_command, steer_com
 from datalint_persona.cli.report import report_command
 from datalint_persona.cli.report_outputs import emit_reports, format_options, pair_outputs
 from datalint_persona.cli.traits import traits_group
+from datalint_persona.cli.usage import PersonaLintGroup
 from datalint_persona.cli.validate import validate_command
 from datalint_persona.cli.vectors import vectors_group
 from datalint_persona.cli.workflow import workflow_options
@@ -47,7 +47,7 @@ from datalint_persona.suggest import did_you_mean
 from datalint_persona.types import LEVEL_ORDER
 
 
-@click.group(cls=DefaultGroup, default="screen", default_if_no_args=False)
+@click.group(cls=PersonaLintGroup, default="screen", default_if_no_args=False)
 @click.version_option(__version__, prog_name="persona-lint")
 def main() -> None:
     """Screen LLM finetuning data for samples that shift a model's persona.
@@ -257,7 +257,7 @@ def _print_cache_stats(stats: dict[str, int]) -> None:
 def _level(value: str) -> str:
     if value not in RULE_LEVELS:
         raise click.BadParameter(
-            f"unknown level '{value}'.{did_you_mean(value, RULE_LEVELS)} Use one of: {', '.join(RULE_LEVELS)}.",
+            f"unknown level '{value}'.{did_you_mean(value, RULE_LEVELS)} Fix: use one of: {', '.join(RULE_LEVELS)}.",
             param_hint="--level",
         )
     return value
