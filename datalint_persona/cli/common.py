@@ -3,9 +3,10 @@ progress bars, and the options several commands declare (``--debug``, ``--clean`
 
 from __future__ import annotations
 
+import os
 import sys
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
@@ -37,17 +38,33 @@ def one_line(message: str, limit: int = MAX_MESSAGE_CHARS) -> str:
     return text[:head] + " … " + text[len(text) - (limit - head - 3) :]
 
 
-def stderr_console(quiet: bool = False) -> Any:
+def no_color(environ: Mapping[str, str] = os.environ) -> bool:
+    """Whether ``NO_COLOR`` is set to a non-empty value (no-color.org): then no ANSI escape at all.
+
+    rich's own ``NO_COLOR`` handling drops colours but keeps bold, dim and underline.
+
+    >>> no_color({"NO_COLOR": "1"}), no_color({"NO_COLOR": ""}), no_color({})
+    (True, False, False)
+    """
+    return environ.get("NO_COLOR", "") != ""
+
+
+def _console(**settings: Any) -> Any:
     from rich.console import Console
 
-    return Console(stderr=True, quiet=quiet)
+    if no_color():
+        settings["color_system"] = None  # no styles at all, not only no colours
+    return Console(**settings)
+
+
+def stderr_console(quiet: bool = False) -> Any:
+    return _console(stderr=True, quiet=quiet)
 
 
 def stdout_console() -> Any:
-    """The report console: the terminal's width on a TTY, 120 columns in logs and pipes."""
-    from rich.console import Console
-
-    return Console(width=None if sys.stdout.isatty() else 120)
+    """The report console: the terminal's width on a TTY, 120 columns in logs and pipes; plain text
+    under ``NO_COLOR``."""
+    return _console(width=None if sys.stdout.isatty() else 120)
 
 
 @contextmanager
