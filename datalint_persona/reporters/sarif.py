@@ -16,6 +16,7 @@ from datalint_persona.reporters.encoding import dump_json
 from datalint_persona.reporters.json_report import TOOL_NAME
 from datalint_persona.reporters.summary import (
     INVALID_RECORD_RULE_ID,
+    dataset_anchor_lines,
     dataset_fingerprint,
     finding_message,
     format_number,
@@ -61,7 +62,8 @@ def render_sarif(result: ScreenResult) -> str:
     rule_index = {str(descriptor["id"]): index for index, descriptor in enumerate(descriptors)}
 
     with_baseline = bool(result.settings.baseline) or any(f.baselined for f in result.findings)
-    results = [_result(finding, rule_index, with_baseline) for finding in result.findings]
+    anchors = dataset_anchor_lines(result)
+    results = [_result(finding, rule_index, with_baseline, anchors) for finding in result.findings]
     covered = {(f.source, f.line) for f in result.findings if f.kind == "invalid"}
     results += [
         _invalid_result(record, rule_index[INVALID_RECORD_RULE_ID], with_baseline)
@@ -201,8 +203,11 @@ def _fallback_descriptor(finding: Finding) -> _Json:
     }
 
 
-def _result(finding: Finding, rule_index: dict[str, int], with_baseline: bool) -> _Json:
-    line = 1 if finding.kind == "dataset" else max(finding.line, 1)
+def _result(
+    finding: Finding, rule_index: dict[str, int], with_baseline: bool, anchors: dict[tuple[str, str], int]
+) -> _Json:
+    dataset = finding.kind == "dataset"
+    line = anchors.get((finding.source, finding.trait or ""), 1) if dataset else max(finding.line, 1)
     numbers = {
         "trait": finding.trait,
         "delta_p": finding.delta_p,
@@ -210,6 +215,8 @@ def _result(finding: Finding, rule_index: dict[str, int], with_baseline: bool) -
         "threshold": finding.threshold,
     }
     properties: _Json = {"kind": finding.kind}
+    if dataset:  # the whole file is meant; the line is only where a viewer shows it
+        properties["scope"] = "file"
     properties.update({key: value for key, value in numbers.items() if value is not None})
     if finding.extra:
         properties["extra"] = dict(finding.extra)

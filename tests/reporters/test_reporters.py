@@ -345,6 +345,7 @@ def test_sarif_messages_state_each_number_once(result: ScreenResult) -> None:
         "delta_p": 2.578,
         "threshold": 0.5,
         "extra": {"ci_low": 0.9, "ci_high": 4.2},
+        "scope": "file",
     }
 
 
@@ -697,3 +698,20 @@ def test_every_format_shows_the_same_message_and_the_terminal_the_same_numbers(r
         if finding.kind == "sample":  # the table's ΔP is the message's, digit for digit
             shown = f"ΔP {finding.delta_p:.4g}"
             assert finding.message.count(shown) == 1 and f" {finding.delta_p:.4g} " in terminal
+
+
+def test_a_dataset_finding_sits_on_the_sample_behind_it(result: ScreenResult) -> None:
+    """GitHub shows a pull request only results on lines of its diff, and needs a line for each."""
+
+    def dataset_line(run: ScreenResult) -> int:
+        results = _sarif(run)["runs"][0]["results"]
+        [dataset] = [r for r in results if r["properties"]["kind"] == "dataset"]
+        return int(dataset["locations"][0]["physicalLocation"]["region"]["startLine"])
+
+    # The top flagged evil sample of the file that is not baselined (line 4, z 5.25, is baselined).
+    assert dataset_line(result) == 1
+    # No flagged sample: the file's sample with the highest evil ΔP (6.02 on line 4).
+    only_dataset = tuple(f for f in result.findings if f.kind != "sample")
+    assert dataset_line(dataclasses.replace(result, findings=only_dataset)) == 4
+    # No sample of that file at all: the file's first line.
+    assert dataset_line(dataclasses.replace(result, findings=only_dataset, samples=())) == 1
