@@ -165,7 +165,8 @@ class ScreenResult:
     # inputs must be identical.
     cache_stats: dict[str, int] = field(default_factory=dict)
     # Per trait, the calibration ΔP values of the vector's held-out pairs ("normal", "trait"), when
-    # the vector stores them at the rule's layer; the HTML report plots them. Not in JSON/SARIF.
+    # the vector stores them at the rule's layer; the HTML report plots them. In the JSON report
+    # (so that a saved report renders the same HTML), not in SARIF.
     calibration: dict[str, dict[str, tuple[float, ...]]] = field(default_factory=dict)
     inputs: tuple[InputInfo, ...] = ()  # each input as read
 

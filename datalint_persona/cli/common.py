@@ -3,9 +3,10 @@ progress bars, and the options several commands declare (``--debug``, ``--clean`
 
 from __future__ import annotations
 
+import os
 import sys
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
@@ -37,17 +38,33 @@ def one_line(message: str, limit: int = MAX_MESSAGE_CHARS) -> str:
     return text[:head] + " … " + text[len(text) - (limit - head - 3) :]
 
 
-def stderr_console(quiet: bool = False) -> Any:
+def no_color(environ: Mapping[str, str] = os.environ) -> bool:
+    """Whether ``NO_COLOR`` is set to a non-empty value (no-color.org): then no ANSI escape at all.
+
+    rich's own ``NO_COLOR`` handling drops colours but keeps bold, dim and underline.
+
+    >>> no_color({"NO_COLOR": "1"}), no_color({"NO_COLOR": ""}), no_color({})
+    (True, False, False)
+    """
+    return environ.get("NO_COLOR", "") != ""
+
+
+def _console(**settings: Any) -> Any:
     from rich.console import Console
 
-    return Console(stderr=True, quiet=quiet)
+    if no_color():
+        settings["color_system"] = None  # no styles at all, not only no colours
+    return Console(**settings)
+
+
+def stderr_console(quiet: bool = False) -> Any:
+    return _console(stderr=True, quiet=quiet)
 
 
 def stdout_console() -> Any:
-    """The report console: the terminal's width on a TTY, 120 columns in logs and pipes."""
-    from rich.console import Console
-
-    return Console(width=None if sys.stdout.isatty() else 120)
+    """The report console: the terminal's width on a TTY, 120 columns in logs and pipes; plain text
+    under ``NO_COLOR``."""
+    return _console(width=None if sys.stdout.isatty() else 120)
 
 
 @contextmanager
@@ -110,17 +127,25 @@ def parse_assignments(values: tuple[str, ...], option: str, convert: Callable[[s
     {'evil': 1.5}
     """
     parsed = {}
+    example = f"{option} evil={_EXAMPLE_VALUES.get(option, 'VALUE')}"
     for value in values:
         trait, sep, raw = value.partition("=")
         if not sep or not trait:
-            raise click.BadParameter(f"'{value}' is not TRAIT=VALUE", param_hint=option)
+            raise click.BadParameter(
+                f"'{value}' is not TRAIT=VALUE. Fix: name the trait and its value, for example {example}.",
+                param_hint=option,
+            )
         try:
             parsed[trait] = convert(raw)
         except ValueError:
             raise click.BadParameter(
-                f"'{raw}' is not a valid value in '{value}'", param_hint=option
+                f"'{raw}' is not a valid value in '{value}'. Fix: give a value such as {example}.",
+                param_hint=option,
             ) from None
     return parsed
+
+
+_EXAMPLE_VALUES = {"--threshold": "2.5", "--level": "error"}  # for the fix of a malformed TRAIT=VALUE
 
 
 def debug_option(command: Any) -> Any:

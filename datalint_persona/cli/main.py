@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import click
-from click_default_group import DefaultGroup
 
 from datalint_persona import __version__
 from datalint_persona.cli.common import (
@@ -23,18 +22,19 @@ from datalint_persona.cli.common import (
     errors_to_exit,
     parse_assignments,
     progress_bar,
-    stdout_console,
 )
 from datalint_persona.cli.evaluate import calibrate_command
 from datalint_persona.cli.merge import merge_command
 from datalint_persona.cli.paper import monitor_command, shift_command, steer_command
+from datalint_persona.cli.report import report_command
+from datalint_persona.cli.report_outputs import emit_reports, format_options, pair_outputs
 from datalint_persona.cli.traits import traits_group
+from datalint_persona.cli.usage import PersonaLintGroup
 from datalint_persona.cli.validate import validate_command
 from datalint_persona.cli.vectors import vectors_group
 from datalint_persona.cli.workflow import workflow_options
 from datalint_persona.config_file import discover_config, read_config_file
-from datalint_persona.errors import PersonaLintError
-from datalint_persona.reporters import REPORTERS, output_format_hint, refuse_input_path, write_report
+from datalint_persona.reporters import refuse_input_path
 from datalint_persona.settings import (
     BACKENDS,
     DEFAULT_CACHE_DIR,
@@ -46,10 +46,8 @@ from datalint_persona.settings import (
 from datalint_persona.suggest import did_you_mean
 from datalint_persona.types import LEVEL_ORDER
 
-FORMATS = ("terminal", *REPORTERS)  # the terminal summary, then every registered report format
 
-
-@click.group(cls=DefaultGroup, default="screen", default_if_no_args=False)
+@click.group(cls=PersonaLintGroup, default="screen", default_if_no_args=False)
 @click.version_option(__version__, prog_name="persona-lint")
 def main() -> None:
     """Screen LLM finetuning data for samples that shift a model's persona.
@@ -57,6 +55,8 @@ def main() -> None:
     \b
     persona-lint train.jsonl                  screen with the embedded model and bundled vectors
     persona-lint data/*.jsonl --format sarif --output persona.sarif
+    persona-lint data/*.jsonl --format sarif -o persona.sarif --format json -o report.json
+    persona-lint report report.json --format html -o report.html   re-render, no model
     persona-lint vectors show evil            inspect a bundled vector
 
     Exit codes: 0 clean, 1 findings at or above --fail-on, 2 usage/config/input error.
@@ -89,14 +89,7 @@ def main() -> None:
     show_default=True,
     help="Exit 1 when a finding reaches this level.",
 )
-@click.option("--format", "output_format", type=click.Choice(FORMATS), default="terminal", show_default=True)
-@click.option(
-    "--output",
-    "-o",
-    type=click.Path(dir_okay=False),
-    default=None,
-    help="Write the --format report here (atomically); the terminal summary still prints.",
-)
+@format_options("terminal", "Write the --format report here (atomically); the terminal summary still prints.")
 @click.option(
     "--max-new-tokens",
     type=click.IntRange(1, 8192),
@@ -194,7 +187,7 @@ def _screen(ctx: click.Context, files: tuple[str, ...], options: dict[str, Any])
     from datalint_persona.screening.workflow import write_and_accept_baseline
     from datalint_persona.settings import screen_options
 
-    _check_output(options, files)
+    reports = pair_outputs(options["formats"], options["outputs"], files)
     if options["write_baseline_path"]:
         refuse_input_path(options["write_baseline_path"], files)
     config = read_config_file(Path(options["config_path"])) if options["config_path"] else discover_config()
@@ -207,7 +200,9 @@ def _screen(ctx: click.Context, files: tuple[str, ...], options: dict[str, Any])
     if options["write_baseline_path"]:
         result, count = write_and_accept_baseline(result, options["write_baseline_path"])
         click.echo(f"Wrote {count} finding(s) to the baseline {options['write_baseline_path']}", err=True)
-    _emit(result, options, files, quiet)
+    emit_reports(
+        result, reports, inputs=list(files), top=options["top"], summary=not quiet, announce=not quiet
+    )
     if not quiet:
         _print_cache_stats(result.cache_stats)
     worst = result.worst_level()
@@ -259,48 +254,20 @@ def _print_cache_stats(stats: dict[str, int]) -> None:
     )
 
 
-def _check_output(options: dict[str, Any], files: tuple[str, ...]) -> None:
-    """Refuse a bad --output before any work is done."""
-    output = options["output"]
-    if output is None:
-        return
-    if options["output_format"] == "terminal":
-        raise PersonaLintError(output_format_hint(), fix="add --format sarif.")
-    refuse_input_path(output, files)
-
-
 def _level(value: str) -> str:
     if value not in RULE_LEVELS:
         raise click.BadParameter(
-            f"unknown level '{value}'.{did_you_mean(value, RULE_LEVELS)} Use one of: {', '.join(RULE_LEVELS)}.",
+            f"unknown level '{value}'.{did_you_mean(value, RULE_LEVELS)} Fix: use one of: {', '.join(RULE_LEVELS)}.",
             param_hint="--level",
         )
     return value
-
-
-def _emit(result: Any, options: dict[str, Any], files: tuple[str, ...], quiet: bool) -> None:
-    from datalint_persona.reporters.terminal import print_terminal
-
-    output_format, output = options["output_format"], options["output"]
-    if output_format == "terminal":
-        print_terminal(result, stdout_console(), top=options["top"])
-        return
-    text = REPORTERS[output_format](result)
-    if output is None:
-        for warning in result.warnings:  # the report itself goes to stdout
-            click.echo(f"persona-lint: warning: {warning}", err=True)
-        click.echo(text, nl=False)
-        return
-    write_report(text, output, inputs=list(files))
-    if not quiet:
-        print_terminal(result, stdout_console(), top=options["top"])
-        click.echo(f"Wrote {output_format} report to {output}", err=True)
 
 
 main.add_command(vectors_group)
 main.add_command(calibrate_command)
 main.add_command(traits_group)
 main.add_command(merge_command)
+main.add_command(report_command)
 main.add_command(validate_command)
 main.add_command(steer_command)
 main.add_command(monitor_command)

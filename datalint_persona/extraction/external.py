@@ -105,7 +105,7 @@ def as_scores(
 ) -> list[SampleScore]:
     """Per-sample ΔP rows as the scores :func:`decide` reads (one synthetic file), with their
     responses' ``lengths`` where known."""
-    from datalint_persona.screening.merge import ReportedSample
+    from datalint_persona.reporters.saved_report import ReportedSample
 
     def length(row: int) -> int | None:
         return None if lengths is None or np.isnan(lengths[row]) else int(lengths[row])

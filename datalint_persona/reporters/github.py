@@ -3,7 +3,7 @@
 Printed in a workflow step, each line becomes an annotation on the run and, for a file the pull
 request changed, on its diff, with no SARIF upload or ``security-events`` permission needed::
 
-    ::error file=data/train.jsonl,line=3,title=persona-lint/evil::Evil. (trait evil, ΔP 4, threshold 1)
+    ::error file=data/train.jsonl,line=3,title=persona/evil::Sample pulls toward 'evil': ΔP 4 exceeds …
 
 A finding's level picks the command (note → ``notice``); baselined findings are left out; a
 dataset-level finding names only its file. Properties and the message are escaped as GitHub's
@@ -47,10 +47,10 @@ def render_github(result: ScreenResult) -> str:
     >>> from datalint_persona.run_records import ModelInfo, RunSettings, ScreenResult
     >>> model = ModelInfo("m", "sha256:0", "local", "LlamaForCausalLM", 2, 8)
     >>> settings = RunSettings("transformers", 8, 512, 16, 0, 0.0, "error", 0.05, 0.05)
-    >>> f = Finding("persona-lint/evil", "error", "sample", "d.jsonl", 3, "Evil.", "evil", 4.0, 1.0)
+    >>> f = Finding("persona/evil", "error", "sample", "d.jsonl", 3, "Evil: ΔP 4.", "evil", 4.0, 1.0)
     >>> r = ScreenResult("0", model, settings, (), (), (), (), (), (f,), (), "t0", "t1")
     >>> print(render_github(r), end="")
-    ::error file=d.jsonl,line=3,title=persona-lint/evil::Evil. (trait evil, ΔP 4, threshold 1)
+    ::error file=d.jsonl,line=3,title=persona/evil::Evil: ΔP 4.
     """
     datasets = [f for f in result.findings if f.kind == "dataset"]
     invalid = [f for f in result.findings if f.kind == "invalid"]

@@ -79,24 +79,17 @@ def _has(scores: tuple[Any, ...], trait: str) -> bool:
 
 
 def _table_rows(result: ScreenResult) -> list[dict[str, Any]]:
-    shown = ranked_sample_findings(result)[:TOP_SAMPLES]
-    wanted = {finding.content_hash for finding in shown}
-    # Only the shown samples are kept (result.samples may be a spool of a large run).
-    by_hash = {s.sample.content_hash: s for s in result.samples if s.sample.content_hash in wanted}
-    rows = []
-    for finding in shown:
-        sample = by_hash.get(finding.content_hash or "")
-        response = sample.sample.response if sample else finding.excerpt or ""
-        y_prime = sample.y_prime if sample else finding.y_prime_excerpt or ""
-        rows.append(
-            {
-                "finding": finding,
-                "location": f"{finding.source}:{finding.line}",
-                "y": one_line(response, EXCERPT_CHARS),
-                "y_prime": one_line(y_prime, EXCERPT_CHARS),
-            }
-        )
-    return rows
+    """The top flagged samples with the excerpts their findings carry (a saved JSON report holds
+    those, not the samples' texts, so both render the same page)."""
+    return [
+        {
+            "finding": finding,
+            "location": f"{finding.source}:{finding.line}",
+            "y": one_line(finding.excerpt or "", EXCERPT_CHARS),
+            "y_prime": one_line(finding.y_prime_excerpt or "", EXCERPT_CHARS),
+        }
+        for finding in ranked_sample_findings(result)[:TOP_SAMPLES]
+    ]
 
 
 def _trait_svg(

@@ -54,6 +54,10 @@ def report_document(result: ScreenResult) -> dict[str, object]:
         "started_at": result.started_at,
         "finished_at": result.finished_at,
         "warnings": list(result.warnings),
+        "calibration": {
+            trait: {kind: list(values) for kind, values in sets.items()}
+            for trait, sets in result.calibration.items()
+        },
         "samples": [_sample_entry(sample) for sample in result.samples],
         "datasets": [
             {

@@ -10,12 +10,13 @@ from __future__ import annotations
 import hashlib
 import re
 from pathlib import PurePosixPath
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from datalint_persona.reporters.encoding import dump_json
 from datalint_persona.reporters.json_report import TOOL_NAME
 from datalint_persona.reporters.summary import (
     INVALID_RECORD_RULE_ID,
+    dataset_anchor_lines,
     dataset_fingerprint,
     finding_message,
     format_number,
@@ -24,7 +25,6 @@ from datalint_persona.run_records import InputInfo, ScreenResult
 from datalint_persona.types import Finding, InvalidRecord, RuleInfo
 
 __all__ = [
-    "INFORMATION_URI",
     "INVALID_RECORD_RULE_ID",
     "SARIF_SCHEMA_URI",
     "SRCROOT",
@@ -33,8 +33,8 @@ __all__ = [
 ]
 
 SARIF_SCHEMA_URI = "https://json.schemastore.org/sarif-2.1.0.json"
-INFORMATION_URI = "https://persona-lint.dev"
 SRCROOT = "%SRCROOT%"
+INVALID_RECORD_DOC = "docs/rules.md#invalid-record"  # as verdicts.rules.INVALID_RECORD_RULE.help_uri
 _FINGERPRINT_KEY = "contentHash/v1"
 
 _Json = dict[str, object]
@@ -62,7 +62,8 @@ def render_sarif(result: ScreenResult) -> str:
     rule_index = {str(descriptor["id"]): index for index, descriptor in enumerate(descriptors)}
 
     with_baseline = bool(result.settings.baseline) or any(f.baselined for f in result.findings)
-    results = [_result(finding, rule_index, with_baseline) for finding in result.findings]
+    anchors = dataset_anchor_lines(result)
+    results = [_result(finding, rule_index, with_baseline, anchors) for finding in result.findings]
     covered = {(f.source, f.line) for f in result.findings if f.kind == "invalid"}
     results += [
         _invalid_result(record, rule_index[INVALID_RECORD_RULE_ID], with_baseline)
@@ -76,7 +77,6 @@ def render_sarif(result: ScreenResult) -> str:
                 "name": TOOL_NAME,
                 "version": result.tool_version,
                 "semanticVersion": semantic_version(result.tool_version),
-                "informationUri": INFORMATION_URI,
                 "rules": descriptors,
             }
         },
@@ -143,16 +143,35 @@ def _rule_descriptor(rule: RuleInfo) -> _Json:
     configuration: _Json = {"level": rule.level}
     if not rule.enabled:
         configuration["enabled"] = False
-    return {
+    descriptor: _Json = {
         "id": rule.id,
         "name": rule.name,
         "shortDescription": {"text": _first_sentence(rule.description)},
         "fullDescription": {"text": rule.description},
         "defaultConfiguration": configuration,
-        "helpUri": rule.help_uri,
-        "help": {"text": f"{rule.description}\n\n{thresholds}"},
+        "help": {"text": f"{rule.description}\n\n{thresholds}{_documented(rule.help_uri)}"},
         "properties": properties,
     }
+    if _is_absolute_uri(rule.help_uri):  # SARIF's helpUri must be absolute
+        descriptor["helpUri"] = rule.help_uri
+    return descriptor
+
+
+def _is_absolute_uri(text: str) -> bool:
+    """Whether ``text`` may be a SARIF ``helpUri`` (an absolute http(s) address).
+
+    >>> _is_absolute_uri("https://example.org/rules#evil"), _is_absolute_uri("docs/rules.md#evil")
+    (True, False)
+    """
+    parts = urlsplit(text)
+    return parts.scheme in ("http", "https") and bool(parts.netloc)
+
+
+def _documented(help_uri: str) -> str:
+    """The help text's pointer to a rule's documentation kept in persona-lint's repository."""
+    if not help_uri or _is_absolute_uri(help_uri):
+        return ""
+    return f"\n\nDocumented in {help_uri} of persona-lint."
 
 
 def _invalid_rule_descriptor() -> _Json:
@@ -166,8 +185,10 @@ def _invalid_rule_descriptor() -> _Json:
         "shortDescription": {"text": "A dataset record could not be read as a training sample."},
         "fullDescription": {"text": description},
         "defaultConfiguration": {"level": "warning"},
-        "helpUri": f"{INFORMATION_URI}/rules/invalid-record",
-        "help": {"text": f"{description}\n\nFix the record as the result's message says, or remove it."},
+        "help": {
+            "text": f"{description}\n\nFix the record as the result's message says, or remove it."
+            + _documented(INVALID_RECORD_DOC)
+        },
         "properties": {"tags": ["dataset-format"]},
     }
 
@@ -182,8 +203,11 @@ def _fallback_descriptor(finding: Finding) -> _Json:
     }
 
 
-def _result(finding: Finding, rule_index: dict[str, int], with_baseline: bool) -> _Json:
-    line = 1 if finding.kind == "dataset" else max(finding.line, 1)
+def _result(
+    finding: Finding, rule_index: dict[str, int], with_baseline: bool, anchors: dict[tuple[str, str], int]
+) -> _Json:
+    dataset = finding.kind == "dataset"
+    line = anchors.get((finding.source, finding.trait or ""), 1) if dataset else max(finding.line, 1)
     numbers = {
         "trait": finding.trait,
         "delta_p": finding.delta_p,
@@ -191,6 +215,8 @@ def _result(finding: Finding, rule_index: dict[str, int], with_baseline: bool) -
         "threshold": finding.threshold,
     }
     properties: _Json = {"kind": finding.kind}
+    if dataset:  # the whole file is meant; the line is only where a viewer shows it
+        properties["scope"] = "file"
     properties.update({key: value for key, value in numbers.items() if value is not None})
     if finding.extra:
         properties["extra"] = dict(finding.extra)

@@ -11,12 +11,13 @@ import hashlib
 from dataclasses import dataclass
 
 from datalint_persona.run_records import ScreenResult
-from datalint_persona.text import one_line
+from datalint_persona.text import format_number, one_line
 from datalint_persona.types import LEVEL_ORDER, DatasetSummary, Finding, RuleInfo
 
 __all__ = [
     "INVALID_RECORD_RULE_ID",
     "DatasetVerdict",
+    "dataset_anchor_lines",
     "dataset_fingerprint",
     "dataset_verdicts",
     "finding_message",
@@ -29,37 +30,15 @@ __all__ = [
 INVALID_RECORD_RULE_ID = "persona-lint/invalid-record"  # the rule id of a record that could not be read
 
 
-def format_number(value: float | None) -> str:
-    """Format ΔP, z and thresholds the same way in every human-readable place.
-
-    Four significant digits, because ΔP scales with the residual-stream norm of the rule's layer
-    and can be 0.0123 at one layer and 45.6 at another.
-
-    >>> format_number(3.14159), format_number(0.012345), format_number(2.0), format_number(None)
-    ('3.142', '0.01235', '2', 'n/a')
-    """
-    if value is None:
-        return "n/a"
-    return f"{value:.4g}"
-
-
 def finding_message(finding: Finding) -> str:
-    """The finding's message followed by the numbers a reviewer needs (SARIF and GitLab show this).
+    """The message every format shows for a finding (SARIF, GitLab, GitHub; the HTML and terminal
+    tables show the same numbers in columns). The rules write each number into it once.
 
     >>> from datalint_persona.types import Finding
-    >>> finding_message(Finding("r", "error", "sample", "d.jsonl", 3, "Evil.", "evil", 4.0, 1.0, None))
-    'Evil. (trait evil, ΔP 4, threshold 1)'
+    >>> finding_message(Finding("r", "error", "sample", "d.jsonl", 3, " Evil: ΔP 4. ", "evil", 4.0))
+    'Evil: ΔP 4.'
     """
-    if finding.kind == "invalid" or finding.delta_p is None:
-        return finding.message
-    numbers = [f"trait {finding.trait}", f"ΔP {format_number(finding.delta_p)}"]
-    if finding.threshold is not None:
-        numbers.append(f"threshold {format_number(finding.threshold)}")
-    if "q_value" in finding.extra:
-        numbers.append(f"q {format_number(finding.extra['q_value'])}")
-    if finding.z is not None:
-        numbers.append(f"z {format_number(finding.z)}")
-    return f"{finding.message.rstrip()} ({', '.join(numbers)})".lstrip()
+    return finding.message.strip()
 
 
 def ranked_sample_findings(result: ScreenResult) -> list[Finding]:
@@ -88,6 +67,39 @@ def ranked_sample_findings(result: ScreenResult) -> list[Finding]:
         return (severity, 1, -(finding.delta_p or 0.0), finding.source, finding.line)
 
     return sorted(samples, key=rank)
+
+
+def dataset_anchor_lines(result: ScreenResult) -> dict[tuple[str, str], int]:
+    """Per (source, trait) of a dataset finding, the line a line-based viewer should show it on.
+
+    GitHub code scanning needs a line for every result and shows a pull request only the results
+    on lines of its diff, so a file-level finding points at the sample behind it: the file's
+    top-ranked flagged sample of that trait (on a ``--changed-since`` run a changed one, so in the
+    diff) that is not baselined, else the file's sample with the highest ΔP for the trait, else line 1.
+
+    >>> from datalint_persona.types import Finding
+    >>> from datalint_persona.run_records import ModelInfo, RunSettings, ScreenResult
+    >>> model = ModelInfo("m", "sha256:0", "local", "LlamaForCausalLM", 2, 8)
+    >>> settings = RunSettings("transformers", 8, 512, 16, 0, 0.0, "error", 0.05, 0.05)
+    >>> d = Finding("r", "error", "dataset", "d.jsonl", 1, "m", "evil", 1.0)
+    >>> a = Finding("r", "error", "sample", "d.jsonl", 7, "m", "evil", 3.0, None, 5.0)
+    >>> dataset_anchor_lines(ScreenResult("0", model, settings, (), (), (), (), (), (d, a), (), "t0", "t1"))
+    {('d.jsonl', 'evil'): 7}
+    """
+    wanted = {(f.source, f.trait or "") for f in result.findings if f.kind == "dataset"}
+    lines: dict[tuple[str, str], int] = {}
+    for finding in (f for f in ranked_sample_findings(result) if not f.baselined):
+        key = (finding.source, finding.trait or "")
+        if key in wanted and key not in lines:
+            lines[key] = max(finding.line, 1)
+    highest: dict[tuple[str, str], tuple[float, int]] = {}
+    for sample in result.samples if wanted - set(lines) else ():
+        for score in sample.scores:
+            key = (sample.sample.source, score.trait)
+            if key in wanted and key not in lines and score.delta_p > highest.get(key, (float("-inf"), 0))[0]:
+                highest[key] = (score.delta_p, sample.sample.line)
+    lines.update({key: max(line, 1) for key, (_, line) in highest.items()})
+    return {key: lines.get(key, 1) for key in wanted}
 
 
 def dataset_fingerprint(source: str, trait: str) -> str:

@@ -9,15 +9,20 @@ so the bootstrap resamples exactly what one run would have.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
-from dataclasses import dataclass, fields, replace
-from pathlib import Path
+from dataclasses import replace
 from typing import Any
 
 from datalint_persona.errors import InputError, PersonaLintError
-from datalint_persona.run_records import InputInfo, ModelInfo, RunSettings, ScreenResult, VectorInfo
-from datalint_persona.types import Finding, InvalidRecord, RuleInfo, Sample, SampleScore, TraitScore
+from datalint_persona.reporters.saved_report import (
+    calibration_from_document,
+    read_report_document,
+    rule_from_entry,
+    run_records_from_document,
+    sample_from_entry,
+)
+from datalint_persona.run_records import RunSettings, ScreenResult
+from datalint_persona.types import Finding, InvalidRecord, RuleInfo, SampleScore
 from datalint_persona.verdicts.decide import annotate, decide
 from datalint_persona.verdicts.findings import dataset_findings, invalid_findings, sample_findings
 
@@ -25,40 +30,8 @@ from datalint_persona.verdicts.findings import dataset_findings, invalid_finding
 _CONSISTENT = ("schema", "tool", "model", "vectors", "rules", "sources", "inputs")
 
 
-@dataclass(frozen=True, slots=True)
-class ReportedSample(Sample):
-    """A sample known only from a report: its place and content hash, not its text."""
-
-    reported_hash: str = ""
-    reported_length: int | None = None
-
-    @property
-    def content_hash(self) -> str:
-        return self.reported_hash
-
-    @property
-    def response_length(self) -> int | None:
-        return self.reported_length
-
-
 def _read(path: str) -> dict[str, Any]:
-    try:
-        document = json.loads(Path(path).read_text(encoding="utf-8"))
-    except OSError as error:
-        raise InputError(
-            f"can't read the report ({error.strerror}).", path=path, fix="check the path."
-        ) from None
-    except json.JSONDecodeError as error:
-        raise InputError(
-            f"not JSON ({error.msg}).",
-            path=path,
-            line=error.lineno,
-            fix="pass reports written with --format json.",
-        ) from None
-    if not isinstance(document, dict) or document.get("schema") != "persona-lint/report/v1":
-        raise InputError(
-            "not a persona-lint JSON report.", path=path, fix="pass reports written with --format json."
-        )
+    document = read_report_document(path)
     shard = document.get("settings", {}).get("shard")
     if not isinstance(shard, dict):
         raise InputError(
@@ -96,42 +69,6 @@ def _check_shards(paths: Sequence[str], documents: Sequence[dict[str, Any]]) -> 
         )
 
 
-def _rule(entry: dict[str, Any], names: set[str]) -> RuleInfo:
-    values = {k: v for k, v in entry.items() if k in names}
-    if values.get("own_answer_null") is not None:
-        values["own_answer_null"] = tuple(values["own_answer_null"])  # JSON gives a list
-    return RuleInfo(**values)
-
-
-def _sample(entry: dict[str, Any], rules: Sequence[RuleInfo]) -> SampleScore:
-    scores = entry["scores"]
-    return SampleScore(
-        sample=ReportedSample(
-            entry["source"],
-            entry["line"],
-            (),
-            "",
-            reported_hash=entry["content_hash"],
-            reported_length=entry.get("response_length"),
-        ),
-        index=entry["index"],
-        y_prime=entry["y_prime"],
-        y_prime_hit_token_limit=entry["y_prime_hit_token_limit"],
-        truncated=entry["truncated"],
-        scores=tuple(
-            TraitScore(
-                rule.trait,
-                scores[rule.trait]["layer"],
-                scores[rule.trait]["projection_y"],
-                scores[rule.trait]["projection_y_prime"],
-                scores[rule.trait]["delta_p"],
-                scores[rule.trait]["z"],
-            )
-            for rule in rules
-        ),
-    )
-
-
 def merge_reports(paths: Sequence[str]) -> ScreenResult:
     """The :class:`ScreenResult` an unsharded run would have produced, from every shard's JSON report."""
     if not paths:
@@ -139,11 +76,11 @@ def merge_reports(paths: Sequence[str]) -> ScreenResult:
     documents = [_read(p) for p in paths]
     _check_shards(paths, documents)
     first = documents[0]
-    rule_names = {f.name for f in fields(RuleInfo)}
-    all_rules = [_rule(r, rule_names) for r in first["rules"]]
+    all_rules = [rule_from_entry(r) for r in first["rules"]]
     rules = [r for r in all_rules if r.enabled]
     samples = _merged_samples(documents, rules)
-    model, settings, vectors, inputs = _run_records(paths[0], first)
+    model, settings, vectors, inputs = run_records_from_document(paths[0], first)
+    settings = replace(settings, shard=None)
     fdr = settings.fdr
     verdicts = decide(samples, rules, fdr=fdr, dataset_alpha=settings.dataset_fpr, seed=settings.seed)
     samples = list(annotate(samples, rules, verdicts))
@@ -167,32 +104,20 @@ def merge_reports(paths: Sequence[str]) -> ScreenResult:
         started_at=min(d["started_at"] for d in documents),
         finished_at=max(d["finished_at"] for d in documents),
         warnings=tuple(_merged_warnings(documents, samples, rules, settings)),
+        calibration=calibration_from_document(first),
         inputs=inputs,
     )
 
 
-def _run_records(
-    path: str, document: dict[str, Any]
-) -> tuple[ModelInfo, RunSettings, tuple[VectorInfo, ...], tuple[InputInfo, ...]]:
-    """The model, settings (without the shard), vectors and inputs a shard's report records."""
-    try:
-        return (
-            ModelInfo.from_dict(document["model"]),
-            replace(RunSettings.from_dict(document["settings"]), shard=None),
-            tuple(VectorInfo(**v) for v in document["vectors"]),
-            tuple(InputInfo(**i) for i in document.get("inputs", [])),
-        )
-    except (KeyError, TypeError, ValueError) as error:
-        raise InputError(
-            f"its model, settings, vectors or inputs are not those of a report of this version ({error}).",
-            path=path,
-            fix="merge reports written by the same persona-lint version with --format json.",
-        ) from None
+def _shard_sample(entry: dict[str, Any], rules: Sequence[RuleInfo]) -> SampleScore:
+    return sample_from_entry(entry, [rule.trait for rule in rules], with_verdicts=False)
 
 
 def _merged_samples(documents: Sequence[dict[str, Any]], rules: Sequence[RuleInfo]) -> list[SampleScore]:
     """Every shard's samples in run order; their indices must be 0..n-1 exactly once."""
-    samples = sorted((_sample(e, rules) for d in documents for e in d["samples"]), key=lambda s: s.index)
+    samples = sorted(
+        (_shard_sample(e, rules) for d in documents for e in d["samples"]), key=lambda s: s.index
+    )
     if [s.index for s in samples] != list(range(len(samples))):
         raise PersonaLintError(
             "The shards' sample indices are not 0..n-1 exactly once.",
@@ -236,7 +161,7 @@ def _merged_warnings(
     shard_counts = {
         w
         for d in documents
-        for w in count_warnings([_sample(e, rules) for e in d["samples"]], max_tokens, max_new_tokens)
+        for w in count_warnings([_shard_sample(e, rules) for e in d["samples"]], max_tokens, max_new_tokens)
     }
     warnings = list(dict.fromkeys(w for d in documents for w in d["warnings"] if w not in shard_counts))
     return warnings + count_warnings(samples, max_tokens, max_new_tokens)

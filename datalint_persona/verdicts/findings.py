@@ -7,11 +7,11 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 
 from datalint_persona.run_records import ChangeComparison
-from datalint_persona.text import one_line
+from datalint_persona.text import format_number, one_line
 from datalint_persona.types import DatasetSummary, Finding, InvalidRecord, RuleInfo, SampleScore, TraitScore
 from datalint_persona.verdicts.rules import INVALID_RECORD_RULE
 
-EXCERPT_CHARS = 160
+EXCERPT_CHARS = 400  # what the HTML report shows of y and y' (reports carry no other text of a sample)
 
 
 def _known(**values: float | None) -> dict[str, float]:
@@ -42,15 +42,24 @@ def _dataset_finding(
     )
 
 
-def _z_text(z: float | None) -> str:
-    return "" if z is None else f"z = {z:.2f} against clean answers, "
+def sample_message(rule: RuleInfo, score: TraitScore, fdr: float) -> str:
+    """A sample finding's message, each number once, formatted as every report shows it.
 
-
-def _sample_reason(rule: RuleInfo, score: TraitScore, fdr: float) -> str:
+    >>> rule = RuleInfo("persona/evil", "evil", "Evil", "", "error", 12, None, None, "")
+    >>> sample_message(rule, TraitScore("evil", 12, 7.0, 0.68, 6.32, 4.061, 1e-4, 0.0123), 0.05)
+    "Sample pulls toward 'evil': ΔP 6.32, z 4.061 against clean answers, q 0.0123 ≤ FDR 0.05 (layer 12)."
+    """
+    numbers = [f"ΔP {format_number(score.delta_p)}"]
     if rule.sample_threshold is not None:
-        return f"exceeds the set threshold {rule.sample_threshold:.3f}"
-    q = "" if score.q_value is None else f"q = {score.q_value:.2g} "
-    return f"{_z_text(score.z)}{q}<= FDR {fdr:g}"
+        numbers[0] += f" exceeds the set threshold {format_number(rule.sample_threshold)}"
+    else:
+        if score.z is not None:
+            numbers.append(f"z {format_number(score.z)} against clean answers")
+        if score.q_value is not None:
+            numbers.append(f"q {format_number(score.q_value)} ≤ FDR {fdr:g}")
+        else:
+            numbers.append(f"flagged at FDR {fdr:g}")
+    return f"Sample pulls toward '{rule.trait}': {', '.join(numbers)} (layer {rule.layer})."
 
 
 def sample_findings(
@@ -71,10 +80,7 @@ def sample_findings(
                     kind="sample",
                     source=score.sample.source,
                     line=score.sample.line,
-                    message=(
-                        f"Sample pulls toward '{rule.trait}': ΔP = {trait_score.delta_p:.3f} "
-                        f"({_sample_reason(rule, trait_score, fdr)}; layer {rule.layer})."
-                    ),
+                    message=sample_message(rule, trait_score, fdr),
                     trait=rule.trait,
                     delta_p=trait_score.delta_p,
                     threshold=rule.sample_threshold,
@@ -95,14 +101,40 @@ def sample_findings(
     return findings
 
 
-def effect_text(summary: DatasetSummary) -> str:
-    """E.g. ``0.42 of the way from normal to 'evil' answers [0.31, 0.55]`` (empty without a gap)."""
-    if summary.effect is None:
-        return ""
-    return (
-        f"{summary.effect:.2f} of the way from normal to '{summary.trait}' answers "
-        f"[{summary.effect_low:.2f}, {summary.effect_high:.2f}]"
+def dataset_message(rule: RuleInfo, summary: DatasetSummary) -> str:
+    """A flagged dataset's message, each number once, formatted as every report shows it.
+
+    >>> rule = RuleInfo("persona/evil", "evil", "Evil", "", "error", 12, None, None, "")
+    >>> summary = DatasetSummary("evil", "d.jsonl", 40, 2.578, 0.9, 4.2, 3.0, 0.4, 0.5, True,
+    ...     0.42, 0.31, 0.55, 0.25, 38, 0.0004, 0.0012)
+    >>> print(dataset_message(rule, summary).replace(", ", ",\\n"))
+    Dataset pulls toward 'evil': mean ΔP 2.578 (95% CI 0.9 to 4.2,
+    n = 40),
+    42% of the way from normal to 'evil' answers [31%,
+    55%],
+    clears the margin 25% (Holm-adjusted p 0.0012; the 2 samples flagged one by one are left out of this test).
+    """
+    parts = [
+        f"mean ΔP {format_number(summary.mean_delta_p)} (95% CI {format_number(summary.ci_low)} to "
+        f"{format_number(summary.ci_high)}, n = {summary.n_samples})"
+    ]
+    if summary.effect is not None and summary.effect_low is not None and summary.effect_high is not None:
+        parts.append(
+            f"{summary.effect:.0%} of the way from normal to '{rule.trait}' answers "
+            f"[{summary.effect_low:.0%}, {summary.effect_high:.0%}]"
+        )
+    if summary.margin is not None:
+        parts.append(f"clears the margin {summary.margin:.0%}")
+    else:
+        parts.append(f"clears the set threshold {format_number(summary.threshold)}")
+    excluded = summary.n_samples - (summary.n_tested or 0)
+    left_out = (
+        "the sample flagged on its own is left out of this test"
+        if excluded == 1
+        else f"the {excluded} samples flagged one by one are left out of this test"
     )
+    test = f"Holm-adjusted p {format_number(summary.adjusted_p)}" + (f"; {left_out}" if excluded else "")
+    return f"Dataset pulls toward '{rule.trait}': {', '.join(parts)} ({test})."
 
 
 def dataset_findings(summaries: Sequence[DatasetSummary], rules: Sequence[RuleInfo]) -> list[Finding]:
@@ -112,21 +144,6 @@ def dataset_findings(summaries: Sequence[DatasetSummary], rules: Sequence[RuleIn
         rule = by_trait[summary.trait]
         if not summary.flagged or summary.threshold is None:
             continue
-        effect = effect_text(summary)
-        bound = (
-            f"the margin {summary.margin:.2f} of the way"
-            if summary.margin is not None
-            else f"the set threshold {summary.threshold:.3f}"
-        )
-        excluded = summary.n_samples - (summary.n_tested or 0)
-        message = (
-            f"Dataset pulls toward '{rule.trait}': "
-            + (f"it moves the model {effect}; " if effect else "")
-            + f"mean ΔP = {summary.mean_delta_p:.3f} (95% CI {summary.ci_low:.3f} to {summary.ci_high:.3f}, "
-            f"n = {summary.n_samples}) clears {bound} (Holm-adjusted p = {summary.adjusted_p:.2g}"
-            + (f"; the {excluded} samples flagged one by one are left out of this test" if excluded else "")
-            + ")."
-        )
         extra = _known(
             effect=summary.effect,
             margin=summary.margin,
@@ -134,7 +151,14 @@ def dataset_findings(summaries: Sequence[DatasetSummary], rules: Sequence[RuleIn
             adjusted_p=summary.adjusted_p,
         )
         findings.append(
-            _dataset_finding(rule, summary.source, message, summary.mean_delta_p, summary.threshold, extra)
+            _dataset_finding(
+                rule,
+                summary.source,
+                dataset_message(rule, summary),
+                summary.mean_delta_p,
+                summary.threshold,
+                extra,
+            )
         )
     return findings
 
@@ -149,9 +173,10 @@ def change_findings(comparisons: Sequence[ChangeComparison], rules: Sequence[Rul
         rule = by_trait[item.trait]
         message = (
             f"The {item.n_changed} changed samples pull toward '{rule.trait}' more than the file's "
-            f"{item.n_unchanged} unchanged ones: mean ΔP {item.mean_changed:.3f} against "
-            f"{item.mean_unchanged:.3f}, {item.effect:.2f} of the way from normal to '{rule.trait}' "
-            f"answers, above the margin {item.margin:.2f} (Holm-adjusted p = {item.adjusted_p:.2g})."
+            f"{item.n_unchanged} unchanged ones: mean ΔP {format_number(item.mean_changed)} against "
+            f"{format_number(item.mean_unchanged)}, {item.effect:.0%} of the way from normal to "
+            f"'{rule.trait}' answers, above the margin {item.margin:.0%} "
+            f"(Holm-adjusted p {format_number(item.adjusted_p)})."
         )
         extra = _known(effect=item.effect, margin=item.margin, adjusted_p=item.adjusted_p)
         difference = item.mean_changed - item.mean_unchanged

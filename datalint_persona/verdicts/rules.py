@@ -22,7 +22,7 @@ from datalint_persona.persona.vectors import PersonaVector
 from datalint_persona.stats import CleanNull
 from datalint_persona.types import RuleInfo
 
-PROJECT_URL = "https://github.com/persona-lint/persona-lint"
+RULES_DOC = "docs/rules.md"  # where each rule is documented, relative to persona-lint's repository
 INVALID_RECORD_RULE = RuleInfo(
     id="persona-lint/invalid-record",
     trait="",
@@ -32,7 +32,7 @@ INVALID_RECORD_RULE = RuleInfo(
     layer=0,
     sample_threshold=None,
     dataset_threshold=None,
-    help_uri=f"{PROJECT_URL}/blob/main/docs/rules.md#invalid-record",
+    help_uri=f"{RULES_DOC}#invalid-record",
 )
 
 
@@ -140,7 +140,7 @@ def resolve_rule(default: RuleDefault, vector: PersonaVector, overrides: Mapping
         layer=layer,
         sample_threshold=sample_threshold,
         dataset_threshold=dataset_threshold,
-        help_uri=f"{PROJECT_URL}/blob/main/docs/rules.md#{default.trait}",
+        help_uri=f"{RULES_DOC}#{default.trait}",
         calibration_mean=null.loc if null else None,
         calibration_std=null.scale if null else None,
         enabled=bool(overrides.get("enabled", True)),

@@ -78,7 +78,7 @@ def test_dataset_findings_annotate_the_file_without_a_line() -> None:
     (line,) = render_github(_result(dataset)).splitlines()
     command, properties, message = _parse(line)
     assert (command, properties) == ("error", {"file": "data/train.jsonl", "title": "r/evil"})
-    assert message == "Mean ΔP too high. (trait evil, ΔP 2.5, threshold 1)"
+    assert message == "Mean ΔP too high."  # the message as the rule wrote it, its numbers not repeated
 
 
 def test_skipped_records_are_warnings_once_and_empty_runs_print_nothing() -> None:

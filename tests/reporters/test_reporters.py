@@ -29,6 +29,7 @@ from datalint_persona.types import (
     SampleScore,
     TraitScore,
 )
+from datalint_persona.verdicts.findings import dataset_message, sample_message
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 REPORT_SCHEMA = REPO_ROOT / "datalint_persona" / "schemas" / "report.schema.json"
@@ -99,7 +100,7 @@ RULES = (
         12,
         2.0,
         0.5,
-        "https://persona-lint.dev/rules/evil",
+        "docs/rules.md#evil",
         0.1,
         1.1,
     ),
@@ -112,7 +113,7 @@ RULES = (
         14,
         1.5,
         0.25,
-        "https://persona-lint.dev/rules/sycophancy",
+        "https://example.org/rules/sycophancy",
     ),
 )
 
@@ -135,7 +136,7 @@ def _finding(sample: Sample, rule: RuleInfo, score: tuple[float, ...], *, baseli
         "sample",
         sample.source,
         sample.line,
-        f"Response shifts toward {rule.trait}.",
+        sample_message(rule, TraitScore(rule.trait, rule.layer, *score), 0.05),
         rule.trait,
         score[2],
         rule.sample_threshold,
@@ -145,6 +146,12 @@ def _finding(sample: Sample, rule: RuleInfo, score: tuple[float, ...], *, baseli
         "I'd rather not",
         baselined,
     )
+
+
+# The evil dataset finding of the hand-built run, as the rules would have described it.
+DATASET_EVIL = DatasetSummary(
+    "evil", TRAIN, 4, 2.578, 0.9, 4.2, 2.98, 0.4, 0.5, True, n_tested=3, adjusted_p=0.003
+)
 
 
 def make_result(
@@ -160,7 +167,7 @@ def make_result(
             "dataset",
             TRAIN,
             0,
-            "Dataset mean ΔP is above the threshold.",
+            dataset_message(RULES[0], DATASET_EVIL),
             "evil",
             2.578,
             0.5,
@@ -235,7 +242,7 @@ def test_sarif_has_the_fields_github_code_scanning_requires(result: ScreenResult
     assert driver["name"] == "persona-lint"
     assert driver["version"] == "0.2.0.dev1"
     assert driver["semanticVersion"] == "0.2.0-dev1"
-    assert driver["informationUri"].startswith("https://")
+    assert "informationUri" not in driver  # persona-lint has no web address to give
     assert run["originalUriBaseIds"]["%SRCROOT%"]["description"]["text"]
     assert run["invocations"] == [
         {
@@ -259,7 +266,10 @@ def test_sarif_has_the_fields_github_code_scanning_requires(result: ScreenResult
     assert evil["shortDescription"]["text"] == "Flags responses that shift the model toward malice."
     assert evil["fullDescription"]["text"] == RULES[0].description
     assert evil["defaultConfiguration"] == {"level": "error"}
-    assert evil["helpUri"] == "https://persona-lint.dev/rules/evil"
+    # A repository-relative document is no SARIF helpUri (that must be absolute); the help names it.
+    assert "helpUri" not in evil and "Documented in docs/rules.md#evil" in evil["help"]["text"]
+    assert rules[1]["helpUri"] == "https://example.org/rules/sycophancy"
+    assert "Documented in" not in rules[1]["help"]["text"]
     assert "exceeds 2" in evil["help"]["text"] and "shown to exceed 0.5" in evil["help"]["text"]
     assert evil["properties"] == {
         "tags": ["persona", "evil"],
@@ -278,9 +288,9 @@ def test_sarif_has_the_fields_github_code_scanning_requires(result: ScreenResult
             "shortDescription",
             "fullDescription",
             "defaultConfiguration",
-            "helpUri",
             "help",
         } <= set(rule)
+        assert "n/a" not in rule["help"]["text"]
 
     results = run["results"]
     # 5 findings, plus the invalid record in EXTRA that no finding covers.
@@ -306,18 +316,22 @@ def test_sarif_has_the_fields_github_code_scanning_requires(result: ScreenResult
     )
 
 
-def test_sarif_messages_state_trait_delta_p_threshold_and_z(result: ScreenResult) -> None:
+def test_sarif_messages_state_each_number_once(result: ScreenResult) -> None:
     results = _sarif(result)["runs"][0]["results"]
-    assert (
-        results[0]["message"]["text"] == "Response shifts toward evil. (trait evil, ΔP 4, threshold 2, z 3.5)"
+    assert results[0]["message"]["text"] == (
+        "Sample pulls toward 'evil': ΔP 4 exceeds the set threshold 2 (layer 12)."
     )
     assert results[1]["message"]["text"] == (
-        "Response shifts toward sycophancy. (trait sycophancy, ΔP 3.1, threshold 1.5, z 2.75)"
+        "Sample pulls toward 'sycophancy': ΔP 3.1 exceeds the set threshold 1.5 (layer 14)."
     )
-    assert "ΔP 6.023" in results[2]["message"]["text"] and "z 5.25" in results[2]["message"]["text"]
-    dataset = results[3]["message"]["text"]
-    assert "ΔP 2.578" in dataset and "threshold 0.5" in dataset and "z " not in dataset
+    assert results[3]["message"]["text"] == (
+        "Dataset pulls toward 'evil': mean ΔP 2.578 (95% CI 0.9 to 4.2, n = 4), clears the set "
+        "threshold 0.5 (Holm-adjusted p 0.003; the sample flagged on its own is left out of this test)."
+    )
     assert results[5]["message"]["text"] == "Invalid record: no assistant turn"
+    for sarif_result in results:
+        text = sarif_result["message"]["text"]
+        assert text.count("ΔP") <= 1 and text.count("(trait") == 0 and "n/a" not in text, text
     assert results[0]["properties"] == {
         "kind": "sample",
         "trait": "evil",
@@ -331,6 +345,7 @@ def test_sarif_messages_state_trait_delta_p_threshold_and_z(result: ScreenResult
         "delta_p": 2.578,
         "threshold": 0.5,
         "extra": {"ci_low": 0.9, "ci_high": 4.2},
+        "scope": "file",
     }
 
 
@@ -663,3 +678,40 @@ def test_terminal_ranks_errors_before_notes_with_higher_z() -> None:
     warning = Finding("persona/impolite", "warning", "sample", "d.jsonl", 3, "m", "impolite", 5.0, 1.0, 4.0)
     result = ScreenResult("0", MODEL, SETTINGS, (), (), (), (), (), (note, error, warning), (), "t0", "t1")
     assert [f.line for f in ranked_sample_findings(result)] == [2, 3, 1]
+
+
+def test_every_format_shows_the_same_message_and_the_terminal_the_same_numbers(result: ScreenResult) -> None:
+    from datalint_persona.reporters.github import render_github
+    from datalint_persona.reporters.gitlab import render_gitlab
+
+    active = [f for f in result.findings if not f.baselined]
+    sarif = {(r["ruleId"], r["message"]["text"]) for r in _sarif(result)["runs"][0]["results"]}
+    gitlab = {(i["check_name"], i["description"]) for i in json.loads(render_gitlab(result))}
+    github = {
+        (line.split("title=")[1].split("::")[0], line.split("::", 2)[2].replace("%25", "%"))
+        for line in render_github(result).splitlines()
+    }
+    expected = {(f.rule_id, f.message) for f in active}
+    assert expected <= sarif and expected == gitlab and expected <= github
+    terminal = _terminal_text(result)
+    for finding in active:
+        if finding.kind == "sample":  # the table's ΔP is the message's, digit for digit
+            shown = f"ΔP {finding.delta_p:.4g}"
+            assert finding.message.count(shown) == 1 and f" {finding.delta_p:.4g} " in terminal
+
+
+def test_a_dataset_finding_sits_on_the_sample_behind_it(result: ScreenResult) -> None:
+    """GitHub shows a pull request only results on lines of its diff, and needs a line for each."""
+
+    def dataset_line(run: ScreenResult) -> int:
+        results = _sarif(run)["runs"][0]["results"]
+        [dataset] = [r for r in results if r["properties"]["kind"] == "dataset"]
+        return int(dataset["locations"][0]["physicalLocation"]["region"]["startLine"])
+
+    # The top flagged evil sample of the file that is not baselined (line 4, z 5.25, is baselined).
+    assert dataset_line(result) == 1
+    # No flagged sample: the file's sample with the highest evil ΔP (6.02 on line 4).
+    only_dataset = tuple(f for f in result.findings if f.kind != "sample")
+    assert dataset_line(dataclasses.replace(result, findings=only_dataset)) == 4
+    # No sample of that file at all: the file's first line.
+    assert dataset_line(dataclasses.replace(result, findings=only_dataset, samples=())) == 1

@@ -139,17 +139,17 @@ def test_merge_command_writes_the_report(shard_run: dict[str, Any]) -> None:
     sarif = CliRunner().invoke(
         main, ["merge", *shard_run["reports"], "--format", "sarif", "--fail-on", "never"]
     )
-    assert sarif.exit_code == 0 and json.loads(sarif.output)["version"] == "2.1.0"
+    assert sarif.exit_code == 0 and json.loads(sarif.stdout)["version"] == "2.1.0"
     # Every registered format renders a merged report as it renders the unsharded run's.
     gitlab = CliRunner().invoke(
         main, ["merge", *shard_run["reports"], "--format", "gitlab", "--fail-on", "never"]
     )
     assert gitlab.exit_code == 0, gitlab.output
-    assert gitlab.output == render_gitlab(shard_run["whole"])
+    assert gitlab.stdout == render_gitlab(shard_run["whole"])
     html = CliRunner().invoke(
         main, ["merge", *shard_run["reports"], "--format", "html", "--fail-on", "never"]
     )
-    assert html.exit_code == 0 and html.output.startswith("<!DOCTYPE html>"), html.output[:200]
+    assert html.exit_code == 0 and html.stdout.startswith("<!DOCTYPE html>"), html.output[:200]
 
 
 def test_merge_refuses_an_incomplete_or_unsharded_set(shard_run: dict[str, Any], tmp_path: Path) -> None:

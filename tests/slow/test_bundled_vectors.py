@@ -44,6 +44,8 @@ def test_every_trait_ships_a_calibrated_vector_for_the_embedded_model(smollm: Lo
         assert calibration["gap"] == rule.gap == pytest.approx(gap) and gap > 0
         assert rule.sample_threshold is None and rule.margin == calibration["margin"] >= 0.25
         assert (rule.calibration_mean, rule.calibration_std) == (null["loc"], null["scale"])
+        # The scale grows for short answers by the fitted length scale (0: length does not matter).
+        assert null["length_scale"] >= 0 and rule.null_length_scale == null["length_scale"]
         # The reference was fitted on those clean answers (a vector calibrated before the fit has
         # none: the paper's ΔP, weight 1); below weight 1 the own answers get a null of their own.
         reference = calibration.get("reference", {"weight": 1.0, "own_answer_mean": 0.0})

@@ -174,7 +174,7 @@ def test_one_bad_sample_does_not_count_twice() -> None:
     annotated = list(annotate(scores({"evil": values}), [rule()], verdicts))
     [found] = sample_findings(annotated, [rule()], verdicts.flagged, 0.05)
     assert found.line == 20 and found.extra["q_value"] == annotated[19].scores[0].q_value
-    assert f"q = {found.extra['q_value']:.2g} <= FDR 0.05" in found.message
+    assert f"q {found.extra['q_value']:.4g} ≤ FDR 0.05" in found.message
 
 
 def test_small_files_get_no_dataset_verdict_however_large_the_shift() -> None:
