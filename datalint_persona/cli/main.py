@@ -257,6 +257,8 @@ def _print_cache_stats(stats: dict[str, int]) -> None:
         f"{stats.get('projections_reused', 0)} reused from the cache",
         err=True,
     )
+    if stats.get("model_loaded") == 0:
+        click.echo("model: not loaded (every prompt, y' and projection was cached)", err=True)
 
 
 def _check_output(options: dict[str, Any], files: tuple[str, ...]) -> None:
