@@ -15,7 +15,6 @@ from typing import Any
 
 import pytest
 from conftest import TRAIT
-from screening.test_engine import RECORDS, write_jsonl
 
 from datalint_persona.errors import VectorError
 from datalint_persona.model import loading
@@ -26,6 +25,7 @@ from datalint_persona.run_records import ScreenResult
 from datalint_persona.screening.engine import screen
 from datalint_persona.screening.model_facts import ModelFactsCache, facts_of, model_files_key
 from datalint_persona.settings import ScreenOptions
+from screening.test_engine import RECORDS, write_jsonl
 
 
 class LoadSpy:
