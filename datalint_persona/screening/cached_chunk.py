@@ -41,6 +41,15 @@ class RunCaches:
     generations: GenerationCache  # read here only; the loaded path opens its own per chunk
     projections: ProjectionCache
 
+    @classmethod
+    def open(cls, cache_dir: str | None, scope: str) -> RunCaches:
+        """The caches in ``cache_dir``; ``scope`` is the model's cache scope (see ModelFacts)."""
+        return cls(
+            prompts=PromptCache(cache_dir),
+            generations=GenerationCache(cache_dir),
+            projections=ProjectionCache(cache_dir, scope=scope if cache_dir is not None else ""),
+        )
+
     @property
     def warnings(self) -> list[str]:
         return [*self.prompts.warnings, *self.generations.warnings]

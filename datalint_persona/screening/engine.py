@@ -140,7 +140,7 @@ def _score_samples(
     """
     from datalint_persona.dataset.input_check import SampleTally, check_unchanged
     from datalint_persona.dataset.loaders import iter_dataset
-    from datalint_persona.screening.cached_chunk import score_from_caches
+    from datalint_persona.screening.cached_chunk import RunCaches, score_from_caches
     from datalint_persona.screening.scoring import ScoringStats
     from datalint_persona.screening.spool import SampleSpool
 
@@ -148,7 +148,7 @@ def _score_samples(
     scored = Scored(SampleSpool(), ScoringStats(), {"hits": 0, "misses": 0, "corrupted": 0}, [])
     n_owned = sum(1 for g in range(scan.n_samples) if shard is None or shard.owns(g))
     stages = _RunProgress(progress, {"generate": n_owned, "score": 2 * n_owned})
-    caches = _open_caches(opts.cache_dir, model.facts.cache_scope)
+    caches = RunCaches.open(opts.cache_dir, model.facts.cache_scope)
     backend: GenerationBackend | None = None
     records = iter_dataset(
         sources, skip_invalid=opts.skip_invalid, split=opts.split, max_samples=opts.max_samples
@@ -173,19 +173,6 @@ def _score_samples(
     scored.cache_warnings += caches.warnings
     scored.model_loaded = model.is_loaded
     return scored, caches.projections.warnings
-
-
-def _open_caches(cache_dir: str | None, scope: str) -> RunCaches:
-    from datalint_persona.screening.answer_cache import GenerationCache
-    from datalint_persona.screening.cached_chunk import RunCaches
-    from datalint_persona.screening.projection_cache import ProjectionCache
-    from datalint_persona.screening.prompt_cache import PromptCache
-
-    return RunCaches(
-        prompts=PromptCache(cache_dir),
-        generations=GenerationCache(cache_dir),
-        projections=ProjectionCache(cache_dir, scope=scope if cache_dir is not None else ""),
-    )
 
 
 def _backend(plan: RunPlan, loaded: LoadedModel) -> GenerationBackend:
