@@ -77,6 +77,8 @@ def remember_prompts(
     """Store the chunk's prompts as the loaded path prepared them, for runs that find all else cached."""
     from datalint_persona.model.chat import render_prompt
 
+    if not caches.prompts.enabled:
+        return
     entries = {
         key: PreparedPrompt(prompt, cut, render_prompt(tokenizer, prompt))
         for key, (prompt, cut) in zip(prompt_keys(plan, facts, samples), fitted, strict=True)

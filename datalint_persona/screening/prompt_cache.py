@@ -49,7 +49,7 @@ def prompt_key(scope: str, budget: int, fallback: int, prompt: Sequence[Message]
     """The cache key of one prepared prompt.
 
     >>> prompt_key("scope", 100, 200, [Message("user", "hi")])[:8]
-    'b1b4a4a8'
+    '957c87e7'
     """
     payload = json.dumps(
         [scope, budget, fallback, [[m.role, m.content] for m in prompt]],
@@ -78,6 +78,10 @@ class PromptCache:
                 what="prompt cache",
                 consequence="the model is loaded to prepare the prompts",
             )
+
+    @property
+    def enabled(self) -> bool:
+        return self._file is not None
 
     @property
     def warnings(self) -> list[str]:
