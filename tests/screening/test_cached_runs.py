@@ -234,3 +234,14 @@ def test_a_cached_run_imports_neither_torch_nor_transformers(
         env={"PYTHONPATH": str(root), "HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin"},
     )
     assert output.stdout.split() == ["0", "False", "False"]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads Linux GPU device files")
+def test_auto_is_the_cpu_without_a_gpu_device_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import torch
+
+    monkeypatch.setattr(loading, "_GPU_DEVICE_FILES", (str(tmp_path / "nvidiactl"),))
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # must not be asked
+    assert loading.resolve_device("auto") == "cpu"
+    (tmp_path / "nvidiactl").touch()
+    assert loading.resolve_device("auto") == "cuda"  # a driver's file: torch is asked
