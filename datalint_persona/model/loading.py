@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, cast
 
 from datalint_persona.errors import MissingDependencyError, ModelError
-from datalint_persona.run_records import ModelInfo
 from datalint_persona.settings import DEFAULT_MODEL
 
 if TYPE_CHECKING:
@@ -225,15 +224,3 @@ def load_model(
     commit = getattr(model.config, "_commit_hash", None)
     identity = model_identity(spec, commit_hash=commit)
     return LoadedModel(spec=spec, identity=identity, model=model, tokenizer=tokenizer)
-
-
-def describe(loaded: LoadedModel) -> ModelInfo:
-    """What reports record about the model."""
-    return ModelInfo(
-        name=loaded.spec.name,
-        identity=loaded.identity,
-        kind=loaded.spec.kind,
-        architecture=type(loaded.model).__name__,
-        num_layers=loaded.num_layers,
-        hidden_size=loaded.hidden_size,
-    )

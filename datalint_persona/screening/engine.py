@@ -68,7 +68,7 @@ def screen(
     opts = _resolve_options(options, overrides)
     try:
         return _screen(sources, opts, progress, loaded_model)
-    except StaleModelFacts as stale:  # a model file changed during the run: start again with it loaded
+    except StaleModelFacts as stale:  # the cached facts were not the loaded model's: again, with it
         return _screen(sources, opts, progress, stale.loaded)
 
 
