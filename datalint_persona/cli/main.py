@@ -252,6 +252,8 @@ def _print_cache_stats(stats: dict[str, int]) -> None:
         f"{stats.get('projections_reused', 0)} reused from the cache",
         err=True,
     )
+    if stats.get("model_loaded") == 0:
+        click.echo("model: not loaded (every prompt, y' and projection was cached)", err=True)
 
 
 def _level(value: str) -> str:

@@ -11,12 +11,13 @@ import contextlib
 import hashlib
 import importlib.metadata
 import io
+import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, cast
 
 from datalint_persona.errors import MissingDependencyError, ModelError
-from datalint_persona.run_records import ModelInfo
 from datalint_persona.settings import DEFAULT_MODEL
 
 if TYPE_CHECKING:
@@ -163,9 +164,25 @@ def resolve_device(choice: str) -> str:
     """
     if choice != "auto":
         return choice
+    if not _gpu_may_be_present():
+        return "cpu"  # without a GPU driver's device files, torch sees no GPU: no need to import it
     import torch
 
     return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+# The device files a CUDA (NVIDIA), ROCm (AMD) or WSL GPU driver provides on Linux.
+_GPU_DEVICE_FILES = ("/dev/nvidiactl", "/dev/nvidia0", "/dev/kfd", "/dev/dxg")
+
+
+def _gpu_may_be_present() -> bool:
+    """False only where torch certainly sees no GPU: macOS (no CUDA there), and Linux without any
+    GPU driver's device file. Elsewhere torch is asked."""
+    if sys.platform == "darwin":
+        return False
+    if sys.platform.startswith("linux"):
+        return any(os.path.exists(path) for path in _GPU_DEVICE_FILES)
+    return True
 
 
 def load_model(
@@ -207,15 +224,3 @@ def load_model(
     commit = getattr(model.config, "_commit_hash", None)
     identity = model_identity(spec, commit_hash=commit)
     return LoadedModel(spec=spec, identity=identity, model=model, tokenizer=tokenizer)
-
-
-def describe(loaded: LoadedModel) -> ModelInfo:
-    """What reports record about the model."""
-    return ModelInfo(
-        name=loaded.spec.name,
-        identity=loaded.identity,
-        kind=loaded.spec.kind,
-        architecture=type(loaded.model).__name__,
-        num_layers=loaded.num_layers,
-        hidden_size=loaded.hidden_size,
-    )

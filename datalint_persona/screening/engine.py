@@ -24,11 +24,14 @@ if TYPE_CHECKING:
     from datalint_persona.dataset.input_check import SampleTally
     from datalint_persona.dataset.loaders import DatasetScan
     from datalint_persona.model.backends import GenerationBackend
-    from datalint_persona.model.loading import LoadedModel, ModelSpec
-    from datalint_persona.screening.projection_cache import ProjectionCache
+    from datalint_persona.model.loading import LoadedModel
+    from datalint_persona.screening.cached_chunk import RunCaches
+    from datalint_persona.screening.model_source import ModelSource
     from datalint_persona.screening.sharding import Shard
 
 ProgressCallback = Callable[[str, int, int], None]
+# The dtype screening loads the model in (a part of the model cache's key).
+RUN_DTYPE = "float32"
 
 __all__ = ["ProgressCallback", "screen"]
 
@@ -60,13 +63,28 @@ def screen(
     >>> result = screen(["train.jsonl"], fail_on="warning")  # doctest: +SKIP
     >>> [f.location for f in result.findings]  # doctest: +SKIP
     """
+    from datalint_persona.screening.model_source import StaleModelFacts
+
+    opts = _resolve_options(options, overrides)
+    try:
+        return _screen(sources, opts, progress, loaded_model)
+    except StaleModelFacts as stale:  # the cached facts were not the loaded model's: again, with it
+        return _screen(sources, opts, progress, stale.loaded)
+
+
+def _screen(
+    sources: Sequence[str],
+    opts: ScreenOptions,
+    progress: ProgressCallback | None,
+    loaded_model: LoadedModel | None,
+) -> ScreenResult:
     from datalint_persona.dataset.loaders import scan_dataset
     from datalint_persona.model.loading import resolve_model
     from datalint_persona.persona.store import find_vectors
+    from datalint_persona.screening.model_source import ModelSource
     from datalint_persona.screening.sharding import parse_shard
     from datalint_persona.screening.workflow import finish_workflow, prepare_workflow
 
-    opts = _resolve_options(options, overrides)
     started = now()
     workflow = prepare_workflow(opts.changed_since, opts.baseline, sources)
     spec = loaded_model.spec if loaded_model is not None else resolve_model(opts.model)
@@ -79,10 +97,19 @@ def screen(
     )
     if not scan.n_samples and not scan.invalid:
         raise PersonaLintError("No samples to screen.", fix="pass at least one non-empty dataset.")
-    loaded = loaded_model if loaded_model is not None else _load(spec, opts.device, progress)
-    plan = plan_run(opts, spec, vectors, loaded)
-    scored, cache_warnings = _score_samples(sources, scan, shard, plan, loaded, progress)
-    result = build_result(plan, loaded, scan, shard, scored, cache_warnings, started)
+    # The model loads only when a chunk needs what the caches lack (see model_source).
+    model = ModelSource(
+        spec,
+        device=opts.device,
+        dtype=RUN_DTYPE,
+        cache_dir=opts.cache_dir,
+        progress=progress,
+        loaded=loaded_model,
+    )
+    plan = plan_run(opts, spec, vectors, model.facts)
+    scored, cache_warnings = _score_samples(sources, scan, shard, plan, model, progress)
+    scored.cache_warnings[:0] = model.warnings
+    result = build_result(plan, model.facts.describe(spec), scan, shard, scored, cache_warnings, started)
     return finish_workflow(result, workflow)
 
 
@@ -96,50 +123,33 @@ def _resolve_options(options: ScreenOptions | None, overrides: Mapping[str, Any]
     return screen_options(overrides, discover_config())
 
 
-def _load(spec: ModelSpec, device: str, progress: ProgressCallback | None) -> LoadedModel:
-    from datalint_persona.model.loading import load_model
-
-    if progress:
-        progress("load-model", 0, 1)
-    loaded = load_model(spec, device=device)
-    if progress:
-        progress("load-model", 1, 1)
-    return loaded
-
-
 def _score_samples(
     sources: Sequence[str],
     scan: DatasetScan,
     shard: Shard | None,
     plan: RunPlan,
-    loaded: LoadedModel,
+    model: ModelSource,
     progress: ProgressCallback | None,
 ) -> tuple[Scored, list[str]]:
     """Generate y' and score every owned sample, chunk by chunk; the scores and the projection
-    cache's warnings. The samples are read a second time here, and must not have changed."""
+    cache's warnings. The samples are read a second time here, and must not have changed.
+
+    Until the model is loaded, each chunk is first looked up in the caches alone
+    (:func:`~datalint_persona.screening.cached_chunk.score_from_caches`); the first chunk that
+    misses anything loads the model, and from then on every chunk takes the loaded path.
+    """
     from datalint_persona.dataset.input_check import SampleTally, check_unchanged
     from datalint_persona.dataset.loaders import iter_dataset
-    from datalint_persona.model.backends import make_backend
-    from datalint_persona.screening.cache_identity import cache_identity
-    from datalint_persona.screening.projection_cache import ProjectionCache
+    from datalint_persona.screening.cached_chunk import RunCaches, score_from_caches
     from datalint_persona.screening.scoring import ScoringStats
     from datalint_persona.screening.spool import SampleSpool
 
     opts = plan.options
-    # y' projections recorded while generating spare scoring a second pass over y'.
-    backend = make_backend(
-        opts.backend,
-        loaded,
-        tensor_parallel_size=opts.tensor_parallel_size,
-        gpu_memory_utilization=opts.gpu_memory_utilization,
-        record_directions=plan.directions,
-    )
     scored = Scored(SampleSpool(), ScoringStats(), {"hits": 0, "misses": 0, "corrupted": 0}, [])
     n_owned = sum(1 for g in range(scan.n_samples) if shard is None or shard.owns(g))
     stages = _RunProgress(progress, {"generate": n_owned, "score": 2 * n_owned})
-    cache = ProjectionCache(
-        opts.cache_dir, scope=cache_identity(loaded) if opts.cache_dir is not None else ""
-    )
+    caches = RunCaches.open(opts.cache_dir, model.facts.cache_scope)
+    backend: GenerationBackend | None = None
     records = iter_dataset(
         sources, skip_invalid=opts.skip_invalid, split=opts.split, max_samples=opts.max_samples
     )
@@ -147,32 +157,60 @@ def _score_samples(
         second_read = SampleTally()
         samples = (item for item in records if isinstance(item, Sample))
         for chunk in _owned_chunks(samples, shard, opts.chunk_size, second_read):
-            _score_chunk(chunk, plan, loaded, backend, cache, stages, scored)
+            if not model.is_loaded and score_from_caches(
+                chunk, plan, model.facts, caches, scored, stages.chunk
+            ):
+                continue
+            if backend is None:
+                backend = _backend(plan, model.loaded)
+            _score_chunk(chunk, plan, model, backend, caches, stages, scored)
         check_unchanged(sources, scan, second_read)
     finally:
-        cache.close()
-    return scored, cache.warnings
+        caches.close()
+    # Entries the cache-only lookups found damaged are regenerated by the loaded path, which
+    # counts them as misses; the damage is counted here.
+    scored.generation_stats["corrupted"] += caches.generations.stats.corrupted
+    scored.cache_warnings += caches.warnings
+    scored.model_loaded = model.is_loaded
+    return scored, caches.projections.warnings
+
+
+def _backend(plan: RunPlan, loaded: LoadedModel) -> GenerationBackend:
+    from datalint_persona.model.backends import make_backend
+
+    opts = plan.options
+    # y' projections recorded while generating spare scoring a second pass over y'.
+    return make_backend(
+        opts.backend,
+        loaded,
+        tensor_parallel_size=opts.tensor_parallel_size,
+        gpu_memory_utilization=opts.gpu_memory_utilization,
+        record_directions=plan.directions,
+    )
 
 
 def _score_chunk(
     chunk: Sequence[tuple[int, Sample]],
     plan: RunPlan,
-    loaded: LoadedModel,
+    model: ModelSource,
     backend: GenerationBackend,
-    cache: ProjectionCache,
+    caches: RunCaches,
     stages: _RunProgress,
     scored: Scored,
 ) -> None:
     """Generate the chunk's y', project y and y', and add the samples' scores to ``scored``."""
     from datalint_persona.model.chat import fit_prompt
+    from datalint_persona.screening.cached_chunk import remember_prompts
     from datalint_persona.screening.generation import generate_y_prime
     from datalint_persona.screening.scoring import project_responses, sample_score
 
+    loaded = model.loaded
     samples = [sample for _, sample in chunk]
     fitted = [
         fit_prompt(loaded.tokenizer, s.prompt, plan.prompt_budget, fallback=plan.generation_budget)
         for s in samples
     ]
+    remember_prompts(caches, plan, model.facts, loaded.tokenizer, samples, fitted)
     prompts = [prompt for prompt, _ in fitted]
     scored.prompts_cut += sum(cut for _, cut in fitted)
     opts = plan.options
@@ -197,7 +235,7 @@ def _score_chunk(
         plan.directions,
         max_tokens=plan.max_tokens,
         batch_size=opts.batch_size,
-        cache=cache,
+        cache=caches.projections,
         recorded=[*(None for _ in samples), *(g.recorded for g in generations)],
         stats=scored.scoring,
         progress=stages.chunk("score", 2 * len(chunk)),

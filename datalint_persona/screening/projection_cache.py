@@ -32,8 +32,18 @@ CREATE TABLE IF NOT EXISTS projections (
 """
 
 
+def pair_scope(model_identity: str, chat_template_sha256: str) -> str:
+    """What :func:`pair_key` takes as the model: the weights' identity and the chat template's
+    hash (the template decides the scored tokens, so the weights' hash is not enough).
+
+    >>> pair_scope("sha256:ab", "cd")
+    'sha256:ab|cd'
+    """
+    return f"{model_identity}|{chat_template_sha256}"
+
+
 def pair_key(model_identity: str, max_tokens: int, prompt: Sequence[Message], response: str) -> str:
-    """The cache key of one scored (x, y)."""
+    """The cache key of one scored (x, y); ``model_identity`` is a :func:`pair_scope`."""
     payload = json.dumps(
         [model_identity, max_tokens, [[m.role, m.content] for m in prompt], response],
         ensure_ascii=False,

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from datalint_persona import __version__
 from datalint_persona.paths import display_path
-from datalint_persona.run_records import RunSettings, ScreenResult, VectorInfo
+from datalint_persona.run_records import ModelInfo, RunSettings, ScreenResult, VectorInfo
 from datalint_persona.screening.run_plan import RunPlan
 from datalint_persona.types import InvalidRecord, RuleInfo
 from datalint_persona.verdicts.findings import dataset_findings, invalid_findings, sample_findings
@@ -18,7 +18,6 @@ from datalint_persona.verdicts.summaries import count_warnings
 
 if TYPE_CHECKING:
     from datalint_persona.dataset.loaders import DatasetScan
-    from datalint_persona.model.loading import LoadedModel
     from datalint_persona.persona.vectors import PersonaVector
     from datalint_persona.screening.scoring import ScoringStats
     from datalint_persona.screening.sharding import Shard
@@ -41,11 +40,12 @@ class Scored:
     generation_stats: dict[str, int]
     cache_warnings: list[str]
     prompts_cut: int = 0
+    model_loaded: bool = True  # False: every chunk came from the caches alone
 
 
 def build_result(
     plan: RunPlan,
-    loaded: LoadedModel,
+    model: ModelInfo,
     scan: DatasetScan,
     shard: Shard | None,
     scored: Scored,
@@ -53,7 +53,6 @@ def build_result(
     started: str,
 ) -> ScreenResult:
     """Decide the verdicts over the whole run and gather everything the reporters print."""
-    from datalint_persona.model.loading import describe
     from datalint_persona.screening.spool import SampleSpool
     from datalint_persona.verdicts.decide import annotate, decide
 
@@ -73,7 +72,7 @@ def build_result(
     warnings += count_warnings(annotated, plan.max_tokens, plan.generation.max_new_tokens)
     return ScreenResult(
         tool_version=__version__,
-        model=describe(loaded),
+        model=model,
         settings=_run_settings(plan, scan, shard),
         vectors=tuple(_vector_record(v) for v in plan.vectors),
         rules=plan.all_rules,
@@ -85,7 +84,11 @@ def build_result(
         started_at=started,
         finished_at=now(),
         warnings=tuple(warnings),
-        cache_stats={**scored.generation_stats, **scored.scoring.as_dict()},
+        cache_stats={
+            **scored.generation_stats,
+            **scored.scoring.as_dict(),
+            "model_loaded": int(scored.model_loaded),
+        },
         calibration=_calibration_values(rules, {v.trait: v for v in plan.vectors}),
         inputs=scan.inputs,
     )

@@ -13,9 +13,10 @@ from datalint_persona.types import Direction, RuleInfo
 
 if TYPE_CHECKING:
     from datalint_persona.model.backends import GenerationSettings
-    from datalint_persona.model.loading import LoadedModel, ModelSpec
+    from datalint_persona.model.loading import ModelSpec
     from datalint_persona.persona.vectors import PersonaVector
     from datalint_persona.screening.generation import CalibratedGeneration
+    from datalint_persona.screening.model_facts import ModelFacts
 
 __all__ = ["RunPlan", "plan_run", "prompt_budget"]
 
@@ -37,9 +38,13 @@ class RunPlan:
 
 
 def plan_run(
-    opts: ScreenOptions, spec: ModelSpec, vectors: Sequence[PersonaVector], loaded: LoadedModel
+    opts: ScreenOptions, spec: ModelSpec, vectors: Sequence[PersonaVector], model: ModelFacts
 ) -> RunPlan:
-    """Check the vectors against the model, resolve their rules, and fix the y' and token budgets."""
+    """Check the vectors against the model, resolve their rules, and fix the y' and token budgets.
+
+    It needs only the model's :class:`~datalint_persona.screening.model_facts.ModelFacts`, which a
+    fully cached run has without loading the model.
+    """
     from datalint_persona.model.backends import GenerationSettings
     from datalint_persona.screening.generation import calibrated_generation
     from datalint_persona.verdicts.rules import default_rule_for, resolve_rule, shipped_rules
@@ -47,14 +52,14 @@ def plan_run(
     defaults = shipped_rules()
     all_rules: list[RuleInfo] = []
     for vector in vectors:
-        vector.check_model(loaded.identity, loaded.num_layers, loaded.hidden_size, spec.name)
+        vector.check_model(model.identity, model.num_layers, model.hidden_size, spec.name)
         default = defaults.get(vector.trait) or default_rule_for(vector.trait)
         all_rules.append(resolve_rule(default, vector, opts.rule_overrides.get(vector.trait, {})))
     rules = tuple(r for r in all_rules if r.enabled)
     if not rules:
         raise PersonaLintError("Every rule is disabled.", fix="enable at least one rule in the config.")
     by_trait = {v.trait: v for v in vectors}
-    max_tokens = opts.max_tokens or loaded.context_length
+    max_tokens = opts.max_tokens or model.context_length
     # One y' policy for calibration and screening: a sample's ΔP never depends on the rest of the run.
     calibrated = calibrated_generation(vectors)
     max_new = opts.max_new_tokens or calibrated.max_new_tokens
@@ -69,8 +74,8 @@ def plan_run(
         calibrated=calibrated,
         # One cut for generation and scoring: a long prompt loses its oldest tokens so that it and y'
         # fit, and y' is scored under the very prompt it was generated from.
-        prompt_budget=prompt_budget(max_tokens, loaded.context_length, max_new),
-        generation_budget=loaded.context_length - max_new,
+        prompt_budget=prompt_budget(max_tokens, model.context_length, max_new),
+        generation_budget=model.context_length - max_new,
     )
 
 

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -12,7 +11,7 @@ import numpy as np
 
 from datalint_persona.model.activations import ForwardWork, iter_mean_activations
 from datalint_persona.model.chat import EncodedPair, encode_pair
-from datalint_persona.screening.projection_cache import ProjectionCache, pair_key
+from datalint_persona.screening.projection_cache import ProjectionCache, pair_key, pair_scope
 from datalint_persona.screening.reference import Reference
 from datalint_persona.stats import CleanNull
 from datalint_persona.types import (
@@ -141,9 +140,9 @@ def project_responses(
     Pairs are tokenized and scored ``chunk_size`` at a time, so memory beyond the per-pair
     projections does not grow with the number of pairs.
     """
-    # The chat template decides the scored tokens, so it is part of the key (the weights' hash is not enough).
-    template = str(getattr(loaded.tokenizer, "chat_template", None))
-    model_key = f"{loaded.identity}|{hashlib.sha256(template.encode('utf-8')).hexdigest()}"
+    from datalint_persona.screening.model_facts import chat_template_sha256
+
+    model_key = pair_scope(loaded.identity, chat_template_sha256(loaded.tokenizer))
     keys = [pair_key(model_key, max_tokens, p, r) for p, r in zip(prompts, responses, strict=True)]
     dkeys = [d.key for d in directions]
     known = cache.get_many(keys, dkeys) if cache is not None else {}

@@ -248,6 +248,7 @@ def test_second_run_reuses_every_y_prime(
         "pairs_forwarded": 0,
         "tokens_run": 0,
         "attention_pairs_run": 0,
+        "model_loaded": 0,  # everything was cached: the model never loaded
     }
     assert [s.scores for s in again.samples] == [s.scores for s in result.samples]
     # Without caches, batch size 1 against batch size 4: the same y' and scores.

@@ -144,8 +144,10 @@ def test_pre_commit_blocks_a_trait_exhibiting_dataset_passes_a_clean_one_and_reu
     assert "Passed" in output and "No findings." in output, output
     assert "y' cache: 0 reused, 2 generated" in output, output
 
-    # 3. Running the hook again generates nothing: every y' comes from the cache.
+    # 3. Running the hook again generates nothing: every y' comes from the cache, so the model
+    # is not even loaded.
     again = _run([*pre_commit, "run", "--files", "train.jsonl"], project, env)
     output = again.stdout + again.stderr
     assert again.returncode == 0, output
     assert "y' cache: 2 reused, 0 generated" in output, output
+    assert "model: not loaded" in output, output

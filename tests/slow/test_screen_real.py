@@ -153,6 +153,7 @@ def test_trait_samples_have_higher_delta_p_and_rerun_hits_cache(
         "pairs_forwarded": 0,
         "tokens_run": 0,
         "attention_pairs_run": 0,
+        "model_loaded": 1,  # loaded_model: the model is given
     }
     again = np.array([s.for_trait("evil").delta_p for s in second.samples])
     np.testing.assert_allclose(again, delta, rtol=0, atol=1e-6)
