@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -166,15 +167,18 @@ def test_z_scores_use_the_vector_calibration(
     result, _ = run
     null = calibrated_vector.calibration_record["null"]
     [rule] = result.rules
-    assert (rule.null_df, rule.calibration_mean, rule.calibration_std) == (
+    assert (rule.null_df, rule.calibration_mean, rule.calibration_std, rule.null_length_scale) == (
         null["df"],
         null["loc"],
         null["scale"],
+        null["length_scale"],
     )
     assert null["scale"] > 0 and rule.sample_threshold is None  # samples are judged by FDR
     for score in result.samples:
         [trait_score] = score.scores
-        expected = (trait_score.delta_p - null["loc"]) / null["scale"]
+        # the null's scale at the answer's length in characters
+        scale = null["scale"] * math.sqrt(1 + null["length_scale"] / max(len(score.sample.response), 1))
+        expected = (trait_score.delta_p - null["loc"]) / scale
         assert trait_score.z == pytest.approx(expected, rel=1e-12, abs=1e-12)
 
 
