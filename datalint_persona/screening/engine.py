@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
 ProgressCallback = Callable[[str, int, int], None]
 
-__all__ = ["ProgressCallback", "screen"]
+__all__ = ["ProgressCallback", "resolve_options", "score_samples", "screen"]
 
 
 def screen(
@@ -61,12 +61,12 @@ def screen(
     >>> [f.location for f in result.findings]  # doctest: +SKIP
     """
     from datalint_persona.dataset.loaders import scan_dataset
-    from datalint_persona.model.loading import resolve_model
+    from datalint_persona.model.loading import describe, resolve_model
     from datalint_persona.persona.store import find_vectors
     from datalint_persona.screening.sharding import parse_shard
     from datalint_persona.screening.workflow import finish_workflow, prepare_workflow
 
-    opts = _resolve_options(options, overrides)
+    opts = resolve_options(options, overrides)
     started = now()
     workflow = prepare_workflow(opts.changed_since, opts.baseline, sources)
     spec = loaded_model.spec if loaded_model is not None else resolve_model(opts.model)
@@ -81,12 +81,12 @@ def screen(
         raise PersonaLintError("No samples to screen.", fix="pass at least one non-empty dataset.")
     loaded = loaded_model if loaded_model is not None else _load(spec, opts.device, progress)
     plan = plan_run(opts, spec, vectors, loaded)
-    scored, cache_warnings = _score_samples(sources, scan, shard, plan, loaded, progress)
-    result = build_result(plan, loaded, scan, shard, scored, cache_warnings, started)
+    scored, cache_warnings = score_samples(sources, scan, shard, plan, loaded, progress)
+    result = build_result(plan, describe(loaded), scan, shard, scored, cache_warnings, started)
     return finish_workflow(result, workflow)
 
 
-def _resolve_options(options: ScreenOptions | None, overrides: Mapping[str, Any]) -> ScreenOptions:
+def resolve_options(options: ScreenOptions | None, overrides: Mapping[str, Any]) -> ScreenOptions:
     """``options`` as given, or the discovered config's; ``overrides`` on top of either."""
     if options is not None:
         return replace(options, **overrides)
@@ -107,7 +107,7 @@ def _load(spec: ModelSpec, device: str, progress: ProgressCallback | None) -> Lo
     return loaded
 
 
-def _score_samples(
+def score_samples(
     sources: Sequence[str],
     scan: DatasetScan,
     shard: Shard | None,
@@ -116,7 +116,10 @@ def _score_samples(
     progress: ProgressCallback | None,
 ) -> tuple[Scored, list[str]]:
     """Generate y' and score every owned sample, chunk by chunk; the scores and the projection
-    cache's warnings. The samples are read a second time here, and must not have changed."""
+    cache's warnings. The samples are read a second time here, and must not have changed.
+
+    A Ray worker runs exactly this for its shard (:mod:`datalint_persona.distributed`).
+    """
     from datalint_persona.dataset.input_check import SampleTally, check_unchanged
     from datalint_persona.dataset.loaders import iter_dataset
     from datalint_persona.model.backends import make_backend

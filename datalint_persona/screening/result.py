@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from datalint_persona import __version__
 from datalint_persona.paths import display_path
-from datalint_persona.run_records import RunSettings, ScreenResult, VectorInfo
+from datalint_persona.run_records import ModelInfo, RunSettings, ScreenResult, VectorInfo
 from datalint_persona.screening.run_plan import RunPlan
 from datalint_persona.types import InvalidRecord, RuleInfo
 from datalint_persona.verdicts.findings import dataset_findings, invalid_findings, sample_findings
@@ -18,7 +18,6 @@ from datalint_persona.verdicts.summaries import count_warnings
 
 if TYPE_CHECKING:
     from datalint_persona.dataset.loaders import DatasetScan
-    from datalint_persona.model.loading import LoadedModel
     from datalint_persona.persona.vectors import PersonaVector
     from datalint_persona.screening.scoring import ScoringStats
     from datalint_persona.screening.sharding import Shard
@@ -45,15 +44,17 @@ class Scored:
 
 def build_result(
     plan: RunPlan,
-    loaded: LoadedModel,
+    model: ModelInfo,
     scan: DatasetScan,
     shard: Shard | None,
     scored: Scored,
     projection_warnings: Sequence[str],
     started: str,
 ) -> ScreenResult:
-    """Decide the verdicts over the whole run and gather everything the reporters print."""
-    from datalint_persona.model.loading import describe
+    """Decide the verdicts over the whole run and gather everything the reporters print.
+
+    ``model`` is what the report records about the model (:func:`datalint_persona.model.loading.describe`).
+    """
     from datalint_persona.screening.spool import SampleSpool
     from datalint_persona.verdicts.decide import annotate, decide
 
@@ -73,7 +74,7 @@ def build_result(
     warnings += count_warnings(annotated, plan.max_tokens, plan.generation.max_new_tokens)
     return ScreenResult(
         tool_version=__version__,
-        model=describe(loaded),
+        model=model,
         settings=_run_settings(plan, scan, shard),
         vectors=tuple(_vector_record(v) for v in plan.vectors),
         rules=plan.all_rules,

@@ -1,0 +1,269 @@
+"""Screening on a Ray cluster: the same run as :func:`datalint_persona.screening.engine.screen`,
+with the y' generation and scoring spread over model replicas.
+
+The driver reads every record once with the project's loaders (counts, invalid records, each
+file's sha256), as a single run does. The samples are then split by position into shards (the
+``--shard i/N`` split: sample ``g`` belongs to shard ``g % N + 1``), and a Ray Data pipeline hands
+the shards to a pool of actors, one per model replica. Each actor loads the model once and runs
+the engine's own generate-and-score loop on the shards it is given: it reads the records itself
+(file and line kept), generates y' (transformers or vLLM backend) and projects y and y' onto the
+vectors, with the y' and projection caches of ``cache_dir``. Generation and scoring share one
+actor because scoring runs the same model forward, and the projections recorded while generating
+spare the scoring pass over y'.
+
+The per-sample scores come back to the driver, which puts them in run order and decides every
+dataset-level statistic and verdict once, over all samples, with the same function as a single
+run (:func:`datalint_persona.screening.result.build_result`). The result is the
+:class:`~datalint_persona.run_records.ScreenResult` of a single run.
+
+A worker that dies mid-run is restarted by Ray Data (its actor pools restart dead actors and
+retry their work) and its shard is run again; the caches it had written spare the work it had done.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from datalint_persona.errors import ConfigError, MissingDependencyError, PersonaLintError
+from datalint_persona.run_records import ModelInfo, ScreenResult
+from datalint_persona.settings import ScreenOptions
+from datalint_persona.types import SampleScore
+
+if TYPE_CHECKING:
+    from datalint_persona.dataset.loaders import DatasetScan
+    from datalint_persona.screening.engine import ProgressCallback
+    from datalint_persona.screening.run_plan import RunPlan
+    from datalint_persona.screening.scoring import ScoringStats
+
+__all__ = ["ShardOutcome", "ShardScreener", "screen_dataset"]
+
+# Shards per replica: a shard is the unit that a worker failure makes Ray run again, and
+# several per replica keep the replicas busy when the shards take unequal time.
+SHARDS_PER_REPLICA = 4
+
+
+def import_ray() -> Any:
+    """The ``ray`` module with Ray Data, or the ``pip install`` line that provides it."""
+    try:
+        import ray
+        import ray.data  # noqa: F401  (Ray Data is a separate part of the ray package)
+    except ImportError:
+        raise MissingDependencyError("ray", extra="ray", why="screening on a Ray cluster (--ray)") from None
+    return ray
+
+
+@dataclass(frozen=True)
+class ShardOutcome:
+    """What one shard's worker sends back: its per-sample scores and what its caches did."""
+
+    shard: int
+    samples: tuple[SampleScore, ...]
+    generation_stats: dict[str, int]
+    scoring: ScoringStats
+    cache_warnings: tuple[str, ...]
+    projection_warnings: tuple[str, ...]
+    prompts_cut: int
+    model: ModelInfo
+    plan: RunPlan
+
+
+class ShardScreener:
+    """A Ray Data actor: one model replica, which screens the shards it is handed.
+
+    Ray creates it with ``fn_constructor_kwargs`` and calls it with batches of shard numbers
+    (``{"shard": [2, 7]}``); each answer row holds a pickled :class:`ShardOutcome`.
+    """
+
+    def __init__(
+        self, sources: Sequence[str], options: ScreenOptions, scan: DatasetScan, shards: int, working_dir: str
+    ) -> None:
+        from datalint_persona.model.loading import load_model, resolve_model
+        from datalint_persona.persona.store import find_vectors
+        from datalint_persona.screening.run_plan import plan_run
+
+        # Relative paths (files, cache, vectors) mean what they meant to the driver, where the
+        # worker sees the same folders (one machine, or a shared file system).
+        if os.path.isdir(working_dir):
+            os.chdir(working_dir)
+        self.sources = list(sources)
+        self.scan = scan
+        self.shards = shards
+        spec = resolve_model(options.model)
+        self.loaded = load_model(spec, device=options.device)
+        vectors = find_vectors(options.vectors, spec.name, options.traits)
+        self.plan = plan_run(options, spec, vectors, self.loaded)
+
+    def __call__(self, batch: Mapping[str, Any]) -> dict[str, list[Any]]:
+        outcomes = [self.screen_shard(int(index)) for index in batch["shard"]]
+        return {"shard": [o.shard for o in outcomes], "outcome": [pickle.dumps(o) for o in outcomes]}
+
+    def screen_shard(self, index: int) -> ShardOutcome:
+        """Generate y' and score the samples of shard ``index`` of ``self.shards``."""
+        from datalint_persona.model.loading import describe
+        from datalint_persona.screening.engine import score_samples
+        from datalint_persona.screening.sharding import Shard
+
+        scored, projection_warnings = score_samples(
+            self.sources, self.scan, Shard(index, self.shards), self.plan, self.loaded, None
+        )
+        try:
+            samples = tuple(scored.spool)
+        finally:
+            scored.spool.close()
+        return ShardOutcome(
+            shard=index,
+            samples=samples,
+            generation_stats=dict(scored.generation_stats),
+            scoring=scored.scoring,
+            cache_warnings=tuple(scored.cache_warnings),
+            projection_warnings=tuple(projection_warnings),
+            prompts_cut=scored.prompts_cut,
+            model=describe(self.loaded),
+            plan=self.plan,
+        )
+
+
+def screen_dataset(
+    sources: Sequence[str],
+    options: ScreenOptions | None = None,
+    *,
+    address: str | None = None,
+    replicas: int = 1,
+    gpus_per_replica: float = 0.0,
+    cpus_per_replica: float = 1.0,
+    shards: int | None = None,
+    screener: type[ShardScreener] = ShardScreener,
+    progress: ProgressCallback | None = None,
+    **overrides: Any,
+) -> ScreenResult:
+    """Screen datasets on Ray: the :class:`ScreenResult` that ``screen(sources, options)`` returns.
+
+    ``options`` and ``overrides`` mean what they mean to
+    :func:`~datalint_persona.screening.engine.screen`. Ray is joined at ``address`` (``"auto"``: the
+    cluster this machine belongs to; ``"ray://head:10001"``: a remote one; ``None``: a Ray started
+    on this machine), unless the caller has already called ``ray.init``. ``replicas`` model
+    replicas run at once, each an actor with ``gpus_per_replica`` GPUs (set it to
+    ``--tensor-parallel-size`` for vLLM) and ``cpus_per_replica`` CPUs. ``shards`` (default: 4 per
+    replica) is how many parts the samples are split into. Every worker must see the dataset files,
+    the vectors, and ``cache_dir`` for the caches to serve, under the driver's paths.
+
+    >>> result = screen_dataset(["train.jsonl"], address="auto", replicas=8, gpus_per_replica=1)  # doctest: +SKIP
+    """
+    from datalint_persona.dataset.loaders import scan_dataset
+    from datalint_persona.screening.engine import resolve_options
+    from datalint_persona.screening.result import now
+    from datalint_persona.screening.workflow import finish_workflow, prepare_workflow
+
+    ray = import_ray()
+    opts = resolve_options(options, overrides)
+    if opts.shard:
+        raise ConfigError(
+            f"--shard {opts.shard} and --ray both split the run.",
+            fix="drop --shard: Ray splits the samples itself and returns the whole report.",
+        )
+    if replicas < 1:
+        raise ConfigError(f"replicas={replicas}: at least one model replica is needed.", fix="pass 1 or more.")
+    started = now()
+    workflow = prepare_workflow(opts.changed_since, opts.baseline, sources)
+    scan = scan_dataset(sources, skip_invalid=opts.skip_invalid, split=opts.split, max_samples=opts.max_samples)
+    if not scan.n_samples and not scan.invalid:
+        raise PersonaLintError("No samples to screen.", fix="pass at least one non-empty dataset.")
+    count = max(1, min(shards or SHARDS_PER_REPLICA * replicas, scan.n_samples))
+    started_ray = not ray.is_initialized()
+    if started_ray:
+        ray.init(address=address, log_to_driver=False)
+    try:
+        outcomes = _run_shards(ray, screener, sources, opts, scan, count, replicas, gpus_per_replica, cpus_per_replica, progress)
+    finally:
+        if started_ray:
+            ray.shutdown()
+    return finish_workflow(_combine(outcomes, scan, started), workflow)
+
+
+def _run_shards(
+    ray: Any,
+    screener: type[ShardScreener],
+    sources: Sequence[str],
+    opts: ScreenOptions,
+    scan: DatasetScan,
+    count: int,
+    replicas: int,
+    gpus_per_replica: float,
+    cpus_per_replica: float,
+    progress: ProgressCallback | None,
+) -> list[ShardOutcome]:
+    """Each shard's outcome, from a Ray Data pipeline over a pool of ``replicas`` actors."""
+    shards = ray.data.from_items([{"shard": i} for i in range(1, count + 1)], override_num_blocks=count)
+    screened = shards.map_batches(
+        screener,
+        fn_constructor_kwargs={
+            "sources": list(sources),
+            "options": opts,
+            "scan": scan,
+            "shards": count,
+            "working_dir": os.getcwd(),
+        },
+        batch_size=1,
+        compute=ray.data.ActorPoolStrategy(size=min(replicas, count)),
+        num_cpus=cpus_per_replica,
+        num_gpus=gpus_per_replica,
+    )
+    outcomes: list[ShardOutcome] = []
+    if progress:
+        progress("shards", 0, count)
+    try:
+        for row in screened.iter_rows():
+            outcomes.append(pickle.loads(row["outcome"]))
+            if progress:
+                progress("shards", len(outcomes), count)
+    except Exception as error:
+        raise _user_error(error) from None
+    return outcomes
+
+
+def _user_error(error: BaseException) -> BaseException:
+    """The :class:`PersonaLintError` a worker raised, if Ray's wrappers hold one; else ``error``."""
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, PersonaLintError):
+            return PersonaLintError(seen.problem, fix=seen.fix) if type(seen).__module__.startswith("ray") else seen
+        seen = seen.__cause__ or seen.__context__
+    return error
+
+
+def _combine(outcomes: Sequence[ShardOutcome], scan: DatasetScan, started: str) -> ScreenResult:
+    """One run's result from every shard's outcome: the samples in run order, the caches' counts
+    summed, and every verdict decided once over all samples."""
+    from datalint_persona.model.activations import ForwardWork
+    from datalint_persona.screening.result import Scored, build_result
+    from datalint_persona.screening.scoring import ScoringStats
+    from datalint_persona.screening.spool import SampleSpool
+
+    ordered = sorted(outcomes, key=lambda o: o.shard)
+    work = ForwardWork(
+        tokens=sum(o.scoring.work.tokens for o in ordered),
+        attention_pairs=sum(o.scoring.work.attention_pairs for o in ordered),
+    )
+    scoring = ScoringStats(
+        reused=sum(o.scoring.reused for o in ordered),
+        from_generation=sum(o.scoring.from_generation for o in ordered),
+        forwarded=sum(o.scoring.forwarded for o in ordered),
+        work=work,
+    )
+    generation_stats = {key: sum(o.generation_stats[key] for o in ordered) for key in ordered[0].generation_stats}
+    spool = SampleSpool()
+    spool.extend(sorted((s for o in ordered for s in o.samples), key=lambda s: s.index))
+    scored = Scored(
+        spool,
+        scoring,
+        generation_stats,
+        [w for o in ordered for w in o.cache_warnings],
+        prompts_cut=sum(o.prompts_cut for o in ordered),
+    )
+    projection_warnings = list(dict.fromkeys(w for o in ordered for w in o.projection_warnings))
+    first = ordered[0]
+    return build_result(first.plan, first.model, scan, None, scored, projection_warnings, started)
