@@ -166,10 +166,14 @@ def screen_dataset(
             fix="drop --shard: Ray splits the samples itself and returns the whole report.",
         )
     if replicas < 1:
-        raise ConfigError(f"replicas={replicas}: at least one model replica is needed.", fix="pass 1 or more.")
+        raise ConfigError(
+            f"replicas={replicas}: at least one model replica is needed.", fix="pass 1 or more."
+        )
     started = now()
     workflow = prepare_workflow(opts.changed_since, opts.baseline, sources)
-    scan = scan_dataset(sources, skip_invalid=opts.skip_invalid, split=opts.split, max_samples=opts.max_samples)
+    scan = scan_dataset(
+        sources, skip_invalid=opts.skip_invalid, split=opts.split, max_samples=opts.max_samples
+    )
     if not scan.n_samples and not scan.invalid:
         raise PersonaLintError("No samples to screen.", fix="pass at least one non-empty dataset.")
     count = max(1, min(shards or SHARDS_PER_REPLICA * replicas, scan.n_samples))
@@ -177,7 +181,9 @@ def screen_dataset(
     if started_ray:
         ray.init(address=address, log_to_driver=False)
     try:
-        outcomes = _run_shards(ray, screener, sources, opts, scan, count, replicas, gpus_per_replica, cpus_per_replica, progress)
+        outcomes = _run_shards(
+            ray, screener, sources, opts, scan, count, replicas, gpus_per_replica, cpus_per_replica, progress
+        )
     finally:
         if started_ray:
             ray.shutdown()
@@ -230,7 +236,11 @@ def _user_error(error: BaseException) -> BaseException:
     seen: BaseException | None = error
     while seen is not None:
         if isinstance(seen, PersonaLintError):
-            return PersonaLintError(seen.problem, fix=seen.fix) if type(seen).__module__.startswith("ray") else seen
+            return (
+                PersonaLintError(seen.problem, fix=seen.fix)
+                if type(seen).__module__.startswith("ray")
+                else seen
+            )
         seen = seen.__cause__ or seen.__context__
     return error
 
@@ -254,7 +264,9 @@ def _combine(outcomes: Sequence[ShardOutcome], scan: DatasetScan, started: str) 
         forwarded=sum(o.scoring.forwarded for o in ordered),
         work=work,
     )
-    generation_stats = {key: sum(o.generation_stats[key] for o in ordered) for key in ordered[0].generation_stats}
+    generation_stats = {
+        key: sum(o.generation_stats[key] for o in ordered) for key in ordered[0].generation_stats
+    }
     spool = SampleSpool()
     spool.extend(sorted((s for o in ordered for s in o.samples), key=lambda s: s.index))
     scored = Scored(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
+from collections.abc import Callable
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
@@ -171,6 +172,29 @@ def main() -> None:
     help="Screen only samples whose index % N == I-1 (1-based); combine with 'persona-lint merge'.",
 )
 @click.option(
+    "--ray",
+    "ray_address",
+    is_flag=False,
+    flag_value="local",
+    default=None,
+    metavar="[ADDRESS]",
+    help="Screen on Ray: alone, a Ray on this machine; 'auto' or ray://HOST:PORT, a cluster (needs persona-lint[ray]).",
+)
+@click.option(
+    "--ray-replicas",
+    type=click.IntRange(1),
+    default=1,
+    show_default=True,
+    help="With --ray: model replicas (actors) screening at once.",
+)
+@click.option(
+    "--ray-gpus",
+    type=click.FloatRange(0),
+    default=0.0,
+    show_default=True,
+    help="With --ray: GPUs per replica (for --backend vllm, its --tensor-parallel-size).",
+)
+@click.option(
     "--config",
     "config_path",
     type=click.Path(exists=True, dir_okay=False),
@@ -203,7 +227,10 @@ def _screen(ctx: click.Context, files: tuple[str, ...], options: dict[str, Any])
     quiet = bool(options["quiet"])
     progress, update = progress_bar(not quiet)
     with progress if progress is not None else contextlib.nullcontext():
-        result = screen(list(files), settings, progress=update)
+        if options["ray_address"] is None:
+            result = screen(list(files), settings, progress=update)
+        else:
+            result = _screen_on_ray(files, settings, options, update)
     if options["write_baseline_path"]:
         result, count = write_and_accept_baseline(result, options["write_baseline_path"])
         click.echo(f"Wrote {count} finding(s) to the baseline {options['write_baseline_path']}", err=True)
@@ -214,6 +241,25 @@ def _screen(ctx: click.Context, files: tuple[str, ...], options: dict[str, Any])
     fail_on = settings.fail_on
     failed = fail_on != "never" and worst != "none" and LEVEL_ORDER[worst] >= LEVEL_ORDER[fail_on]
     sys.exit(EXIT_FINDINGS if failed else EXIT_CLEAN)
+
+
+def _screen_on_ray(
+    files: tuple[str, ...],
+    settings: Any,
+    options: dict[str, Any],
+    update: Callable[[str, int, int], None] | None,
+) -> Any:
+    from datalint_persona.distributed import screen_dataset
+
+    address = options["ray_address"]
+    return screen_dataset(
+        list(files),
+        settings,
+        address=None if address == "local" else address,
+        replicas=options["ray_replicas"],
+        gpus_per_replica=options["ray_gpus"],
+        progress=update,
+    )
 
 
 # Click parameters whose ScreenOptions field has another name.

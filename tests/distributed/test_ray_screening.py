@@ -32,7 +32,10 @@ RESPONSES = [
 
 def _write(path: Path, n: int, offset: int) -> str:
     rows = [
-        {"prompt": f"{PROMPTS[(i + offset) % len(PROMPTS)]} ({i})", "response": RESPONSES[(3 * i + offset) % 7]}
+        {
+            "prompt": f"{PROMPTS[(i + offset) % len(PROMPTS)]} ({i})",
+            "response": RESPONSES[(3 * i + offset) % 7],
+        }
         for i in range(n)
     ]
     path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
@@ -127,10 +130,35 @@ def test_a_dead_worker_is_replaced_and_the_report_is_unchanged(
     ray_session: Any, data: dict[str, Any]
 ) -> None:
     marker = data["folder"] / "crashed"
-    result = screen_dataset(
-        data["files"], _options(data, "crash"), replicas=2, shards=4, screener=_crash_once(marker)
-    )
+    result = screen_dataset(data["files"], _options(data, "crash"), replicas=2, screener=_crash_once(marker))
     assert marker.exists()  # a worker did die mid-run
-    # Shard 2's second run found the y' its dead worker had cached (9 samples of 36).
-    assert result.cache_stats["hits"] == 9 and result.cache_stats["misses"] == 27, result.cache_stats
+    # Shard 2 of 8 ran again, and found the y' its dead worker had cached (5 samples of 36).
+    assert result.cache_stats["hits"] == 5 and result.cache_stats["misses"] == 31, result.cache_stats
     _close(_report(result), data["single"])
+
+
+def test_without_the_extra_the_cli_says_what_to_install(
+    monkeypatch: pytest.MonkeyPatch, data: dict[str, Any]
+) -> None:
+    import sys
+
+    from click.testing import CliRunner
+
+    from datalint_persona.cli.main import main
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray raises ImportError
+    options = data["options"]
+    result = CliRunner().invoke(
+        main,
+        ["screen", data["files"][0], "--ray", "--model", options.model, "--vectors", options.vectors, "-q"],
+    )
+    assert result.exit_code == 2, result.output
+    assert "The optional package 'ray' is not installed" in result.output
+    assert "pip install 'persona-lint[ray]'" in result.output
+
+
+def test_shard_and_ray_do_not_combine(data: dict[str, Any]) -> None:
+    from datalint_persona.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="--shard 1/2 and --ray both split the run"):
+        screen_dataset(data["files"], _options(data, "unused"), shard="1/2")
