@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from datalint_persona.screening.run_plan import RunPlan
     from datalint_persona.screening.scoring import ScoringStats
 
-__all__ = ["ShardOutcome", "ShardScreener", "screen_dataset"]
+__all__ = ["ShardOutcome", "ShardScreener", "WorkerError", "screen_dataset"]
 
 # Shards per replica: a shard is the unit that a worker failure makes Ray run again, and
 # several per replica keep the replicas busy when the shards take unequal time.
@@ -71,20 +71,36 @@ class ShardOutcome:
     plan: RunPlan
 
 
+@dataclass(frozen=True)
+class WorkerError:
+    """A :class:`PersonaLintError` a worker met, sent back as data: Ray's wrappers of a failed
+    actor keep only its text, and the caller must get the problem and its fix."""
+
+    problem: str
+    fix: str | None
+
+    @classmethod
+    def of(cls, error: PersonaLintError) -> WorkerError:
+        text = str(error)  # with the place (file:line) an InputError puts in front
+        suffix = f" Fix: {error.fix}" if error.fix else ""
+        return cls(text[: len(text) - len(suffix)] if suffix else text, error.fix)
+
+    def error(self) -> PersonaLintError:
+        return PersonaLintError(self.problem, fix=self.fix)
+
+
 class ShardScreener:
     """A Ray Data actor: one model replica, which screens the shards it is handed.
 
     Ray creates it with ``fn_constructor_kwargs`` and calls it with batches of shard numbers
-    (``{"shard": [2, 7]}``); each answer row holds a pickled :class:`ShardOutcome`.
+    (``{"shard": [2, 7]}``); each answer row holds a pickled :class:`ShardOutcome`, or the
+    :class:`WorkerError` that stopped the worker (a model or vector it can't find, a dataset that
+    changed), which the driver raises.
     """
 
     def __init__(
         self, sources: Sequence[str], options: ScreenOptions, scan: DatasetScan, shards: int, working_dir: str
     ) -> None:
-        from datalint_persona.model.loading import load_model, resolve_model
-        from datalint_persona.persona.store import find_vectors
-        from datalint_persona.screening.run_plan import plan_run
-
         # Relative paths (files, cache, vectors) mean what they meant to the driver, where the
         # worker sees the same folders (one machine, or a shared file system).
         if os.path.isdir(working_dir):
@@ -92,14 +108,35 @@ class ShardScreener:
         self.sources = list(sources)
         self.scan = scan
         self.shards = shards
+        self.failed: WorkerError | None = None
+        try:
+            self.load(options)
+        except PersonaLintError as error:
+            self.failed = WorkerError.of(error)
+
+    def load(self, options: ScreenOptions) -> None:
+        """Load the model replica and resolve the run's plan (rules, directions, budgets)."""
+        from datalint_persona.model.loading import load_model, resolve_model
+        from datalint_persona.persona.store import find_vectors
+        from datalint_persona.screening.run_plan import plan_run
+
         spec = resolve_model(options.model)
         self.loaded = load_model(spec, device=options.device)
         vectors = find_vectors(options.vectors, spec.name, options.traits)
         self.plan = plan_run(options, spec, vectors, self.loaded)
 
     def __call__(self, batch: Mapping[str, Any]) -> dict[str, list[Any]]:
-        outcomes = [self.screen_shard(int(index)) for index in batch["shard"]]
-        return {"shard": [o.shard for o in outcomes], "outcome": [pickle.dumps(o) for o in outcomes]}
+        indices = [int(index) for index in batch["shard"]]
+        answers: list[ShardOutcome | WorkerError] = []
+        for index in indices:
+            if self.failed is not None:
+                answers.append(self.failed)
+                continue
+            try:
+                answers.append(self.screen_shard(index))
+            except PersonaLintError as error:
+                answers.append(WorkerError.of(error))
+        return {"shard": indices, "outcome": [pickle.dumps(a) for a in answers]}
 
     def screen_shard(self, index: int) -> ShardOutcome:
         """Generate y' and score the samples of shard ``index`` of ``self.shards``."""
@@ -221,28 +258,19 @@ def _run_shards(
     outcomes: list[ShardOutcome] = []
     if progress:
         progress("shards", 0, count)
-    try:
-        for row in screened.iter_rows():
-            outcomes.append(pickle.loads(row["outcome"]))
-            if progress:
-                progress("shards", len(outcomes), count)
-    except Exception as error:
-        raise _user_error(error) from None
+    for row in screened.iter_rows():
+        answer = pickle.loads(row["outcome"])
+        if isinstance(answer, WorkerError):
+            raise answer.error()
+        outcomes.append(answer)
+        if progress:
+            progress("shards", len(outcomes), count)
+    if sorted(o.shard for o in outcomes) != list(range(1, count + 1)):
+        raise PersonaLintError(
+            f"Ray returned {len(outcomes)} shard results for {count} shards.",
+            fix="run again; the caches keep the work that was done.",
+        )
     return outcomes
-
-
-def _user_error(error: BaseException) -> BaseException:
-    """The :class:`PersonaLintError` a worker raised, if Ray's wrappers hold one; else ``error``."""
-    seen: BaseException | None = error
-    while seen is not None:
-        if isinstance(seen, PersonaLintError):
-            return (
-                PersonaLintError(seen.problem, fix=seen.fix)
-                if type(seen).__module__.startswith("ray")
-                else seen
-            )
-        seen = seen.__cause__ or seen.__context__
-    return error
 
 
 def _combine(outcomes: Sequence[ShardOutcome], scan: DatasetScan, started: str) -> ScreenResult:

@@ -172,3 +172,26 @@ def test_shard_and_ray_do_not_combine(data: dict[str, Any]) -> None:
 
     with pytest.raises(ConfigError, match="--shard 1/2 and --ray both split the run"):
         screen_dataset(data["files"], _options(data, "unused"), shard="1/2")
+
+
+def _no_model_here() -> type[ShardScreener]:
+    """A screener that can't load the model (as on a node without the model's folder); built in
+    a function so that Ray ships the class itself, not a reference to this test module."""
+
+    class NoModelHere(ShardScreener):
+        def load(self, options: ScreenOptions) -> None:
+            from datalint_persona.errors import ModelError
+
+            raise ModelError(
+                "no model at /nowhere on this worker.", fix="put the model where every worker sees it."
+            )
+
+    return NoModelHere
+
+
+def test_a_workers_own_error_reaches_the_caller_with_its_fix(ray_session: Any, data: dict[str, Any]) -> None:
+    from datalint_persona.errors import PersonaLintError
+
+    with pytest.raises(PersonaLintError, match="no model at /nowhere on this worker") as raised:
+        screen_dataset(data["files"], _options(data, "unused"), screener=_no_model_here())
+    assert raised.value.fix == "put the model where every worker sees it."
