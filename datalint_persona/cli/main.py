@@ -34,7 +34,7 @@ from datalint_persona.cli.validate import validate_command
 from datalint_persona.cli.vectors import vectors_group
 from datalint_persona.cli.workflow import workflow_options
 from datalint_persona.config_file import discover_config, read_config_file
-from datalint_persona.errors import PersonaLintError
+from datalint_persona.errors import ConfigError, PersonaLintError
 from datalint_persona.reporters import REPORTERS, output_format_hint, refuse_input_path, write_report
 from datalint_persona.settings import (
     BACKENDS,
@@ -178,7 +178,8 @@ def main() -> None:
     flag_value="local",
     default=None,
     metavar="[ADDRESS]",
-    help="Screen on Ray: alone, a Ray on this machine; 'auto' or ray://HOST:PORT, a cluster (needs persona-lint[ray]).",
+    help="Screen on Ray: alone (after the files), a Ray on this machine; 'auto' or ray://HOST:PORT, "
+    "a cluster (needs persona-lint[ray]).",
 )
 @click.option(
     "--ray-replicas",
@@ -219,6 +220,7 @@ def _screen(ctx: click.Context, files: tuple[str, ...], options: dict[str, Any])
     from datalint_persona.settings import screen_options
 
     _check_output(options, files)
+    _check_ray_options(ctx, options)
     if options["write_baseline_path"]:
         refuse_input_path(options["write_baseline_path"], files)
     config = read_config_file(Path(options["config_path"])) if options["config_path"] else discover_config()
@@ -241,6 +243,15 @@ def _screen(ctx: click.Context, files: tuple[str, ...], options: dict[str, Any])
     fail_on = settings.fail_on
     failed = fail_on != "never" and worst != "none" and LEVEL_ORDER[worst] >= LEVEL_ORDER[fail_on]
     sys.exit(EXIT_FINDINGS if failed else EXIT_CLEAN)
+
+
+def _check_ray_options(ctx: click.Context, options: dict[str, Any]) -> None:
+    """--ray-replicas and --ray-gpus mean nothing without --ray: refuse them rather than ignore them."""
+    if options["ray_address"] is not None:
+        return
+    for name, flag in (("ray_replicas", "--ray-replicas"), ("ray_gpus", "--ray-gpus")):
+        if ctx.get_parameter_source(name) not in (click.core.ParameterSource.DEFAULT, None):
+            raise ConfigError(f"{flag} is set without --ray.", fix=f"add --ray [ADDRESS], or drop {flag}.")
 
 
 def _screen_on_ray(

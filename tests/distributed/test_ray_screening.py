@@ -195,3 +195,13 @@ def test_a_workers_own_error_reaches_the_caller_with_its_fix(ray_session: Any, d
     with pytest.raises(PersonaLintError, match="no model at /nowhere on this worker") as raised:
         screen_dataset(data["files"], _options(data, "unused"), screener=_no_model_here())
     assert raised.value.fix == "put the model where every worker sees it."
+
+
+def test_ray_options_without_ray_are_refused(data: dict[str, Any]) -> None:
+    from click.testing import CliRunner
+
+    from datalint_persona.cli.main import main
+
+    result = CliRunner().invoke(main, ["screen", data["files"][0], "--ray-replicas", "4"])
+    assert result.exit_code == 2
+    assert "--ray-replicas is set without --ray" in result.output and "add --ray [ADDRESS]" in result.output
