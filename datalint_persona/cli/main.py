@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import sys
-from collections.abc import Callable
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
@@ -29,12 +28,13 @@ from datalint_persona.cli.common import (
 from datalint_persona.cli.evaluate import calibrate_command
 from datalint_persona.cli.merge import merge_command
 from datalint_persona.cli.paper import monitor_command, shift_command, steer_command
+from datalint_persona.cli.ray_options import check_ray_options, ray_options, screen_on_ray
 from datalint_persona.cli.traits import traits_group
 from datalint_persona.cli.validate import validate_command
 from datalint_persona.cli.vectors import vectors_group
 from datalint_persona.cli.workflow import workflow_options
 from datalint_persona.config_file import discover_config, read_config_file
-from datalint_persona.errors import ConfigError, PersonaLintError
+from datalint_persona.errors import PersonaLintError
 from datalint_persona.reporters import REPORTERS, output_format_hint, refuse_input_path, write_report
 from datalint_persona.settings import (
     BACKENDS,
@@ -172,30 +172,6 @@ def main() -> None:
     help="Screen only samples whose index % N == I-1 (1-based); combine with 'persona-lint merge'.",
 )
 @click.option(
-    "--ray",
-    "ray_address",
-    is_flag=False,
-    flag_value="local",
-    default=None,
-    metavar="[ADDRESS]",
-    help="Screen on Ray: alone (after the files), a Ray on this machine; 'auto' or ray://HOST:PORT, "
-    "a cluster (needs persona-lint[ray]).",
-)
-@click.option(
-    "--ray-replicas",
-    type=click.IntRange(1),
-    default=1,
-    show_default=True,
-    help="With --ray: model replicas (actors) screening at once.",
-)
-@click.option(
-    "--ray-gpus",
-    type=click.FloatRange(0),
-    default=0.0,
-    show_default=True,
-    help="With --ray: GPUs per replica (for --backend vllm, its --tensor-parallel-size).",
-)
-@click.option(
     "--config",
     "config_path",
     type=click.Path(exists=True, dir_okay=False),
@@ -206,6 +182,7 @@ def main() -> None:
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars and no terminal summary.")
 @debug_option
 @workflow_options
+@ray_options
 @click.pass_context
 def screen_command(ctx: click.Context, /, files: tuple[str, ...], **options: Any) -> None:
     """Screen dataset FILES (JSONL, JSON, CSV, Parquet, or a Hugging Face dataset)."""
@@ -220,7 +197,7 @@ def _screen(ctx: click.Context, files: tuple[str, ...], options: dict[str, Any])
     from datalint_persona.settings import screen_options
 
     _check_output(options, files)
-    _check_ray_options(ctx, options)
+    check_ray_options(ctx, options)
     if options["write_baseline_path"]:
         refuse_input_path(options["write_baseline_path"], files)
     config = read_config_file(Path(options["config_path"])) if options["config_path"] else discover_config()
@@ -232,7 +209,7 @@ def _screen(ctx: click.Context, files: tuple[str, ...], options: dict[str, Any])
         if options["ray_address"] is None:
             result = screen(list(files), settings, progress=update)
         else:
-            result = _screen_on_ray(files, settings, options, update)
+            result = screen_on_ray(files, settings, options, update)
     if options["write_baseline_path"]:
         result, count = write_and_accept_baseline(result, options["write_baseline_path"])
         click.echo(f"Wrote {count} finding(s) to the baseline {options['write_baseline_path']}", err=True)
@@ -243,34 +220,6 @@ def _screen(ctx: click.Context, files: tuple[str, ...], options: dict[str, Any])
     fail_on = settings.fail_on
     failed = fail_on != "never" and worst != "none" and LEVEL_ORDER[worst] >= LEVEL_ORDER[fail_on]
     sys.exit(EXIT_FINDINGS if failed else EXIT_CLEAN)
-
-
-def _check_ray_options(ctx: click.Context, options: dict[str, Any]) -> None:
-    """--ray-replicas and --ray-gpus mean nothing without --ray: refuse them rather than ignore them."""
-    if options["ray_address"] is not None:
-        return
-    for name, flag in (("ray_replicas", "--ray-replicas"), ("ray_gpus", "--ray-gpus")):
-        if ctx.get_parameter_source(name) not in (click.core.ParameterSource.DEFAULT, None):
-            raise ConfigError(f"{flag} is set without --ray.", fix=f"add --ray [ADDRESS], or drop {flag}.")
-
-
-def _screen_on_ray(
-    files: tuple[str, ...],
-    settings: Any,
-    options: dict[str, Any],
-    update: Callable[[str, int, int], None] | None,
-) -> Any:
-    from datalint_persona.distributed import screen_dataset
-
-    address = options["ray_address"]
-    return screen_dataset(
-        list(files),
-        settings,
-        address=None if address == "local" else address,
-        replicas=options["ray_replicas"],
-        gpus_per_replica=options["ray_gpus"],
-        progress=update,
-    )
 
 
 # Click parameters whose ScreenOptions field has another name.
