@@ -22,10 +22,11 @@ retry their work) and its shard is run again; the caches it had written spare th
 
 from __future__ import annotations
 
+import heapq
 import os
 import pickle
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from datalint_persona.errors import ConfigError, MissingDependencyError, PersonaLintError
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
     from datalint_persona.screening.engine import ProgressCallback
     from datalint_persona.screening.run_plan import RunPlan
     from datalint_persona.screening.scoring import ScoringStats
+    from datalint_persona.screening.spool import SampleSpool
 
 __all__ = ["ShardOutcome", "ShardScreener", "WorkerError", "screen_dataset"]
 
@@ -238,8 +240,11 @@ def _run_shards(
     gpus_per_replica: float,
     cpus_per_replica: float,
     progress: ProgressCallback | None,
-) -> list[ShardOutcome]:
-    """Each shard's outcome, from a Ray Data pipeline over a pool of ``replicas`` actors."""
+) -> list[tuple[ShardOutcome, SampleSpool]]:
+    """Each shard's outcome (without its samples) and its samples on disk, from a Ray Data pipeline
+    over a pool of ``replicas`` actors. The driver holds one shard's samples in memory at a time."""
+    from datalint_persona.screening.spool import SampleSpool
+
     shards = ray.data.from_items([{"shard": i} for i in range(1, count + 1)], override_num_blocks=count)
     screened = shards.map_batches(
         screener,
@@ -255,17 +260,19 @@ def _run_shards(
         num_cpus=cpus_per_replica,
         num_gpus=gpus_per_replica,
     )
-    outcomes: list[ShardOutcome] = []
+    outcomes: list[tuple[ShardOutcome, SampleSpool]] = []
     if progress:
         progress("shards", 0, count)
     for row in screened.iter_rows():
         answer = pickle.loads(row["outcome"])
         if isinstance(answer, WorkerError):
             raise answer.error()
-        outcomes.append(answer)
+        spool = SampleSpool()
+        spool.extend(answer.samples)
+        outcomes.append((replace(answer, samples=()), spool))
         if progress:
             progress("shards", len(outcomes), count)
-    if sorted(o.shard for o in outcomes) != list(range(1, count + 1)):
+    if sorted(o.shard for o, _ in outcomes) != list(range(1, count + 1)):
         raise PersonaLintError(
             f"Ray returned {len(outcomes)} shard results for {count} shards.",
             fix="run again; the caches keep the work that was done.",
@@ -273,7 +280,9 @@ def _run_shards(
     return outcomes
 
 
-def _combine(outcomes: Sequence[ShardOutcome], scan: DatasetScan, started: str) -> ScreenResult:
+def _combine(
+    outcomes: Sequence[tuple[ShardOutcome, SampleSpool]], scan: DatasetScan, started: str
+) -> ScreenResult:
     """One run's result from every shard's outcome: the samples in run order, the caches' counts
     summed, and every verdict decided once over all samples."""
     from datalint_persona.model.activations import ForwardWork
@@ -281,7 +290,7 @@ def _combine(outcomes: Sequence[ShardOutcome], scan: DatasetScan, started: str) 
     from datalint_persona.screening.scoring import ScoringStats
     from datalint_persona.screening.spool import SampleSpool
 
-    ordered = sorted(outcomes, key=lambda o: o.shard)
+    ordered = [outcome for outcome, _ in sorted(outcomes, key=lambda pair: pair[0].shard)]
     work = ForwardWork(
         tokens=sum(o.scoring.work.tokens for o in ordered),
         attention_pairs=sum(o.scoring.work.attention_pairs for o in ordered),
@@ -295,8 +304,11 @@ def _combine(outcomes: Sequence[ShardOutcome], scan: DatasetScan, started: str) 
     generation_stats = {
         key: sum(o.generation_stats[key] for o in ordered) for key in ordered[0].generation_stats
     }
+    # Each shard's samples are in run order already: merging them streams from disk to disk.
     spool = SampleSpool()
-    spool.extend(sorted((s for o in ordered for s in o.samples), key=lambda s: s.index))
+    spool.extend(heapq.merge(*(shard_spool for _, shard_spool in outcomes), key=lambda s: s.index))
+    for _, shard_spool in outcomes:
+        shard_spool.close()
     scored = Scored(
         spool,
         scoring,
