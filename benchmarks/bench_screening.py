@@ -458,7 +458,11 @@ def main() -> None:
         "",
         gpu
         or "**Unmeasured.** This run had no CUDA device, so the GPU section (engine scoring and batched "
-        "generation on CUDA, and vLLM when installed) did not run. No GPU numbers exist for this project yet.",
+        "generation on CUDA, and vLLM when installed) did not run. No GPU numbers exist for this project yet. "
+        "`benchmarks/gpu_check.py` (a random model of Qwen2.5-7B's shape in bf16: y' generation per batch size, "
+        "scoring, the matmul roofline, peak memory, hooks and prefix KV against `output_hidden_states`) is "
+        "prepared for the first GPU and writes `benchmarks/GPU-RESULTS.md`; it is **unmeasured** (only its "
+        "`--dry-run` on the CPU has run).",
         "",
     ]
     notes = Path(__file__).resolve().parent / "NOTES.md"

@@ -109,7 +109,12 @@ def progress_bar(enabled: bool) -> tuple[Any, Callable[[str, int, int], None] | 
         console=stderr_console(),
         transient=True,
     )
-    labels = {"load-model": "Loading model", "generate": "Generating y'", "score": "Scoring"}
+    labels = {
+        "load-model": "Loading model",
+        "generate": "Generating y'",
+        "score": "Scoring",
+        "shards": "Screening shards on Ray",
+    }
     tasks: dict[str, Any] = {}
 
     def update(stage: str, done: int, total: int) -> None:

@@ -26,6 +26,7 @@ from datalint_persona.cli.common import (
 from datalint_persona.cli.evaluate import calibrate_command
 from datalint_persona.cli.merge import merge_command
 from datalint_persona.cli.paper import monitor_command, shift_command, steer_command
+from datalint_persona.cli.ray_options import check_ray_options, ray_options, screen_on_ray
 from datalint_persona.cli.report import report_command
 from datalint_persona.cli.report_outputs import emit_reports, format_options, pair_outputs
 from datalint_persona.cli.traits import traits_group
@@ -174,6 +175,7 @@ def main() -> None:
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars and no terminal summary.")
 @debug_option
 @workflow_options
+@ray_options
 @click.pass_context
 def screen_command(ctx: click.Context, /, files: tuple[str, ...], **options: Any) -> None:
     """Screen dataset FILES (JSONL, JSON, CSV, Parquet, or a Hugging Face dataset)."""
@@ -188,6 +190,7 @@ def _screen(ctx: click.Context, files: tuple[str, ...], options: dict[str, Any])
     from datalint_persona.settings import screen_options
 
     reports = pair_outputs(options["formats"], options["outputs"], files)
+    check_ray_options(ctx, options)
     if options["write_baseline_path"]:
         refuse_input_path(options["write_baseline_path"], files)
     config = read_config_file(Path(options["config_path"])) if options["config_path"] else discover_config()
@@ -196,7 +199,10 @@ def _screen(ctx: click.Context, files: tuple[str, ...], options: dict[str, Any])
     quiet = bool(options["quiet"])
     progress, update = progress_bar(not quiet)
     with progress if progress is not None else contextlib.nullcontext():
-        result = screen(list(files), settings, progress=update)
+        if options["ray_address"] is None:
+            result = screen(list(files), settings, progress=update)
+        else:
+            result = screen_on_ray(files, settings, options, update)
     if options["write_baseline_path"]:
         result, count = write_and_accept_baseline(result, options["write_baseline_path"])
         click.echo(f"Wrote {count} finding(s) to the baseline {options['write_baseline_path']}", err=True)

@@ -33,7 +33,7 @@ ProgressCallback = Callable[[str, int, int], None]
 # The dtype screening loads the model in (a part of the model cache's key).
 RUN_DTYPE = "float32"
 
-__all__ = ["ProgressCallback", "screen"]
+__all__ = ["ProgressCallback", "resolve_options", "score_samples", "screen"]
 
 
 def screen(
@@ -65,7 +65,7 @@ def screen(
     """
     from datalint_persona.screening.model_source import StaleModelFacts
 
-    opts = _resolve_options(options, overrides)
+    opts = resolve_options(options, overrides)
     try:
         return _screen(sources, opts, progress, loaded_model)
     except StaleModelFacts as stale:  # the cached facts were not the loaded model's: again, with it
@@ -107,13 +107,13 @@ def _screen(
         loaded=loaded_model,
     )
     plan = plan_run(opts, spec, vectors, model.facts)
-    scored, cache_warnings = _score_samples(sources, scan, shard, plan, model, progress)
+    scored, cache_warnings = score_samples(sources, scan, shard, plan, model, progress)
     scored.cache_warnings[:0] = model.warnings
     result = build_result(plan, model.facts.describe(spec), scan, shard, scored, cache_warnings, started)
     return finish_workflow(result, workflow)
 
 
-def _resolve_options(options: ScreenOptions | None, overrides: Mapping[str, Any]) -> ScreenOptions:
+def resolve_options(options: ScreenOptions | None, overrides: Mapping[str, Any]) -> ScreenOptions:
     """``options`` as given, or the discovered config's; ``overrides`` on top of either."""
     if options is not None:
         return replace(options, **overrides)
@@ -123,7 +123,7 @@ def _resolve_options(options: ScreenOptions | None, overrides: Mapping[str, Any]
     return screen_options(overrides, discover_config())
 
 
-def _score_samples(
+def score_samples(
     sources: Sequence[str],
     scan: DatasetScan,
     shard: Shard | None,
@@ -136,7 +136,8 @@ def _score_samples(
 
     Until the model is loaded, each chunk is first looked up in the caches alone
     (:func:`~datalint_persona.screening.cached_chunk.score_from_caches`); the first chunk that
-    misses anything loads the model, and from then on every chunk takes the loaded path.
+    misses anything loads the model, and from then on every chunk takes the loaded path. A Ray
+    worker runs exactly this for its shard (:mod:`datalint_persona.distributed`).
     """
     from datalint_persona.dataset.input_check import SampleTally, check_unchanged
     from datalint_persona.dataset.loaders import iter_dataset
