@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import heapq
 import os
-import pickle
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
@@ -135,7 +134,7 @@ def _run_shards(
     if progress:
         progress("shards", 0, count)
     for row in screened.iter_rows():
-        answer = pickle.loads(row["outcome"])
+        answer = row["outcome"]
         if isinstance(answer, WorkerError):
             raise answer.error()
         spool = SampleSpool()

@@ -4,10 +4,11 @@ what it sends back (a shard's scores, or the error that stopped it)."""
 from __future__ import annotations
 
 import os
-import pickle
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 from datalint_persona.errors import PersonaLintError
 from datalint_persona.run_records import ModelInfo
@@ -59,7 +60,7 @@ class ShardScreener:
     """A Ray Data actor: one model replica, which screens the shards it is handed.
 
     Ray creates it with ``fn_constructor_kwargs`` and calls it with batches of shard numbers
-    (``{"shard": [2, 7]}``); each answer row holds a pickled :class:`ShardOutcome`, or the
+    (``{"shard": [2, 7]}``); each answer row holds a :class:`ShardOutcome` (a Python object in the batch), or the
     :class:`WorkerError` that stopped the worker (a model or vector it can't find, a dataset that
     changed), which the driver raises.
     """
@@ -97,7 +98,7 @@ class ShardScreener:
         vectors = find_vectors(options.vectors, self.spec.name, options.traits)
         self.plan = plan_run(options, self.spec, vectors, self.model.facts)
 
-    def __call__(self, batch: Mapping[str, Any]) -> dict[str, list[Any]]:
+    def __call__(self, batch: Mapping[str, Any]) -> dict[str, Any]:
         indices = [int(index) for index in batch["shard"]]
         answers: list[ShardOutcome | WorkerError] = []
         for index in indices:
@@ -108,7 +109,10 @@ class ShardScreener:
                 answers.append(self.screen_shard(index))
             except PersonaLintError as error:
                 answers.append(WorkerError.of(error))
-        return {"shard": indices, "outcome": [pickle.dumps(a) for a in answers]}
+        # Ray Data keeps Python objects that Arrow can't hold as objects (serialized by Ray itself).
+        outcomes = np.empty(len(answers), dtype=object)
+        outcomes[:] = answers
+        return {"shard": indices, "outcome": outcomes}
 
     def screen_shard(self, index: int) -> ShardOutcome:
         """Generate y' and score the samples of shard ``index`` of ``self.shards``."""
