@@ -15,7 +15,7 @@ import sqlite3
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from datalint_persona.screening.cache_file import CacheFile, CacheStats
+from datalint_persona.screening.cache_file import CacheStats, CacheTable
 from datalint_persona.types import Generation
 
 DATABASE_NAME = "generations.sqlite3"
@@ -53,7 +53,7 @@ def _checksum(key: str, generation: Generation) -> str:
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 
-class GenerationCache:
+class GenerationCache(CacheTable):
     """``get_many`` / ``put_many`` over a SQLite file in ``directory``; ``None`` disables caching.
 
     Damage never changes what a run computes (see :mod:`datalint_persona.screening.cache_file`): an entry
@@ -62,23 +62,16 @@ class GenerationCache:
     """
 
     def __init__(self, directory: str | Path | None) -> None:
-        self.stats = CacheStats()
-        self._file: CacheFile | None = None
-        self._warnings: list[str] = []
-        if directory is None:
-            return
-        folder = Path(directory)
-        self._file = CacheFile(
-            folder, DATABASE_NAME, _SCHEMA, what="y' cache", consequence="every y' is generated again"
+        super().__init__(
+            directory, DATABASE_NAME, _SCHEMA, what="y' cache", consequence="every y' is generated again"
         )
-        ignore = folder / ".gitignore"
+        self.stats = CacheStats()
+        if directory is None or self._file is None:
+            return
+        ignore = Path(directory) / ".gitignore"
         if self._file.is_open and not ignore.exists():
             with contextlib.suppress(OSError):  # a read-only cache folder is still read
                 ignore.write_text("# Created by persona-lint.\n*\n", encoding="utf-8")
-
-    @property
-    def warnings(self) -> list[str]:
-        return [*(self._file.warnings if self._file else []), *self._warnings]
 
     def get_many(self, keys: Iterable[str]) -> dict[str, Generation]:
         wanted = list(keys)
@@ -111,10 +104,6 @@ class GenerationCache:
             )
         ):
             self.stats.written += len(entries)
-
-    def close(self) -> None:
-        if self._file is not None:
-            self._file.close()
 
 
 def _read(connection: sqlite3.Connection, wanted: list[str]) -> tuple[dict[str, Generation], list[str]]:

@@ -219,3 +219,28 @@ def _free_name(path: Path) -> Path:
         number += 1
         candidate = path.with_name(f"{path.name}-{number}")
     return candidate
+
+
+class CacheTable:
+    """What every cache has: its SQLite file ``name`` in ``directory`` (``None``: the cache is
+    off, and everything misses), the warnings of a run, and ``close``.
+
+    ``what`` names the cache in its warnings, and ``consequence`` says what a file that can't be
+    used costs (see :class:`CacheFile`).
+    """
+
+    def __init__(
+        self, directory: str | Path | None, name: str, schema: str, *, what: str, consequence: str
+    ) -> None:
+        self._file: CacheFile | None = None
+        self._warnings: list[str] = []
+        if directory is not None:
+            self._file = CacheFile(Path(directory), name, schema, what=what, consequence=consequence)
+
+    @property
+    def warnings(self) -> list[str]:
+        return [*(self._file.warnings if self._file else []), *self._warnings]
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()

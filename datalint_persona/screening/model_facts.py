@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from datalint_persona import __version__
 from datalint_persona.run_records import ModelInfo
-from datalint_persona.screening.cache_file import CacheFile
+from datalint_persona.screening.cache_file import CacheTable
 
 if TYPE_CHECKING:
     from datalint_persona.model.loading import LoadedModel, ModelSpec
@@ -154,27 +154,20 @@ def _version(distribution: str) -> str:
         return "not installed"
 
 
-class ModelFactsCache:
+class ModelFactsCache(CacheTable):
     """``get`` / ``put`` of :class:`ModelFacts` by :func:`model_files_key` in ``directory``;
     ``None`` disables it. An entry that fails its checksum or does not convert is dropped (the
     model is then loaded), with a warning; a damaged file is handled as the other caches do
     (:mod:`datalint_persona.screening.cache_file`)."""
 
     def __init__(self, directory: str | Path | None) -> None:
-        self._file: CacheFile | None = None
-        self._warnings: list[str] = []
-        if directory is not None:
-            self._file = CacheFile(
-                Path(directory),
-                DATABASE_NAME,
-                _SCHEMA,
-                what="model cache",
-                consequence="the model is loaded even when every result is cached",
-            )
-
-    @property
-    def warnings(self) -> list[str]:
-        return [*(self._file.warnings if self._file else []), *self._warnings]
+        super().__init__(
+            directory,
+            DATABASE_NAME,
+            _SCHEMA,
+            what="model cache",
+            consequence="the model is loaded even when every result is cached",
+        )
 
     def get(self, files_key: str) -> ModelFacts | None:
         if self._file is None:
@@ -200,10 +193,6 @@ class ModelFactsCache:
         self._file.write(
             lambda c: c.execute("INSERT OR REPLACE INTO models VALUES (?, ?, ?)", (files_key, text, checksum))
         )
-
-    def close(self) -> None:
-        if self._file is not None:
-            self._file.close()
 
 
 def _checksum(files_key: str, text: str) -> str:

@@ -16,7 +16,7 @@ import struct
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
-from datalint_persona.screening.cache_file import CacheFile, CacheStats
+from datalint_persona.screening.cache_file import CacheStats, CacheTable
 from datalint_persona.types import Message
 
 DATABASE_NAME = "projections.sqlite3"
@@ -57,7 +57,7 @@ def _checksum(pair: str, direction: str, value: float, truncated: bool) -> str:
     return hashlib.sha256(payload).hexdigest()[:32]
 
 
-class ProjectionCache:
+class ProjectionCache(CacheTable):
     """``get_many`` / ``put_many``; ``None`` as the directory disables it (everything misses).
 
     ``scope`` is mixed into every key: what the projections depend on beyond the key a caller
@@ -69,22 +69,15 @@ class ProjectionCache:
     """
 
     def __init__(self, directory: str | Path | None, *, scope: str = "") -> None:
+        super().__init__(
+            directory,
+            DATABASE_NAME,
+            _SCHEMA,
+            what="projection cache",
+            consequence="every sample is scored again",
+        )
         self.stats = CacheStats()
         self.scope = scope
-        self._file: CacheFile | None = None
-        self._warnings: list[str] = []
-        if directory is not None:
-            self._file = CacheFile(
-                Path(directory),
-                DATABASE_NAME,
-                _SCHEMA,
-                what="projection cache",
-                consequence="every sample is scored again",
-            )
-
-    @property
-    def warnings(self) -> list[str]:
-        return [*(self._file.warnings if self._file else []), *self._warnings]
 
     def _stored(self, pair: str) -> str:
         if not self.scope:
@@ -139,10 +132,6 @@ class ProjectionCache:
             )
         ):
             self.stats.written += len(entries)
-
-    def close(self) -> None:
-        if self._file is not None:
-            self._file.close()
 
 
 def _read(

@@ -18,7 +18,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from datalint_persona.screening.cache_file import CacheFile
+from datalint_persona.screening.cache_file import CacheTable
 from datalint_persona.types import Message
 
 DATABASE_NAME = "prompts.sqlite3"
@@ -59,7 +59,7 @@ def prompt_key(scope: str, budget: int, fallback: int, prompt: Sequence[Message]
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 
-class PromptCache:
+class PromptCache(CacheTable):
     """``get_many`` / ``put_many`` over ``prompts.sqlite3`` in ``directory``; ``None`` disables it.
 
     An entry that fails its checksum or does not convert is dropped and prepared again, with a
@@ -68,24 +68,17 @@ class PromptCache:
     """
 
     def __init__(self, directory: str | Path | None) -> None:
-        self._file: CacheFile | None = None
-        self._warnings: list[str] = []
-        if directory is not None:
-            self._file = CacheFile(
-                Path(directory),
-                DATABASE_NAME,
-                _SCHEMA,
-                what="prompt cache",
-                consequence="the model is loaded to prepare the prompts",
-            )
+        super().__init__(
+            directory,
+            DATABASE_NAME,
+            _SCHEMA,
+            what="prompt cache",
+            consequence="the model is loaded to prepare the prompts",
+        )
 
     @property
     def enabled(self) -> bool:
         return self._file is not None
-
-    @property
-    def warnings(self) -> list[str]:
-        return [*(self._file.warnings if self._file else []), *self._warnings]
 
     def get_many(self, keys: Iterable[str]) -> dict[str, PreparedPrompt]:
         wanted = list(dict.fromkeys(keys))
@@ -115,10 +108,6 @@ class PromptCache:
                 "INSERT OR REPLACE INTO prompts VALUES (?, ?, ?, ?, ?)", rows
             )
         )
-
-    def close(self) -> None:
-        if self._file is not None:
-            self._file.close()
 
 
 def _messages_text(messages: Sequence[Message]) -> str:
