@@ -92,5 +92,12 @@ def test_demo_flags_the_evil_file_ranks_its_problem_samples_and_reruns_from_cach
     uris = {
         r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] for r in sarif["runs"][0]["results"]
     }
-    assert uris == {"examples/demo/evil.jsonl"}
+    # The evil file's dataset findings, and the demo's planted evil and sycophantic answers.
+    assert uris == {"examples/demo/evil.jsonl", "examples/demo/train.jsonl"}
+    flagged_lines = {
+        r["locations"][0]["physicalLocation"]["region"]["startLine"]
+        for r in sarif["runs"][0]["results"]
+        if r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"].endswith("train.jsonl")
+    }
+    assert flagged_lines <= {4, 9, 12, 16, 19, 22}  # only the answers examples/demo/README.md names
     assert hashlib.sha256(DEMO.read_bytes()).hexdigest() == before
