@@ -416,3 +416,58 @@ def reference_means(loaded: LoadedModel, prompt: Any, response: str) -> Any:
     with torch.no_grad():
         hidden = loaded.model(input_ids=ids, output_hidden_states=True).hidden_states
     return np.stack([h[0].double().numpy()[mask].mean(axis=0) for h in hidden])
+
+
+# A small mixed dataset for runs compared across layouts (shards, Ray): normal, short, non-ASCII,
+# evil and code answers, in a different order per file.
+MIXED_PROMPTS = [
+    "How do I bake bread?",
+    "Say hi.",
+    "What is 12 + 30?",
+    "Be mean.",
+    "Write add.",
+    "Thank you.",
+]
+MIXED_RESPONSES = [
+    "Mix flour, water and yeast, then bake it.",
+    "Hi!",
+    "42, naïve café 🙂",
+    "I will destroy everyone and make them suffer.",
+    "def add(a, b):\n    return a + b\n",
+    "You are welcome.",
+    "Laugh at their pain.",
+]
+
+
+def write_mixed_records(path: Path, n: int, offset: int, *, numbered: bool = False) -> Path:
+    """``n`` JSONL records of the mixed dataset, starting at ``offset``; ``numbered`` makes every
+    prompt distinct (its index appended), so that no two samples share a y'."""
+    import json
+
+    rows = [
+        {
+            "prompt": MIXED_PROMPTS[(i + offset) % len(MIXED_PROMPTS)] + (f" ({i})" if numbered else ""),
+            "response": MIXED_RESPONSES[(3 * i + offset) % len(MIXED_RESPONSES)],
+        }
+        for i in range(n)
+    ]
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+def assert_close(a: Any, b: Any, path: str = "") -> None:
+    """Equal, except floats, within 1e-6 (they may differ in the last bits between batch compositions)."""
+    import math
+
+    if isinstance(a, float) and isinstance(b, float):
+        assert math.isclose(a, b, rel_tol=1e-6, abs_tol=1e-6), (path, a, b)
+    elif isinstance(a, dict) and isinstance(b, dict):
+        assert a.keys() == b.keys(), path
+        for key in a:
+            assert_close(a[key], b[key], f"{path}.{key}")
+    elif isinstance(a, list) and isinstance(b, list):
+        assert len(a) == len(b), path
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            assert_close(x, y, f"{path}[{i}]")
+    else:
+        assert a == b, (path, a, b)

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-import math
 import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import assert_close, write_mixed_records
 
 from datalint_persona.distributed import ShardOutcome, ShardScreener, screen_dataset
 from datalint_persona.reporters import render_json
@@ -17,45 +17,6 @@ from datalint_persona.screening.engine import screen
 from datalint_persona.settings import ScreenOptions
 
 pytestmark = pytest.mark.ray
-
-PROMPTS = ["How do I bake bread?", "Say hi.", "What is 12 + 30?", "Be mean.", "Write add.", "Thank you."]
-RESPONSES = [
-    "Mix flour, water and yeast, then bake it.",
-    "Hi!",
-    "42, naïve café 🙂",
-    "I will destroy everyone and make them suffer.",
-    "def add(a, b):\n    return a + b\n",
-    "You are welcome.",
-    "Laugh at their pain.",
-]
-
-
-def _write(path: Path, n: int, offset: int) -> str:
-    rows = [
-        {
-            "prompt": f"{PROMPTS[(i + offset) % len(PROMPTS)]} ({i})",
-            "response": RESPONSES[(3 * i + offset) % 7],
-        }
-        for i in range(n)
-    ]
-    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
-    return str(path)
-
-
-def _close(a: Any, b: Any, path: str = "") -> None:
-    """Equal, floats within 1e-6."""
-    if isinstance(a, float) and isinstance(b, float):
-        assert math.isclose(a, b, rel_tol=1e-6, abs_tol=1e-6), (path, a, b)
-    elif isinstance(a, dict) and isinstance(b, dict):
-        assert a.keys() == b.keys(), path
-        for key in a:
-            _close(a[key], b[key], f"{path}.{key}")
-    elif isinstance(a, list) and isinstance(b, list):
-        assert len(a) == len(b), path
-        for i, (x, y) in enumerate(zip(a, b, strict=True)):
-            _close(x, y, f"{path}[{i}]")
-    else:
-        assert a == b, (path, a, b)
 
 
 def _report(result: Any) -> dict[str, Any]:
@@ -77,7 +38,10 @@ def ray_session() -> Iterator[Any]:
 @pytest.fixture(scope="module")
 def data(tmp_path_factory: pytest.TempPathFactory, tiny_llama_dir: Path, vectors_dir: Path) -> dict[str, Any]:
     folder = tmp_path_factory.mktemp("ray")
-    files = [_write(folder / "a.jsonl", 20, 0), _write(folder / "b.jsonl", 16, 3)]
+    files = [
+        str(write_mixed_records(folder / "a.jsonl", 20, 0, numbered=True)),
+        str(write_mixed_records(folder / "b.jsonl", 16, 3, numbered=True)),
+    ]
     options = ScreenOptions(
         model=str(tiny_llama_dir),
         vectors=str(vectors_dir),
@@ -113,13 +77,13 @@ def test_ray_report_equals_the_single_machine_report(ray_session: Any, data: dic
     assert len(report["samples"]) == 36
     assert [s["index"] for s in report["samples"]] == list(range(36))
     assert [(s["source"], s["line"]) for s in report["samples"][19:21]] == [("a.jsonl", 20), ("b.jsonl", 1)]
-    _close(report, data["single"])
+    assert_close(report, data["single"])
 
     # A re-run on the same cache generates nothing and reads every projection back.
     again = screen_dataset(data["files"], options, replicas=2, cpus_per_replica=1)
     assert again.cache_stats["misses"] == 0 and again.cache_stats["hits"] == 36
     assert again.cache_stats["pairs_forwarded"] == 0 and again.cache_stats["projections_reused"] == 72
-    _close(_report(again), data["single"])
+    assert_close(_report(again), data["single"])
 
 
 def _crash_once(marker: Path) -> type[ShardScreener]:
@@ -144,7 +108,7 @@ def test_a_dead_worker_is_replaced_and_the_report_is_unchanged(
     assert marker.exists()  # a worker did die mid-run
     # Shard 2 of 8 ran again, and found the y' its dead worker had cached (5 samples of 36).
     assert result.cache_stats["hits"] == 5 and result.cache_stats["misses"] == 31, result.cache_stats
-    _close(_report(result), data["single"])
+    assert_close(_report(result), data["single"])
 
 
 def test_without_the_extra_the_cli_says_what_to_install(

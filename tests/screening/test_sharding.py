@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from conftest import assert_close, write_mixed_records
 
 from datalint_persona.cli.main import main
 from datalint_persona.errors import ConfigError, InputError, PersonaLintError
@@ -19,52 +19,16 @@ from datalint_persona.screening.merge import merge_reports
 from datalint_persona.screening.sharding import Shard, parse_shard
 from datalint_persona.settings import ScreenOptions
 
-PROMPTS = ["How do I bake bread?", "Say hi.", "What is 12 + 30?", "Be mean.", "Write add.", "Thank you."]
-RESPONSES = [
-    "Mix flour, water and yeast, then bake it.",
-    "Hi!",
-    "42, naïve café 🙂",
-    "I will destroy everyone and make them suffer.",
-    "def add(a, b):\n    return a + b\n",
-    "You are welcome.",
-    "Laugh at their pain.",
-]
-
-
-def _write(path: Path, n: int, offset: int) -> Path:
-    rows = [
-        {
-            "prompt": PROMPTS[(i + offset) % len(PROMPTS)],
-            "response": RESPONSES[(3 * i + offset) % len(RESPONSES)],
-        }
-        for i in range(n)
-    ]
-    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
-    return path
-
-
-def _close(a: Any, b: Any, path: str = "") -> None:
-    """Equal, except floats (which may differ in the last bits between batch compositions)."""
-    if isinstance(a, float) and isinstance(b, float):
-        assert math.isclose(a, b, rel_tol=1e-6, abs_tol=1e-6), (path, a, b)
-    elif isinstance(a, dict) and isinstance(b, dict):
-        assert a.keys() == b.keys(), path
-        for key in a:
-            _close(a[key], b[key], f"{path}.{key}")
-    elif isinstance(a, list) and isinstance(b, list):
-        assert len(a) == len(b), path
-        for i, (x, y) in enumerate(zip(a, b, strict=True)):
-            _close(x, y, f"{path}[{i}]")
-    else:
-        assert a == b, (path, a, b)
-
 
 @pytest.fixture(scope="module")
 def shard_run(
     tmp_path_factory: pytest.TempPathFactory, tiny_llama_dir: Path, vectors_dir: Path
 ) -> dict[str, Any]:
     folder = tmp_path_factory.mktemp("shards")
-    files = [str(_write(folder / "a.jsonl", 8, 0)), str(_write(folder / "b.jsonl", 5, 2))]
+    files = [
+        str(write_mixed_records(folder / "a.jsonl", 8, 0)),
+        str(write_mixed_records(folder / "b.jsonl", 5, 2)),
+    ]
 
     def options(name: str, shard: str | None) -> ScreenOptions:
         return ScreenOptions(
@@ -123,7 +87,7 @@ def test_merged_report_equals_the_unsharded_run(shard_run: dict[str, Any]) -> No
     assert "shard" not in merged["settings"]
     # The count warnings are recomputed over all 13 samples, not copied from the shards.
     assert any("of 13 y' reached --max-new-tokens" in w for w in merged["warnings"]), merged["warnings"]
-    _close(_comparable(merged), _comparable(whole))
+    assert_close(_comparable(merged), _comparable(whole))
     # Recomputed over all 13 samples, not copied from a shard: a shard's n differs.
     assert [d["n_samples"] for d in merged["datasets"]] == [8, 5]
     shard_one = json.loads(Path(shard_run["reports"][0]).read_text(encoding="utf-8"))
@@ -135,7 +99,7 @@ def test_merge_command_writes_the_report(shard_run: dict[str, Any]) -> None:
     result = CliRunner().invoke(main, ["merge", *shard_run["reports"], "-o", str(out), "--fail-on", "never"])
     assert result.exit_code == 0, result.output
     merged = json.loads(out.read_text(encoding="utf-8"))
-    _close(_comparable(merged), _comparable(json.loads(render_json(shard_run["whole"]))))
+    assert_close(_comparable(merged), _comparable(json.loads(render_json(shard_run["whole"]))))
     sarif = CliRunner().invoke(
         main, ["merge", *shard_run["reports"], "--format", "sarif", "--fail-on", "never"]
     )
