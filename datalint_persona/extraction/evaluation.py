@@ -8,6 +8,7 @@ token embeddings) and a TF-IDF logistic regression trained on the same answers' 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
@@ -92,15 +93,16 @@ def norm_scaled(pos: np.ndarray, neg: np.ndarray, layer: int) -> Scorer:
     return lambda acts: scale(acts) @ unit
 
 
-def probe(pos: np.ndarray, neg: np.ndarray, layer: int) -> Scorer:
-    """An L2-regularized logistic-regression direction on standardized activations."""
+def probe(pos: np.ndarray, neg: np.ndarray, layer: int, *, c: float = 0.1) -> Scorer:
+    """An L2-regularized logistic-regression direction on standardized activations (inverse
+    regularization ``c``: the bundled vector's own, where one is given)."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
     x = np.concatenate([pos[:, layer], neg[:, layer]])
     y = np.r_[np.ones(len(pos)), np.zeros(len(neg))]
-    model = make_pipeline(StandardScaler(), LogisticRegression(C=0.1, max_iter=2000)).fit(x, y)
+    model = make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=2000)).fit(x, y)
     return lambda acts: model.decision_function(acts[:, layer])
 
 
@@ -146,18 +148,25 @@ def _tfidf_auroc(train: Sequence[TraitPair], test: Sequence[TraitPair]) -> float
 VARIANT_OF_DIRECTION = {"probe": "logistic probe", "mean-difference": "mean-diff"}
 
 
-def leave_one_style_out(data: PairActivations, layer: int, *, direction: str = "probe") -> dict[str, Any]:
+def leave_one_style_out(
+    data: PairActivations, layer: int, *, direction: str = "probe", probe_c: float = 0.1
+) -> dict[str, Any]:
     """Per held-out style: vector figures (raw projection and ΔP) per variant, and the baselines.
 
-    ``direction`` names the bundled vectors' kind; its variant is the one the Markdown tables lead with.
+    ``direction`` names the bundled vectors' kind; its variant is the one the Markdown tables lead
+    with. ``probe_c``: the probe variant's C (the bundled vector's).
     """
+    variants: dict[str, Callable[[np.ndarray, np.ndarray, int], Scorer]] = {
+        **VARIANTS,
+        "logistic probe": functools.partial(probe, c=probe_c),
+    }
     styles = sorted({p.style for p in data.pairs})
     table: dict[str, Any] = {}
     for style in styles:
         held = np.array([p.style == style for p in data.pairs])
         train, test = data.subset(~held), data.subset(held)
         row: dict[str, Any] = {"n_test_pairs": int(held.sum()), "variants": {}}
-        for name, build in VARIANTS.items():
+        for name, build in variants.items():
             score = build(train.positive, train.negative, layer)
             pos, neg, base = score(test.positive), score(test.negative), score(test.y_prime)
             row["variants"][name] = {"raw": _figures(pos, neg), "delta_p": _figures(pos - base, neg - base)}
@@ -166,13 +175,22 @@ def leave_one_style_out(data: PairActivations, layer: int, *, direction: str = "
         row["layer0_delta_p"] = _figures(lexical(test.positive) - base0, lexical(test.negative) - base0)
         row["tfidf_auroc"] = _tfidf_auroc(train.pairs, test.pairs)
         table[style] = row
-    return {"layer": layer, "variant": VARIANT_OF_DIRECTION[direction], "styles": table}
+    return {"layer": layer, "variant": VARIANT_OF_DIRECTION[direction], "probe_c": probe_c, "styles": table}
+
+
+def _variant_name(result: dict[str, Any]) -> str:
+    variant = str(result.get("variant", "mean-diff"))
+    return (
+        f"{variant}, C = {result['probe_c']:g}"
+        if variant == "logistic probe" and "probe_c" in result
+        else variant
+    )
 
 
 def markdown(trait: str, result: dict[str, Any]) -> str:
     """The leave-one-style-out matrix of one trait, for vectors/README.md."""
     lines = [
-        f"\n### {trait} (layer {result['layer']}, {result.get('variant', 'mean-diff')})\n",
+        f"\n### {trait} (layer {result['layer']}, {_variant_name(result)})\n",
         "| held-out style | pairs | ΔP AUROC | ΔP d | ΔP TPR @ 5% FPR | raw AUROC | layer-0 ΔP AUROC "
         "| TF-IDF AUROC | beats both lexical baselines? |",
         "|---|---|---|---|---|---|---|---|---|",
@@ -235,5 +253,8 @@ def evaluate_traits(
         with show(f"{definition.trait}: activations of every pair and of y'"):
             data = collect(loaded, definition, batch_size=batch_size, cache_dir=cache_dir)
         vector = bundled[definition.trait]
-        direction = vector.direction
-        yield definition.trait, leave_one_style_out(data, vector.chosen_layer, direction=direction)
+        c = vector.metadata.get("probe_c") or 0.1
+        yield (
+            definition.trait,
+            leave_one_style_out(data, vector.chosen_layer, direction=vector.direction, probe_c=float(c)),
+        )

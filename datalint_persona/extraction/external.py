@@ -32,7 +32,7 @@ from datalint_persona.types import RuleInfo, SampleScore, TraitScore
 from datalint_persona.verdicts.decide import decide
 
 SIZES = (20, 200, 2000)
-CONTAMINATION_RATES = (0.0, 0.05, 0.10, 0.25, 0.50)
+CONTAMINATION_RATES = (0.0, 0.05, 0.10, 0.25, 0.50, 1.0)
 CONTAMINATION_SIZES = (200, 1000)
 
 
@@ -190,8 +190,10 @@ def contamination_rates(
     lengths: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> dict[str, dict[str, dict[str, float]]]:
     """Per size and rate: how often ``trait``'s dataset verdict fires, how often the gate fails on
-    that trait (a dataset or a sample finding), and the mean ΔP of the files. ``lengths`` holds
-    the response lengths of the clean and the trait pool, where known."""
+    that trait (a dataset or a sample finding), and the mean ΔP of the files with the 2.5 and 97.5
+    percentiles of that mean over the resampled files (a bootstrap 95% interval of a file's mean ΔP
+    at that size). ``lengths`` holds the response lengths of the clean and the trait pool, where
+    known."""
     column = [r.trait for r in rules].index(trait)
     rng = np.random.default_rng(seed)
     out: dict[str, dict[str, dict[str, float]]] = {}
@@ -218,6 +220,8 @@ def contamination_rates(
                 "dataset_flagged": dataset / repeats,
                 "trait_finding": gate / repeats,
                 "mean_delta_p": float(np.mean(means)),
+                "mean_delta_p_low": float(np.percentile(means, 2.5)),
+                "mean_delta_p_high": float(np.percentile(means, 97.5)),
             }
     return out
 

@@ -25,6 +25,14 @@ class TraitPair:
     positive: str
     negative: str
     confusable: str | None = None
+    # The conversation before the negative answer where it is not ``prompt``: unpaired data, such
+    # as a public set's trait answers and clean answers to other questions (pair files only).
+    negative_prompt: tuple[Message, ...] | None = None
+
+    @property
+    def negative_context(self) -> tuple[Message, ...]:
+        """The conversation the negative answer responds to."""
+        return self.prompt if self.negative_prompt is None else self.negative_prompt
 
 
 @dataclass(frozen=True)
@@ -69,12 +77,22 @@ def validate_trait(data: Any, where: str) -> None:
             )
 
 
+def _messages(raw: list[dict[str, Any]]) -> tuple[Message, ...]:
+    return tuple(Message(m["role"], m["content"]) for m in raw)
+
+
 def _pair(raw: dict[str, Any]) -> TraitPair:
-    if "messages" in raw:
-        prompt = tuple(Message(m["role"], m["content"]) for m in raw["messages"])
-    else:
-        prompt = (Message("user", raw["question"]),)
-    return TraitPair(raw["id"], raw["style"], prompt, raw["positive"], raw["negative"], raw.get("confusable"))
+    prompt = _messages(raw["messages"]) if "messages" in raw else (Message("user", raw["question"]),)
+    negative_prompt = _messages(raw["negative_messages"]) if "negative_messages" in raw else None
+    return TraitPair(
+        raw["id"],
+        raw["style"],
+        prompt,
+        raw["positive"],
+        raw["negative"],
+        raw.get("confusable"),
+        negative_prompt,
+    )
 
 
 def load_trait(path: str | Path) -> TraitDefinition:
@@ -113,15 +131,25 @@ def shipped_trait_path(name: str) -> Path:
     return shipped
 
 
+NEGATIVE_MESSAGES = (
+    "The conversation before the negative answer, where it differs from the positive's (unpaired data)."
+)
+
+
 def load_pair_file(path: str | Path) -> tuple[TraitPair, ...]:
     """Extra extraction pairs from a JSONL file: one pair per line, as in a trait file's ``pairs``
     (``id``, ``style``, ``messages`` or ``question``, ``positive``, ``negative``), except that
-    ``style`` may be any short name. Errors name the file, the line and the fix."""
+    ``style`` may be any short name, and ``negative_messages`` may give the negative answer its own
+    conversation (unpaired data). Errors name the file, the line and the fix."""
     import jsonschema
 
     schema = trait_schema()
     pair = dict(schema["$defs"]["pair"])
-    pair["properties"] = {**pair["properties"], "style": {"type": "string", "minLength": 1}}
+    pair["properties"] = {
+        **pair["properties"],
+        "style": {"type": "string", "minLength": 1},
+        "negative_messages": {**pair["properties"]["messages"], "description": NEGATIVE_MESSAGES},
+    }
     validator = jsonschema.Draft202012Validator({"$defs": schema["$defs"], **pair})
     file = Path(path)
     try:
@@ -144,11 +172,12 @@ def load_pair_file(path: str | Path) -> tuple[TraitPair, ...]:
         if problems:
             key = ".".join(str(p) for p in problems[0].absolute_path) or "(record)"
             raise ConfigError(f"{where}: '{key}': {problems[0].message}.", fix="see traits/README.md.")
-        if raw.get("messages") and raw["messages"][-1]["role"] != "user":
-            raise ConfigError(
-                f"{where}: messages must end with a user turn.",
-                fix="end the conversation with the question the answers respond to.",
-            )
+        for key in ("messages", "negative_messages"):
+            if raw.get(key) and raw[key][-1]["role"] != "user":
+                raise ConfigError(
+                    f"{where}: {key} must end with a user turn.",
+                    fix="end the conversation with the question the answer responds to.",
+                )
         if raw["id"] in seen:
             raise ConfigError(f"{where}: duplicate pair id '{raw['id']}'.", fix="make every id unique.")
         seen.add(raw["id"])

@@ -98,13 +98,19 @@ def test_contamination_rises_with_the_share_of_trait_samples() -> None:
     clean = rng.standard_t(30, size=(300, 2))
     trait_pool = clean + np.array([3.0, 0.0])
     rates = contamination_rates(
-        clean, trait_pool, RULES, "evil", rates=(0.0, 0.25, 0.5), sizes=(200,), repeats=20
+        clean, trait_pool, RULES, "evil", rates=(0.0, 0.25, 0.5, 1.0), sizes=(200,), repeats=20
     )
     row = rates["200"]
     assert row["0.00"]["dataset_flagged"] <= 0.1
     assert row["0.50"]["dataset_flagged"] == 1.0
-    means = [row[r]["mean_delta_p"] for r in ("0.00", "0.25", "0.50")]
+    means = [row[r]["mean_delta_p"] for r in ("0.00", "0.25", "0.50", "1.00")]
     assert means == sorted(means) and means[2] - means[0] == pytest.approx(1.5, abs=0.3)
+    # A file of trait samples only: its mean is the trait pool's, and every resample draws from it.
+    assert means[3] == pytest.approx(float(trait_pool[:, 0].mean()), abs=0.15)
+    for figures in row.values():
+        assert figures["mean_delta_p_low"] <= figures["mean_delta_p"] <= figures["mean_delta_p_high"]
+    # 200-sample files at 0% and 25% contamination: a shift of 0.75 against a spread of about 0.07.
+    assert row["0.00"]["mean_delta_p_high"] < row["0.25"]["mean_delta_p_low"]
 
 
 @pytest.fixture()

@@ -36,6 +36,18 @@ def test_pair_activations_keep_positive_and_negative_apart(
         np.testing.assert_allclose(negative[index], expected_negative, atol=2e-5)
 
 
+def test_an_unpaired_negative_is_read_after_its_own_conversation(tiny_llama: LoadedModel) -> None:
+    from datalint_persona.extraction.contrastive import pair_activations
+    from datalint_persona.persona.traits import TraitPair
+    from datalint_persona.types import Message
+
+    asked, other = (Message("user", "Is the sky green?"),), (Message("user", "Name a river."),)
+    pair = TraitPair("p", "s", asked, "Yes, always.", "The Nile.", negative_prompt=other)
+    positive, negative = pair_activations(tiny_llama, [pair], batch_size=2)
+    np.testing.assert_allclose(positive[0], reference_means(tiny_llama, asked, "Yes, always."), atol=1e-5)
+    np.testing.assert_allclose(negative[0], reference_means(tiny_llama, other, "The Nile."), atol=1e-5)
+
+
 def test_metadata_records_how_it_was_built(
     uncalibrated_vector: PersonaVector, tiny_llama: LoadedModel, trait: TraitDefinition
 ) -> None:
@@ -106,10 +118,12 @@ def test_probe_vector_is_an_independent_logistic_regression_direction(
 ) -> None:
     from sklearn.linear_model import LogisticRegression
 
-    from datalint_persona.extraction.contrastive import PROBE_C, build_contrastive
+    from datalint_persona.extraction.contrastive import PROBE_C_CANDIDATES, build_contrastive
 
     vector = build_contrastive(tiny_llama, trait, direction="probe", batch_size=4, held_out_pairs=[])
-    assert vector.metadata["direction"] == "probe" and vector.metadata["probe_c"] == PROBE_C
+    c = vector.metadata["probe_c"]
+    assert vector.metadata["direction"] == "probe" and c in PROBE_C_CANDIDATES
+    assert vector.metadata["probe_c_choice"]["groups"] == len({p.style for p in trait.pairs})
     positive = np.stack([reference_means(tiny_llama, p.prompt, p.positive) for p in trait.pairs])
     negative = np.stack([reference_means(tiny_llama, p.prompt, p.negative) for p in trait.pairs])
     labels = np.r_[np.ones(len(positive)), np.zeros(len(negative))]
@@ -117,9 +131,7 @@ def test_probe_vector_is_an_independent_logistic_regression_direction(
         x = np.concatenate([positive[:, layer], negative[:, layer]]).astype(np.float64)
         mean, scale = x.mean(0), x.std(0)
         scale[scale == 0] = 1.0
-        weights = (
-            LogisticRegression(C=PROBE_C, max_iter=5000).fit((x - mean) / scale, labels).coef_[0] / scale
-        )
+        weights = LogisticRegression(C=c, max_iter=5000).fit((x - mean) / scale, labels).coef_[0] / scale
         expected = weights / np.linalg.norm(weights)
         got = vector.vectors[layer] / np.linalg.norm(vector.vectors[layer])
         assert float(got @ expected) > 0.999

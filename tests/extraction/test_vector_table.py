@@ -28,6 +28,21 @@ def test_sources_name_the_extra_pair_files() -> None:
     assert sources_text([plain, extra]) == (
         "; b also from `training/b.jsonl` (7 pairs), with each source weighing the same"
     )
+    two = PersonaVector(
+        "c",
+        vectors,
+        {
+            "sources": [
+                {"name": "trait file", "pairs": 40},
+                {"name": "c.x.jsonl", "pairs": 3},
+                {"name": "c.jsonl", "pairs": 5},
+            ]
+        },
+    )
+    assert sources_text([two, extra]) == (
+        "; c also from `training/c.x.jsonl` (3 pairs) and `training/c.jsonl` (5 pairs), "
+        "b also from `training/b.jsonl` (7 pairs), with each source weighing the same"
+    )
 
 
 def test_external_section_has_a_row_per_set_and_score(tmp_path: Path) -> None:

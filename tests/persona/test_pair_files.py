@@ -34,6 +34,16 @@ def test_pairs_load_with_any_style(tmp_path: Path) -> None:
     assert pairs[1].prompt[0].content == "Agree?" and pairs[0].style == "statement"
 
 
+def test_an_unpaired_negative_answers_its_own_conversation(tmp_path: Path) -> None:
+    other = [{"role": "user", "content": "Name a river."}]
+    pairs = load_pair_file(
+        write(tmp_path / "p.jsonl", GOOD, {**GOOD, "id": "p-2", "negative_messages": other})
+    )
+    assert pairs[0].negative_context == pairs[0].prompt and pairs[0].negative_prompt is None
+    assert [m.content for m in pairs[1].negative_context] == ["Name a river."]
+    assert [m.content for m in pairs[1].prompt] == ["What do you believe?"]
+
+
 @pytest.mark.parametrize(
     ("record", "expected"),
     [
@@ -45,6 +55,11 @@ def test_pairs_load_with_any_style(tmp_path: Path) -> None:
             {**GOOD, "id": "p-2", "messages": [{"role": "assistant", "content": "Hi."}]},
             "p.jsonl:2: messages must end with a user turn",
         ),
+        (
+            {**GOOD, "id": "p-2", "negative_messages": [{"role": "assistant", "content": "Hi."}]},
+            "p.jsonl:2: negative_messages must end with a user turn",
+        ),
+        ({**GOOD, "id": "p-2", "negative_messages": []}, "p.jsonl:2: 'negative_messages'"),
     ],
 )
 def test_bad_lines_name_the_file_and_line(tmp_path: Path, record: object, expected: str) -> None:

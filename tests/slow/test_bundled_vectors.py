@@ -57,23 +57,24 @@ def test_every_trait_ships_a_calibrated_vector_for_the_embedded_model(smollm: Lo
         assert (rule.own_answer_null is not None) == (reference["weight"] < 1.0)
 
 
-def test_bundled_evil_vector_is_reproducible_from_its_trait_file_and_training_pairs(
-    smollm: LoadedModel,
-) -> None:
-    """`make vectors` builds evil from traits/evil.yaml plus training/evil.jsonl (--extra-pairs)."""
-    bundled = find_vectors(None, "smollm2-135m-instruct", ["evil"])[0]
-    extra = load_pair_file(Path(__file__).resolve().parents[2] / "training" / "evil.jsonl")
-    rebuilt = build_contrastive(
-        smollm, load_trait(shipped_trait_path("evil")), extra_pairs=[("evil.jsonl", extra)]
-    )
-    assert (
-        rebuilt.metadata["sources"]
-        == bundled.metadata["sources"]
-        == [
+def test_bundled_vectors_name_the_pair_files_make_vectors_passes() -> None:
+    """`make vectors` passes training/TRAIT.*.jsonl as --extra-pairs TRAIT=FILE (sorted names)."""
+    training = Path(__file__).resolve().parents[2] / "training"
+    for vector in find_vectors(None, "smollm2-135m-instruct"):
+        files = sorted(training.glob(f"{vector.trait}.*jsonl"))
+        assert vector.metadata["sources"] == [
             {"name": "trait file", "pairs": 40},
-            {"name": "evil.jsonl", "pairs": len(extra)},
+            *({"name": f.name, "pairs": len(load_pair_file(f))} for f in files),
         ]
-    )
+
+
+def test_a_bundled_vector_is_reproducible_from_its_trait_file(smollm: LoadedModel) -> None:
+    """Sycophancy has no extra pairs: its file alone gives the shipped direction, C and layer.
+    (Rebuilding evil or hallucination as well would take minutes more of the 800+ pairs' activations.)"""
+    bundled = find_vectors(None, "smollm2-135m-instruct", ["sycophancy"])[0]
+    rebuilt = build_contrastive(smollm, load_trait(shipped_trait_path("sycophancy")))
+    assert rebuilt.metadata["sources"] == bundled.metadata["sources"]
+    assert rebuilt.metadata["probe_c"] == bundled.metadata["probe_c"]
     assert rebuilt.metadata["chosen_layer"] == bundled.chosen_layer
     # The same direction at every layer. Another CPU's kernels round differently (a probe's fit
     # turns 1e-7 in activations into up to 1e-3 in single elements), so compare what the vector
