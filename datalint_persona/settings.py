@@ -62,6 +62,8 @@ class ScreenOptions:
     skip_invalid: bool = False
     max_samples: int | None = None
     split: str = "train"
+    prompt_field: str | None = None  # the record field holding the prompt; None: detect the format
+    response_field: str | None = None  # the record field holding the response
     fail_on: str = "error"
     dataset_fpr: float = 0.05  # family-wise rate of dataset verdicts (Holm over files x traits)
     fdr: float = 0.05  # false discovery rate of sample verdicts (Benjamini-Hochberg)

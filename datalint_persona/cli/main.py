@@ -55,6 +55,8 @@ def main() -> None:
 
     \b
     persona-lint train.jsonl                  screen with the embedded model and bundled vectors
+    persona-lint data/                        every .jsonl/.json/.csv/.parquet file under data/
+    cat train.jsonl | persona-lint -          JSONL from standard input
     persona-lint data/*.jsonl --format sarif --output persona.sarif
     persona-lint data/*.jsonl --format sarif -o persona.sarif --format json -o report.json
     persona-lint report report.json --format html -o report.html   re-render, no model
@@ -123,6 +125,18 @@ def main() -> None:
 @click.option("--skip-invalid", is_flag=True, help="Report invalid records as findings and go on.")
 @click.option("--split", default="train", show_default=True, help="Split of a Hugging Face dataset.")
 @click.option(
+    "--prompt-field",
+    default=None,
+    metavar="NAME",
+    help="The record field holding the prompt (e.g. question) [default: detect the record's format].",
+)
+@click.option(
+    "--response-field",
+    default=None,
+    metavar="NAME",
+    help="The record field holding the response (e.g. answer) [default: detect the record's format].",
+)
+@click.option(
     "--dataset-fpr",
     type=click.FloatRange(0.0, 0.5, min_open=True),
     default=0.05,
@@ -178,17 +192,20 @@ def main() -> None:
 @ray_options
 @click.pass_context
 def screen_command(ctx: click.Context, /, files: tuple[str, ...], **options: Any) -> None:
-    """Screen dataset FILES (JSONL, JSON, CSV, Parquet, or a Hugging Face dataset)."""
+    """Screen dataset FILES (JSONL, JSON, CSV, Parquet, a folder of them, - for JSONL on stdin, or a
+    Hugging Face dataset)."""
     debug = bool(options["debug"])
     with errors_to_exit(debug):
         _screen(ctx, files, options)
 
 
 def _screen(ctx: click.Context, files: tuple[str, ...], options: dict[str, Any]) -> None:
+    from datalint_persona.dataset.sources import check_sources
     from datalint_persona.screening.engine import screen
     from datalint_persona.screening.workflow import write_and_accept_baseline
     from datalint_persona.settings import screen_options
 
+    files = tuple(check_sources(files))  # a folder's dataset files, so no report overwrites one
     reports = pair_outputs(options["formats"], options["outputs"], files)
     check_ray_options(ctx, options)
     if options["write_baseline_path"]:

@@ -63,6 +63,8 @@ def screen_dataset(
     >>> result = screen_dataset(["train.jsonl"], address="auto", replicas=8, gpus_per_replica=1)  # doctest: +SKIP
     """
     from datalint_persona.dataset.loaders import scan_dataset
+    from datalint_persona.dataset.records import FieldNames
+    from datalint_persona.dataset.sources import STDIN, check_sources
     from datalint_persona.screening.engine import resolve_options
     from datalint_persona.screening.result import now
     from datalint_persona.screening.workflow import finish_workflow, prepare_workflow
@@ -78,10 +80,20 @@ def screen_dataset(
         raise ConfigError(
             f"replicas={replicas}: at least one model replica is needed.", fix="pass 1 or more."
         )
+    if STDIN in sources:
+        raise ConfigError(
+            "'-' (standard input) can't be screened on Ray: the workers can't read this process's input.",
+            fix="save the data to a file that every worker sees, and pass its path.",
+        )
+    sources = check_sources(sources)
     started = now()
     workflow = prepare_workflow(opts.changed_since, opts.baseline, sources)
     scan = scan_dataset(
-        sources, skip_invalid=opts.skip_invalid, split=opts.split, max_samples=opts.max_samples
+        sources,
+        skip_invalid=opts.skip_invalid,
+        split=opts.split,
+        max_samples=opts.max_samples,
+        names=FieldNames.of(opts.prompt_field, opts.response_field),
     )
     if not scan.n_samples and not scan.invalid:
         raise PersonaLintError("No samples to screen.", fix="pass at least one non-empty dataset.")

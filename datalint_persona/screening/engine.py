@@ -63,9 +63,11 @@ def screen(
     >>> result = screen(["train.jsonl"], fail_on="warning")  # doctest: +SKIP
     >>> [f.location for f in result.findings]  # doctest: +SKIP
     """
+    from datalint_persona.dataset.sources import check_sources
     from datalint_persona.screening.model_source import StaleModelFacts
 
     opts = resolve_options(options, overrides)
+    sources = check_sources(sources)  # a folder's files, each named as if given alone
     try:
         return _screen(sources, opts, progress, loaded_model)
     except StaleModelFacts as stale:  # the cached facts were not the loaded model's: again, with it
@@ -79,6 +81,7 @@ def _screen(
     loaded_model: LoadedModel | None,
 ) -> ScreenResult:
     from datalint_persona.dataset.loaders import scan_dataset
+    from datalint_persona.dataset.records import FieldNames
     from datalint_persona.model.loading import resolve_model
     from datalint_persona.persona.store import find_vectors
     from datalint_persona.screening.model_source import ModelSource
@@ -93,7 +96,11 @@ def _screen(
     # A first pass checks every record and counts them before the model loads; the samples are
     # read again (streamed) for the work.
     scan = scan_dataset(
-        sources, skip_invalid=opts.skip_invalid, split=opts.split, max_samples=opts.max_samples
+        sources,
+        skip_invalid=opts.skip_invalid,
+        split=opts.split,
+        max_samples=opts.max_samples,
+        names=FieldNames.of(opts.prompt_field, opts.response_field),
     )
     if not scan.n_samples and not scan.invalid:
         raise PersonaLintError("No samples to screen.", fix="pass at least one non-empty dataset.")
@@ -141,6 +148,7 @@ def score_samples(
     """
     from datalint_persona.dataset.input_check import SampleTally, check_unchanged
     from datalint_persona.dataset.loaders import iter_dataset
+    from datalint_persona.dataset.records import FieldNames
     from datalint_persona.screening.cached_chunk import RunCaches, score_from_caches
     from datalint_persona.screening.scoring import ScoringStats
     from datalint_persona.screening.spool import SampleSpool
@@ -152,7 +160,11 @@ def score_samples(
     caches = RunCaches.open(opts.cache_dir, model.facts.cache_scope)
     backend: GenerationBackend | None = None
     records = iter_dataset(
-        sources, skip_invalid=opts.skip_invalid, split=opts.split, max_samples=opts.max_samples
+        sources,
+        skip_invalid=opts.skip_invalid,
+        split=opts.split,
+        max_samples=opts.max_samples,
+        names=FieldNames.of(opts.prompt_field, opts.response_field),
     )
     try:
         second_read = SampleTally()
