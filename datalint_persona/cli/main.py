@@ -205,13 +205,16 @@ def _screen(ctx: click.Context, files: tuple[str, ...], options: dict[str, Any])
     from datalint_persona.screening.workflow import write_and_accept_baseline
     from datalint_persona.settings import screen_options
 
-    files = tuple(check_sources(files))  # a folder's dataset files, so no report overwrites one
     reports = pair_outputs(options["formats"], options["outputs"], files)
     check_ray_options(ctx, options)
-    if options["write_baseline_path"]:
-        refuse_input_path(options["write_baseline_path"], files)
-    config = read_config_file(Path(options["config_path"])) if options["config_path"] else discover_config()
     given, origins = _given(ctx, options)
+    # Usage errors first; then every input is checked (a typo fails here, before any model), and
+    # a folder stands for its dataset files, none of which a report may overwrite.
+    files = tuple(check_sources(files))
+    for path in [report.path for report in reports] + [options["write_baseline_path"]]:
+        if path:
+            refuse_input_path(path, files)
+    config = read_config_file(Path(options["config_path"])) if options["config_path"] else discover_config()
     settings = screen_options(given, config, origins=origins)
     quiet = bool(options["quiet"])
     progress, update = progress_bar(not quiet)
