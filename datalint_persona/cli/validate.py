@@ -32,7 +32,7 @@ def validate_command(
     debug: bool,
 ) -> None:
     """Check that dataset FILES load as training samples; print counts and each file's sha256."""
-    from datalint_persona.dataset.records import FieldNames
+    from datalint_persona.dataset.field_names import FieldNames
     from datalint_persona.dataset.validation import validate_sources
 
     with errors_to_exit(debug):

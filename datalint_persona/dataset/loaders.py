@@ -22,6 +22,7 @@ from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from datalint_persona.dataset.field_names import FieldNames
 from datalint_persona.dataset.formats import (
     Located,
     RawRecords,
@@ -33,7 +34,7 @@ from datalint_persona.dataset.formats import (
     read_jsonl,
     read_parquet,
 )
-from datalint_persona.dataset.records import FieldNames, record_to_sample
+from datalint_persona.dataset.records import record_to_sample
 from datalint_persona.dataset.sources import locate, locate_all
 from datalint_persona.errors import ConfigError, InputError
 from datalint_persona.run_records import InputInfo

@@ -19,7 +19,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from datalint_persona.errors import ConfigError, InputError
+from datalint_persona.dataset.field_names import FieldNames
+from datalint_persona.errors import InputError
 from datalint_persona.types import Message, Role, Sample
 
 # Builds the InputError for the record being converted, from a problem and its fix.
@@ -39,39 +40,6 @@ SHAREGPT_ROLES: dict[str, Role] = {
     "gpt": "assistant",
     "assistant": "assistant",
 }
-
-
-@dataclass(frozen=True)
-class FieldNames:
-    """The fields that hold the prompt and the response in a dataset that names them otherwise.
-
-    >>> FieldNames.of(None, "answer")
-    FieldNames(prompt='prompt', response='answer')
-    >>> FieldNames.of(None, None) is None
-    True
-    """
-
-    prompt: str = "prompt"
-    response: str = "response"
-
-    def __post_init__(self) -> None:
-        for option, name in (("--prompt-field", self.prompt), ("--response-field", self.response)):
-            if not isinstance(name, str) or not name.strip():
-                raise ConfigError(f"{option} is {name!r}; it must name a field", fix=f"pass {option} NAME")
-        if self.prompt == self.response:
-            raise ConfigError(
-                f"--prompt-field and --response-field both name '{self.prompt}'",
-                fix="name the field of the prompt and the field of the response",
-            )
-
-    @classmethod
-    def of(cls, prompt: str | None, response: str | None) -> FieldNames | None:
-        """The names a run sets (None: detect each record's format)."""
-        if prompt is None and response is None:
-            return None
-        return cls(
-            prompt if prompt is not None else "prompt", response if response is not None else "response"
-        )
 
 
 def describe_type(value: object) -> str:

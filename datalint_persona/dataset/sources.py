@@ -107,8 +107,16 @@ def _walk(folder: Path, seen: set[Path]) -> list[str]:
     if real in seen:  # a symlink back to a folder being walked
         return []
     seen.add(real)
+    try:
+        entries = sorted(folder.iterdir(), key=lambda entry: entry.name)
+    except OSError as error:
+        raise InputError(
+            f"can't list the folder ({error.strerror or error})",
+            path=display_path(folder),
+            fix="give persona-lint read access to the folder, or name the files themselves",
+        ) from None
     found: list[str] = []
-    for entry in sorted(folder.iterdir(), key=lambda entry: entry.name):
+    for entry in entries:
         if entry.name.startswith("."):
             continue
         if entry.is_dir():

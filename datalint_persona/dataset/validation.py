@@ -12,8 +12,8 @@ from collections.abc import Sequence
 from contextlib import closing
 from dataclasses import dataclass
 
+from datalint_persona.dataset.field_names import FieldNames
 from datalint_persona.dataset.loaders import input_sha256, stream_located
-from datalint_persona.dataset.records import FieldNames
 from datalint_persona.dataset.sources import locate_all
 from datalint_persona.types import InvalidRecord
 

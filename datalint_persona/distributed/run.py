@@ -62,8 +62,8 @@ def screen_dataset(
 
     >>> result = screen_dataset(["train.jsonl"], address="auto", replicas=8, gpus_per_replica=1)  # doctest: +SKIP
     """
+    from datalint_persona.dataset.field_names import FieldNames
     from datalint_persona.dataset.loaders import scan_dataset
-    from datalint_persona.dataset.records import FieldNames
     from datalint_persona.dataset.sources import STDIN, check_sources
     from datalint_persona.screening.engine import resolve_options
     from datalint_persona.screening.result import now

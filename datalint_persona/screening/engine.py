@@ -80,8 +80,8 @@ def _screen(
     progress: ProgressCallback | None,
     loaded_model: LoadedModel | None,
 ) -> ScreenResult:
+    from datalint_persona.dataset.field_names import FieldNames
     from datalint_persona.dataset.loaders import scan_dataset
-    from datalint_persona.dataset.records import FieldNames
     from datalint_persona.model.loading import resolve_model
     from datalint_persona.persona.store import find_vectors
     from datalint_persona.screening.model_source import ModelSource
@@ -146,9 +146,9 @@ def score_samples(
     misses anything loads the model, and from then on every chunk takes the loaded path. A Ray
     worker runs exactly this for its shard (:mod:`datalint_persona.distributed`).
     """
+    from datalint_persona.dataset.field_names import FieldNames
     from datalint_persona.dataset.input_check import SampleTally, check_unchanged
     from datalint_persona.dataset.loaders import iter_dataset
-    from datalint_persona.dataset.records import FieldNames
     from datalint_persona.screening.cached_chunk import RunCaches, score_from_caches
     from datalint_persona.screening.scoring import ScoringStats
     from datalint_persona.screening.spool import SampleSpool

@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 
 from datalint_persona.config_file import discover_config, read_config_file
+from datalint_persona.dataset.field_names import FieldNames
 from datalint_persona.dataset.loaders import iter_dataset, scan_dataset
-from datalint_persona.dataset.records import FieldNames, record_to_sample
+from datalint_persona.dataset.records import record_to_sample
 from datalint_persona.dataset.validation import validate_sources
 from datalint_persona.errors import ConfigError, InputError
 from datalint_persona.settings import screen_options

@@ -8,6 +8,7 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -203,3 +204,20 @@ def test_stdin_from_a_terminal_is_refused(monkeypatch: pytest.MonkeyPatch) -> No
         locate("-")
     assert caught.value.path == "<stdin>"
     assert "cat train.jsonl | persona-lint -" in (caught.value.fix or "")
+
+
+def test_an_unreadable_subfolder_is_an_input_error(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    write(repo / "data" / "a.jsonl", RECORD)
+    (repo / "data" / "locked").mkdir()
+    listing = Path.iterdir
+
+    def iterdir(folder: Path) -> Any:  # as for a folder without read permission (root reads any)
+        if folder.name == "locked":
+            raise PermissionError(13, "Permission denied")
+        return listing(folder)
+
+    monkeypatch.setattr(Path, "iterdir", iterdir)
+    with pytest.raises(InputError) as caught:
+        expand_sources(["data"])
+    assert caught.value.path == "data/locked"
+    assert caught.value.problem == "can't list the folder (Permission denied)"
