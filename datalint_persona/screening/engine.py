@@ -84,6 +84,7 @@ def _screen(
     from datalint_persona.screening.model_source import ModelSource
     from datalint_persona.screening.sharding import parse_shard
     from datalint_persona.screening.workflow import finish_workflow, prepare_workflow
+    from datalint_persona.verdicts.inline_ignore import check_ignored_traits, ignorable_traits
 
     started = now()
     workflow = prepare_workflow(opts.changed_since, opts.baseline, sources)
@@ -97,6 +98,7 @@ def _screen(
     )
     if not scan.n_samples and not scan.invalid:
         raise PersonaLintError("No samples to screen.", fix="pass at least one non-empty dataset.")
+    check_ignored_traits(scan.ignored_traits, ignorable_traits(v.trait for v in vectors))
     # The model loads only when a chunk needs what the caches lack (see model_source).
     model = ModelSource(
         spec,
