@@ -165,7 +165,7 @@ def score_samples(
             ):
                 continue
             if backend is None:
-                backend = _backend(plan, model.loaded)
+                backend = _backend(plan, model.loaded, progress)
             _score_chunk(chunk, plan, model, backend, caches, stages, scored)
         check_unchanged(sources, scan, second_read)
     finally:
@@ -178,17 +178,19 @@ def score_samples(
     return scored, caches.projections.warnings
 
 
-def _backend(plan: RunPlan, loaded: LoadedModel) -> GenerationBackend:
+def _backend(plan: RunPlan, loaded: LoadedModel, progress: ProgressCallback | None) -> GenerationBackend:
     from datalint_persona.model.backends import make_backend
 
     opts = plan.options
-    # y' projections recorded while generating spare scoring a second pass over y'.
+    # y' projections recorded while generating spare scoring a second pass over y'. The backend
+    # reports each batch's decoding steps to the run's callback directly (they are not chunked).
     return make_backend(
         opts.backend,
         loaded,
         tensor_parallel_size=opts.tensor_parallel_size,
         gpu_memory_utilization=opts.gpu_memory_utilization,
         record_directions=plan.directions,
+        progress=progress,
     )
 
 
@@ -275,6 +277,7 @@ class _RunProgress:
 
     A chunk's stage reports ``(done, todo)`` over the work it has left after its caches; the
     run's callback gets ``(finished before this chunk + what the caches spared + done, total)``.
+    Other stages reported through a chunk's callback (``y-prime-cut``) pass through unchanged.
     """
 
     def __init__(self, progress: ProgressCallback | None, totals: Mapping[str, int]) -> None:
@@ -289,6 +292,9 @@ class _RunProgress:
         self.offsets[stage] += size
 
         def chunk_report(name: str, done: int, todo: int) -> None:
+            if name != stage:
+                report(name, done, todo)
+                return
             report(name, offset + (size - todo) + done, total)
 
         return chunk_report
