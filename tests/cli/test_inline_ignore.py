@@ -169,3 +169,30 @@ def test_a_missing_reason_is_an_input_error_with_the_line(tmp_path: Path, lint: 
     result = lint("train.jsonl")
     assert result.exit_code == 2
     assert "train.jsonl:4: 'persona_lint.reason' is missing" in result.stderr and "Fix:" in result.stderr
+
+
+def test_a_merge_of_shards_applies_each_records_suppression_again(tmp_path: Path, lint: Any) -> None:
+    marks: dict[int, object] = {
+        2: {"ignore": "all", "reason": "ok"},
+        3: {"ignore": [TRAIT], "reason": REASON},
+    }
+    _write(tmp_path / "train.jsonl", marks)
+    for i in (1, 2):
+        shard = lint("train.jsonl", ALL, "--shard", f"{i}/2", "--format", "json", "--output", f"s{i}.json")
+        assert shard.exit_code in (0, 1), shard.output
+    shard_one = json.loads((tmp_path / "s1.json").read_text(encoding="utf-8"))
+    assert [s.get("persona_lint") for s in shard_one["samples"]] == [
+        None,
+        {"ignore": [TRAIT], "reason": REASON},
+    ]
+    merged = CliRunner().invoke(
+        main, ["merge", "s1.json", "s2.json", "--format", "json"], catch_exceptions=False
+    )
+    report = json.loads(merged.stdout)
+    found = _samples(report)
+    assert sorted(found) == [1, 2, 3, 4]
+    assert {n: found[n]["justification"] for n in found if found[n]["suppressed_in_source"]} == {
+        2: "ok",
+        3: REASON,
+    }
+    assert [s.get("persona_lint") for s in report["samples"]][1] == {"ignore": "all", "reason": "ok"}
