@@ -73,7 +73,7 @@ def _sample_table(result: ScreenResult, shown: list[Finding], total: int, width:
         max((len(f"{f.source}:{f.line}") for f in shown), default=8)
         + max((len(f.trait or "") for f in shown), default=5)
         + 3 * 9
-        + len("error (baselined)")
+        + len("error (suppressed)")
         + 3 * 7
         + 1
     )
