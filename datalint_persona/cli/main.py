@@ -21,11 +21,11 @@ from datalint_persona.cli.common import (
     debug_option,
     errors_to_exit,
     parse_assignments,
-    progress_bar,
 )
 from datalint_persona.cli.evaluate import calibrate_command
 from datalint_persona.cli.merge import merge_command
 from datalint_persona.cli.paper import monitor_command, shift_command, steer_command
+from datalint_persona.cli.progress import progress_bar
 from datalint_persona.cli.ray_options import check_ray_options, ray_options, screen_on_ray
 from datalint_persona.cli.report import report_command
 from datalint_persona.cli.report_outputs import emit_reports, format_options, pair_outputs

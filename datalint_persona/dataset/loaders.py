@@ -69,6 +69,8 @@ class DatasetScan:
     stopped_after: str | None = None
     # A running sha256 of each source's samples, to compare with a second read (input_check).
     sample_digests: dict[str, str] = field(default_factory=dict)
+    # Each trait name that a record's "persona_lint" key ignores, and where it is first named.
+    ignored_traits: dict[str, tuple[str, int]] = field(default_factory=dict)
 
     @property
     def n_samples(self) -> int:
@@ -105,6 +107,7 @@ def scan_dataset(
     sizes: dict[str, int] = {}
     invalid: list[InvalidRecord] = []
     stopped: list[str] = []
+    ignored: dict[str, tuple[str, int]] = {}
     tally = SampleTally()
     for item in _read(
         located, skip_invalid=skip_invalid, split=split, max_samples=max_samples, names=names, stopped=stopped
@@ -114,7 +117,11 @@ def scan_dataset(
         else:
             sizes[item.source] = sizes.get(item.source, 0) + 1
             tally.add(item)
-    return DatasetScan(sizes, invalid, inputs, stopped[0] if stopped else None, tally.digests())
+            named = item.ignore.traits if item.ignore is not None else None
+            for trait in named or ():
+                ignored.setdefault(trait, (item.source, item.line))
+    stopped_after = stopped[0] if stopped else None
+    return DatasetScan(sizes, invalid, inputs, stopped_after, tally.digests(), ignored)
 
 
 def _prepare(

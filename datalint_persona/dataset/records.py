@@ -10,8 +10,10 @@ UltraChat row with both ``prompt`` and ``messages`` is read as chat):
 
 With :class:`FieldNames` (``--prompt-field`` / ``--response-field``) no format is detected: the
 prompt and the response are the named fields, with an optional ``system``. In a conversation the
-last assistant turn is the response y and every turn before it is the prompt x. Every problem
-raises :class:`InputError` naming ``source:line``.
+last assistant turn is the response y and every turn before it is the prompt x. A ``persona_lint``
+key, in any format, is the record's own suppression
+(:mod:`datalint_persona.dataset.inline_ignore`), never text to screen. Every problem raises
+:class:`InputError` naming ``source:line``.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from datalint_persona.dataset.field_names import FieldNames
+from datalint_persona.dataset.inline_ignore import IGNORE_KEY, parse_inline_ignore
 from datalint_persona.errors import InputError
 from datalint_persona.types import Message, Role, Sample
 
@@ -118,7 +121,10 @@ def record_to_sample(record: object, *, source: str, line: int, names: FieldName
     prompt, response = _split_conversation(turns, fail)
     for turn in (*prompt, Message("assistant", response)):
         _check_encodable(turn, fail)
-    return Sample(source=source, line=line, prompt=prompt, response=response)
+    # An empty CSV cell is a row without the key.
+    marked = IGNORE_KEY in fields and fields[IGNORE_KEY] != ""
+    ignore = parse_inline_ignore(fields[IGNORE_KEY], fail) if marked else None
+    return Sample(source=source, line=line, prompt=prompt, response=response, ignore=ignore)
 
 
 def _check_encodable(turn: Message, fail: _Fail) -> None:

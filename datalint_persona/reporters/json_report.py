@@ -81,6 +81,15 @@ def report_document(result: ScreenResult) -> dict[str, object]:
 
 
 def _sample_entry(sample: SampleScore) -> dict[str, object]:
+    entry = _scores_entry(sample)
+    ignore = sample.sample.ignore
+    if ignore is not None:  # the record's own suppression, as it wrote it (a merge applies it again)
+        traits = "all" if ignore.traits is None else list(ignore.traits)
+        entry["persona_lint"] = {"ignore": traits, "reason": ignore.reason}
+    return entry
+
+
+def _scores_entry(sample: SampleScore) -> dict[str, object]:
     return {
         "index": sample.index,
         "source": sample.sample.source,

@@ -87,6 +87,7 @@ def _screen(
     from datalint_persona.screening.model_source import ModelSource
     from datalint_persona.screening.sharding import parse_shard
     from datalint_persona.screening.workflow import finish_workflow, prepare_workflow
+    from datalint_persona.verdicts.inline_ignore import check_ignored_traits, ignorable_traits
 
     started = now()
     workflow = prepare_workflow(opts.changed_since, opts.baseline, sources)
@@ -104,6 +105,7 @@ def _screen(
     )
     if not scan.n_samples and not scan.invalid:
         raise PersonaLintError("No samples to screen.", fix="pass at least one non-empty dataset.")
+    check_ignored_traits(scan.ignored_traits, ignorable_traits(v.trait for v in vectors))
     # The model loads only when a chunk needs what the caches lack (see model_source).
     model = ModelSource(
         spec,
@@ -175,7 +177,7 @@ def score_samples(
             ):
                 continue
             if backend is None:
-                backend = _backend(plan, model.loaded)
+                backend = _backend(plan, model.loaded, progress)
             _score_chunk(chunk, plan, model, backend, caches, stages, scored)
         check_unchanged(sources, scan, second_read)
     finally:
@@ -188,17 +190,19 @@ def score_samples(
     return scored, caches.projections.warnings
 
 
-def _backend(plan: RunPlan, loaded: LoadedModel) -> GenerationBackend:
+def _backend(plan: RunPlan, loaded: LoadedModel, progress: ProgressCallback | None) -> GenerationBackend:
     from datalint_persona.model.backends import make_backend
 
     opts = plan.options
-    # y' projections recorded while generating spare scoring a second pass over y'.
+    # y' projections recorded while generating spare scoring a second pass over y'. The backend
+    # reports each batch's decoding steps to the run's callback directly (they are not chunked).
     return make_backend(
         opts.backend,
         loaded,
         tensor_parallel_size=opts.tensor_parallel_size,
         gpu_memory_utilization=opts.gpu_memory_utilization,
         record_directions=plan.directions,
+        progress=progress,
     )
 
 
@@ -285,6 +289,7 @@ class _RunProgress:
 
     A chunk's stage reports ``(done, todo)`` over the work it has left after its caches; the
     run's callback gets ``(finished before this chunk + what the caches spared + done, total)``.
+    Other stages reported through a chunk's callback (``y-prime-cut``) pass through unchanged.
     """
 
     def __init__(self, progress: ProgressCallback | None, totals: Mapping[str, int]) -> None:
@@ -299,6 +304,9 @@ class _RunProgress:
         self.offsets[stage] += size
 
         def chunk_report(name: str, done: int, todo: int) -> None:
+            if name != stage:
+                report(name, done, todo)
+                return
             report(name, offset + (size - todo) + done, total)
 
         return chunk_report
