@@ -24,6 +24,7 @@ from datalint_persona.cli.common import (
 )
 from datalint_persona.cli.evaluate import calibrate_command
 from datalint_persona.cli.merge import merge_command
+from datalint_persona.cli.model import model_group
 from datalint_persona.cli.paper import monitor_command, shift_command, steer_command
 from datalint_persona.cli.progress import progress_bar
 from datalint_persona.cli.ray_options import check_ray_options, ray_options, screen_on_ray
@@ -61,6 +62,7 @@ def main() -> None:
     persona-lint data/*.jsonl --format sarif -o persona.sarif --format json -o report.json
     persona-lint report report.json --format html -o report.html   re-render, no model
     persona-lint vectors show evil            inspect a bundled vector
+    persona-lint model install                put the embedded model into the user cache
 
     Exit codes: 0 clean, 1 findings at or above --fail-on, 2 usage/config/input error.
     """
@@ -300,6 +302,7 @@ main.add_command(validate_command)
 main.add_command(steer_command)
 main.add_command(monitor_command)
 main.add_command(shift_command)
+main.add_command(model_group)
 
 
 if __name__ == "__main__":
