@@ -106,7 +106,15 @@ def main() -> None:
     "--max-tokens",
     type=click.IntRange(16),
     default=None,
-    help="Truncate x + y beyond this many tokens [default: the model's context].",
+    help="Truncate x + y beyond this many tokens [default: the model's context; the smaller of this and "
+    "--max-sample-tokens applies].",
+)
+@click.option(
+    "--max-sample-tokens",
+    type=click.IntRange(1),
+    default=None,
+    help="Cut a sample whose rendered x + y exceeds this many tokens: the prompt's head goes first, "
+    "the response is kept [default: 2048, at most the model's context].",
 )
 @click.option("--max-samples", type=click.IntRange(1), default=None, help="Screen at most this many samples.")
 @click.option("--batch-size", type=click.IntRange(1, 4096), default=16, show_default=True)

@@ -34,6 +34,7 @@ from datalint_persona.dataset.formats import (
     read_jsonl,
     read_parquet,
 )
+from datalint_persona.dataset.oversize import OversizeSamples
 from datalint_persona.dataset.records import record_to_sample
 from datalint_persona.dataset.sources import locate, locate_all
 from datalint_persona.errors import ConfigError, InputError
@@ -71,6 +72,8 @@ class DatasetScan:
     sample_digests: dict[str, str] = field(default_factory=dict)
     # Each trait name that a record's "persona_lint" key ignores, and where it is first named.
     ignored_traits: dict[str, tuple[str, int]] = field(default_factory=dict)
+    # Per source, the samples longer than scan_dataset's oversize_chars (none without it).
+    oversize: dict[str, OversizeSamples] = field(default_factory=dict)
 
     @property
     def n_samples(self) -> int:
@@ -84,9 +87,11 @@ def scan_dataset(
     split: str = "train",
     max_samples: int | None = None,
     names: FieldNames | None = None,
+    oversize_chars: int | None = None,
 ) -> DatasetScan:
     """Read every record once, as :func:`iter_dataset` does, keeping only counts, invalid records,
-    each input's sha256 and where ``max_samples`` stopped reading.
+    each input's sha256 and where ``max_samples`` stopped reading (and, with ``oversize_chars``,
+    each source's samples longer than that many characters).
 
     Folders are expanded (:func:`~datalint_persona.dataset.sources.expand_sources`), and all
     sources are checked to exist before any is read. Reading stops as soon as
@@ -108,6 +113,7 @@ def scan_dataset(
     invalid: list[InvalidRecord] = []
     stopped: list[str] = []
     ignored: dict[str, tuple[str, int]] = {}
+    oversize: dict[str, OversizeSamples] = {}
     tally = SampleTally()
     for item in _read(
         located, skip_invalid=skip_invalid, split=split, max_samples=max_samples, names=names, stopped=stopped
@@ -117,11 +123,13 @@ def scan_dataset(
         else:
             sizes[item.source] = sizes.get(item.source, 0) + 1
             tally.add(item)
+            if oversize_chars is not None:
+                oversize.setdefault(item.source, OversizeSamples(oversize_chars)).add(item)
             named = item.ignore.traits if item.ignore is not None else None
             for trait in named or ():
                 ignored.setdefault(trait, (item.source, item.line))
     stopped_after = stopped[0] if stopped else None
-    return DatasetScan(sizes, invalid, inputs, stopped_after, tally.digests(), ignored)
+    return DatasetScan(sizes, invalid, inputs, stopped_after, tally.digests(), ignored, oversize)
 
 
 def _prepare(

@@ -76,6 +76,7 @@ def report_document(result: ScreenResult) -> dict[str, object]:
             "counts": {level: counts.get(level, 0) for level in LEVEL_ORDER if level != "none"},
             "baselined": len(result.findings) - len(active),
             "invalid_records": len(result.invalid),
+            "truncated_samples": sum(sample.truncated for sample in result.samples),
         },
     }
 

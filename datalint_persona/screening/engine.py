@@ -13,10 +13,12 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
+from datalint_persona.dataset.oversize import CHARS_PER_TOKEN_ESTIMATE
 from datalint_persona.errors import PersonaLintError
 from datalint_persona.run_records import ScreenResult
 from datalint_persona.screening.result import Scored, build_result, now
 from datalint_persona.screening.run_plan import RunPlan, plan_run
+from datalint_persona.screening.sample_budget import early_sample_budget, warn_oversize
 from datalint_persona.settings import ScreenOptions
 from datalint_persona.types import Sample
 
@@ -95,16 +97,22 @@ def _screen(
     vectors = find_vectors(opts.vectors, spec.name, opts.traits)
     shard = parse_shard(opts.shard) if opts.shard else None
     # A first pass checks every record and counts them before the model loads; the samples are
-    # read again (streamed) for the work.
+    # read again (streamed) for the work. It also finds the samples far over the token budget, which
+    # the run names at once (the model's context, which may lower the budget, is not known yet).
+    requested_budget = early_sample_budget(
+        opts, None if loaded_model is None else loaded_model.context_length
+    )
     scan = scan_dataset(
         sources,
         skip_invalid=opts.skip_invalid,
         split=opts.split,
         max_samples=opts.max_samples,
         names=FieldNames.of(opts.prompt_field, opts.response_field),
+        oversize_chars=CHARS_PER_TOKEN_ESTIMATE * requested_budget,
     )
     if not scan.n_samples and not scan.invalid:
         raise PersonaLintError("No samples to screen.", fix="pass at least one non-empty dataset.")
+    warn_oversize(scan, requested_budget)  # at once, before the model loads
     check_ignored_traits(scan.ignored_traits, ignorable_traits(v.trait for v in vectors))
     # The model loads only when a chunk needs what the caches lack (see model_source).
     model = ModelSource(
@@ -260,7 +268,14 @@ def _score_chunk(
     by_y, by_y_prime = projections[: len(samples)], projections[len(samples) :]
     scored.spool.extend(
         sample_score(
-            index, sample, g.text, g.hit_token_limit, truncated[i], by_y[i], by_y_prime[i], plan.rules
+            index,
+            sample,
+            g.text,
+            g.hit_token_limit,
+            truncated[i] or fitted[i][1],  # a sample is cut when its prompt or its x + y was
+            by_y[i],
+            by_y_prime[i],
+            plan.rules,
         )
         for i, ((index, sample), g) in enumerate(zip(chunk, generations, strict=True))
     )

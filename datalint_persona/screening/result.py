@@ -113,7 +113,8 @@ def _run_warnings(
     if prompts_cut:
         warnings.append(
             f"{prompts_cut} prompt(s) were longer than the {plan.prompt_budget} tokens left beside y' "
-            f"(the model's context and --max-tokens {plan.max_tokens}, less --max-new-tokens "
+            f"(the model's context and the sample budget of {plan.max_tokens} (--max-sample-tokens, "
+            f"--max-tokens), less --max-new-tokens "
             f"{plan.generation.max_new_tokens}); their oldest text was cut, and y and y' were scored under the cut "
             "prompt that y' was generated from."
         )
