@@ -16,12 +16,14 @@ from pathlib import Path
 from typing import Any
 
 from datalint_persona.config_file import Config, config_schema, yaml_line
-from datalint_persona.errors import VectorError
+from datalint_persona.errors import ConfigError, VectorError
 from datalint_persona.suggest import unknown_value
 
 DEFAULT_MODEL = "smollm2-135m-instruct"
 # The cache folder's name; screen_options puts it in the repository root (default_cache_dir).
 DEFAULT_CACHE_DIR = ".persona-lint-cache"
+# --max-sample-tokens' default: a longer sample is cut (the model's context, where that is less).
+DEFAULT_MAX_SAMPLE_TOKENS = 2048
 BACKENDS = ("transformers", "vllm")  # the y' generation backends (datalint_persona.model.backends)
 FAIL_ON = ("note", "warning", "error", "never")  # --fail-on: the lowest level that fails a run
 RULE_LEVELS = ("note", "warning", "error")
@@ -55,6 +57,8 @@ class ScreenOptions:
     traits: tuple[str, ...] | None = None
     max_new_tokens: int | None = None  # None: the vectors' calibrated y' budget
     max_tokens: int | None = None  # None: the model's context length
+    # Tokens of one rendered x + y before it is cut; None: DEFAULT_MAX_SAMPLE_TOKENS, at most the context.
+    max_sample_tokens: int | None = None
     batch_size: int = 16
     seed: int = 0
     temperature: float = 0.0
@@ -62,6 +66,8 @@ class ScreenOptions:
     skip_invalid: bool = False
     max_samples: int | None = None
     split: str = "train"
+    prompt_field: str | None = None  # the record field holding the prompt; None: detect the format
+    response_field: str | None = None  # the record field holding the response
     fail_on: str = "error"
     dataset_fpr: float = 0.05  # family-wise rate of dataset verdicts (Holm over files x traits)
     fdr: float = 0.05  # false discovery rate of sample verdicts (Benjamini-Hochberg)
@@ -81,6 +87,14 @@ class ScreenOptions:
                 raise unknown_value(f"setting '{name}'", "value", getattr(self, name), allowed)
         if not isinstance(self.device, str) or not _DEVICE.fullmatch(self.device):
             raise unknown_value("setting 'device'", "device", self.device, ("auto", *DEVICE_TYPES, "cuda:0"))
+        budget = self.max_sample_tokens
+        if budget is not None and (isinstance(budget, bool) or not isinstance(budget, int) or budget < 1):
+            raise ConfigError(
+                f"max_sample_tokens (--max-sample-tokens) is {budget!r}; it must be a whole number of "
+                "tokens, at least 1.",
+                fix="pass --max-sample-tokens N with 1 <= N <= the model's context "
+                f"(default {DEFAULT_MAX_SAMPLE_TOKENS}).",
+            )
         keys = rule_keys()
         for trait, rule in self.rule_overrides.items():
             for key in rule:

@@ -27,17 +27,37 @@ class Message:
 
 
 @dataclass(frozen=True, slots=True)
+class InlineIgnore:
+    """A record's own suppression, its ``"persona_lint": {"ignore": [...], "reason": "..."}`` key.
+
+    ``traits`` is None for ``"all"``. The key is metadata: it is not part of the text screened
+    nor of the content hash.
+
+    >>> InlineIgnore(("evil",), "villain dialogue").covers("evil"), InlineIgnore(None, "r").covers("x")
+    (True, True)
+    """
+
+    traits: tuple[str, ...] | None
+    reason: str
+
+    def covers(self, trait: str | None) -> bool:
+        return self.traits is None or trait in self.traits
+
+
+@dataclass(frozen=True, slots=True)
 class Sample:
     """One training example: a prompt x (all turns before the last assistant turn) and a response y.
 
     ``source`` is the path as reports show it and ``line`` the 1-based line (JSONL) or row
-    (JSON array, CSV, Parquet, Hugging Face dataset) that the sample came from.
+    (JSON array, CSV, Parquet, Hugging Face dataset) that the sample came from. ``ignore`` is
+    the record's own suppression, where it has one.
     """
 
     source: str
     line: int
     prompt: tuple[Message, ...]
     response: str
+    ignore: InlineIgnore | None = None
 
     @property
     def content_hash(self) -> str:
@@ -209,6 +229,7 @@ class Finding:
     baselined: bool = False
     extra: dict[str, float] = field(default_factory=dict)
     justification: str | None = None  # why it is baselined: the baseline file or a suppression's reason
+    suppressed_in_source: bool = False  # baselined by the record's own "persona_lint" key
 
 
 @dataclass(frozen=True)

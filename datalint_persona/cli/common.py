@@ -1,5 +1,6 @@
-"""What every persona-lint subcommand shares: exit codes, error handling, the consoles and
-progress bars, and the options several commands declare (``--debug``, ``--clean``)."""
+"""What every persona-lint subcommand shares: exit codes, error handling, the consoles, and the
+options several commands declare (``--debug``, ``--clean``). The progress display is
+:mod:`datalint_persona.cli.progress`."""
 
 from __future__ import annotations
 
@@ -93,36 +94,6 @@ def errors_to_exit(debug: bool) -> Iterator[None]:
             err=True,
         )
         sys.exit(EXIT_ERROR)
-
-
-def progress_bar(enabled: bool) -> tuple[Any, Callable[[str, int, int], None] | None]:
-    """A rich progress display on stderr, only on a TTY and without --quiet."""
-    if not enabled or not sys.stderr.isatty():
-        return None, None
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    progress = Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=stderr_console(),
-        transient=True,
-    )
-    labels = {
-        "load-model": "Loading model",
-        "generate": "Generating y'",
-        "score": "Scoring",
-        "shards": "Screening shards on Ray",
-    }
-    tasks: dict[str, Any] = {}
-
-    def update(stage: str, done: int, total: int) -> None:
-        if stage not in tasks:
-            tasks[stage] = progress.add_task(labels.get(stage, stage), total=total)
-        progress.update(tasks[stage], completed=done, total=total)
-
-    return progress, update
 
 
 def parse_assignments(values: tuple[str, ...], option: str, convert: Callable[[str], Any]) -> dict[str, Any]:

@@ -21,11 +21,12 @@ from datalint_persona.cli.common import (
     debug_option,
     errors_to_exit,
     parse_assignments,
-    progress_bar,
 )
 from datalint_persona.cli.evaluate import calibrate_command
 from datalint_persona.cli.merge import merge_command
+from datalint_persona.cli.model import model_group
 from datalint_persona.cli.paper import monitor_command, shift_command, steer_command
+from datalint_persona.cli.progress import progress_bar
 from datalint_persona.cli.ray_options import check_ray_options, ray_options, screen_on_ray
 from datalint_persona.cli.report import report_command
 from datalint_persona.cli.report_outputs import emit_reports, format_options, pair_outputs
@@ -55,10 +56,13 @@ def main() -> None:
 
     \b
     persona-lint train.jsonl                  screen with the embedded model and bundled vectors
+    persona-lint data/                        every .jsonl/.json/.csv/.parquet file under data/
+    cat train.jsonl | persona-lint -          JSONL from standard input
     persona-lint data/*.jsonl --format sarif --output persona.sarif
     persona-lint data/*.jsonl --format sarif -o persona.sarif --format json -o report.json
     persona-lint report report.json --format html -o report.html   re-render, no model
     persona-lint vectors show evil            inspect a bundled vector
+    persona-lint model install                put the embedded model into the user cache
 
     Exit codes: 0 clean, 1 findings at or above --fail-on, 2 usage/config/input error.
     """
@@ -102,7 +106,15 @@ def main() -> None:
     "--max-tokens",
     type=click.IntRange(16),
     default=None,
-    help="Truncate x + y beyond this many tokens [default: the model's context].",
+    help="Truncate x + y beyond this many tokens [default: the model's context; the smaller of this and "
+    "--max-sample-tokens applies].",
+)
+@click.option(
+    "--max-sample-tokens",
+    type=click.IntRange(1),
+    default=None,
+    help="Cut a sample whose rendered x + y exceeds this many tokens: the prompt's head goes first, "
+    "the response is kept [default: 2048, at most the model's context].",
 )
 @click.option("--max-samples", type=click.IntRange(1), default=None, help="Screen at most this many samples.")
 @click.option("--batch-size", type=click.IntRange(1, 4096), default=16, show_default=True)
@@ -122,6 +134,18 @@ def main() -> None:
 @click.option("--no-cache", is_flag=True, help="Neither read nor write the caches (y' and projections).")
 @click.option("--skip-invalid", is_flag=True, help="Report invalid records as findings and go on.")
 @click.option("--split", default="train", show_default=True, help="Split of a Hugging Face dataset.")
+@click.option(
+    "--prompt-field",
+    default=None,
+    metavar="NAME",
+    help="The record field holding the prompt (e.g. question) [default: detect the record's format].",
+)
+@click.option(
+    "--response-field",
+    default=None,
+    metavar="NAME",
+    help="The record field holding the response (e.g. answer) [default: detect the record's format].",
+)
 @click.option(
     "--dataset-fpr",
     type=click.FloatRange(0.0, 0.5, min_open=True),
@@ -178,23 +202,29 @@ def main() -> None:
 @ray_options
 @click.pass_context
 def screen_command(ctx: click.Context, /, files: tuple[str, ...], **options: Any) -> None:
-    """Screen dataset FILES (JSONL, JSON, CSV, Parquet, or a Hugging Face dataset)."""
+    """Screen dataset FILES (JSONL, JSON, CSV, Parquet, a folder of them, - for JSONL on stdin, or a
+    Hugging Face dataset)."""
     debug = bool(options["debug"])
     with errors_to_exit(debug):
         _screen(ctx, files, options)
 
 
 def _screen(ctx: click.Context, files: tuple[str, ...], options: dict[str, Any]) -> None:
+    from datalint_persona.dataset.sources import check_sources
     from datalint_persona.screening.engine import screen
     from datalint_persona.screening.workflow import write_and_accept_baseline
     from datalint_persona.settings import screen_options
 
     reports = pair_outputs(options["formats"], options["outputs"], files)
     check_ray_options(ctx, options)
-    if options["write_baseline_path"]:
-        refuse_input_path(options["write_baseline_path"], files)
-    config = read_config_file(Path(options["config_path"])) if options["config_path"] else discover_config()
     given, origins = _given(ctx, options)
+    # Usage errors first; then every input is checked (a typo fails here, before any model), and
+    # a folder stands for its dataset files, none of which a report may overwrite.
+    files = tuple(check_sources(files))
+    for path in [report.path for report in reports] + [options["write_baseline_path"]]:
+        if path:
+            refuse_input_path(path, files)
+    config = read_config_file(Path(options["config_path"])) if options["config_path"] else discover_config()
     settings = screen_options(given, config, origins=origins)
     quiet = bool(options["quiet"])
     progress, update = progress_bar(not quiet)
@@ -280,6 +310,7 @@ main.add_command(validate_command)
 main.add_command(steer_command)
 main.add_command(monitor_command)
 main.add_command(shift_command)
+main.add_command(model_group)
 
 
 if __name__ == "__main__":

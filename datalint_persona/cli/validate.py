@@ -18,16 +18,26 @@ from datalint_persona.cli.common import EXIT_CLEAN, EXIT_FINDINGS, debug_option,
 @click.argument("files", nargs=-1, required=True)
 @click.option("--skip-invalid", is_flag=True, help="Count invalid records and go on (exit 1 if any).")
 @click.option("--split", default="train", show_default=True, help="Split of a Hugging Face dataset.")
+@click.option("--prompt-field", default=None, metavar="NAME", help="The record field holding the prompt.")
+@click.option("--response-field", default=None, metavar="NAME", help="The record field holding the response.")
 @click.option("--json", "as_json", is_flag=True, help="Print the counts and sha256 of each file as JSON.")
 @debug_option
 def validate_command(
-    files: tuple[str, ...], skip_invalid: bool, split: str, as_json: bool, debug: bool
+    files: tuple[str, ...],
+    skip_invalid: bool,
+    split: str,
+    prompt_field: str | None,
+    response_field: str | None,
+    as_json: bool,
+    debug: bool,
 ) -> None:
     """Check that dataset FILES load as training samples; print counts and each file's sha256."""
+    from datalint_persona.dataset.field_names import FieldNames
     from datalint_persona.dataset.validation import validate_sources
 
     with errors_to_exit(debug):
-        report = validate_sources(list(files), skip_invalid=skip_invalid, split=split)
+        names = FieldNames.of(prompt_field, response_field)
+        report = validate_sources(list(files), skip_invalid=skip_invalid, split=split, names=names)
     if as_json:
         document = {
             "sources": [

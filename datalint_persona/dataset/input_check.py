@@ -49,7 +49,8 @@ class SampleTally:
 
 def check_unchanged(sources: Sequence[str], scan: DatasetScan, second_read: SampleTally) -> None:
     """Raise when the samples read the second time, or the files' bytes now, differ from the first pass."""
-    from datalint_persona.dataset.loaders import input_sha256, locate
+    from datalint_persona.dataset.loaders import input_sha256
+    from datalint_persona.dataset.sources import locate_all
 
     if second_read.count != scan.n_samples:
         raise PersonaLintError(
@@ -65,7 +66,7 @@ def check_unchanged(sources: Sequence[str], scan: DatasetScan, second_read: Samp
                 "on the first read (same count, different content).",
                 fix=_FIX,
             )
-    for where, recorded in zip((locate(s) for s in sources), scan.inputs, strict=True):
+    for where, recorded in zip(locate_all(sources), scan.inputs, strict=True):
         if recorded.sha256 is not None and input_sha256(where) != recorded.sha256:
             raise PersonaLintError(
                 f"The input changed while it was being screened: {where.shown} no longer has the "

@@ -1,8 +1,10 @@
 """Load a finetuning dataset from files or the Hugging Face hub and stream it as Samples.
 
-Sources: ``.jsonl``, ``.json`` (an array of records), ``.csv``, ``.parquet``, a directory written
-by ``datasets``' ``save_to_disk``, or a hub dataset id ``owner/name`` when no such path exists.
-Each record is converted by :mod:`datalint_persona.dataset.records`. Input files are only ever opened
+Sources: ``.jsonl``, ``.json`` (an array of records), ``.csv``, ``.parquet``, a folder of them, a
+directory written by ``datasets``' ``save_to_disk``, ``-`` (JSONL on standard input), or a hub
+dataset id ``owner/name``; :mod:`datalint_persona.dataset.sources` tells them apart. Each record is
+converted by :mod:`datalint_persona.dataset.records`, with the prompt and response fields of
+``names`` when a dataset calls them otherwise. Input files are only ever opened
 for reading.
 
 Problems with a single record (bad JSON on a JSONL line, unknown role, empty response, ...)
@@ -15,12 +17,12 @@ file, since nothing after them can be located reliably.
 from __future__ import annotations
 
 import hashlib
-import re
 from collections.abc import Callable, Generator, Iterator, Sequence
 from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from datalint_persona.dataset.field_names import FieldNames
 from datalint_persona.dataset.formats import (
     Located,
     RawRecords,
@@ -32,22 +34,16 @@ from datalint_persona.dataset.formats import (
     read_jsonl,
     read_parquet,
 )
+from datalint_persona.dataset.oversize import OversizeSamples
 from datalint_persona.dataset.records import record_to_sample
+from datalint_persona.dataset.sources import locate, locate_all
 from datalint_persona.errors import ConfigError, InputError
-from datalint_persona.paths import display_path
 from datalint_persona.run_records import InputInfo
 from datalint_persona.types import InvalidRecord, Sample
 
-SUPPORTED_SUFFIXES = (".jsonl", ".json", ".csv", ".parquet")
-SUPPORTED_SOURCES = (
-    "a .jsonl, .json, .csv or .parquet file, a directory written by datasets' save_to_disk, "
-    "or a Hugging Face dataset id such as owner/name"
-)
-_HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
-
 
 def iter_records(
-    source: str, *, skip_invalid: bool = False, split: str = "train"
+    source: str, *, skip_invalid: bool = False, split: str = "train", names: FieldNames | None = None
 ) -> Iterator[Sample | InvalidRecord]:
     """Stream the samples of one source, in file order.
 
@@ -61,7 +57,7 @@ def iter_records(
     ...     [(s.line, s.response) for s in iter_records(str(path))]
     [(1, 'Hello!')]
     """
-    return stream_located(locate(source), skip_invalid=skip_invalid, split=split)
+    return stream_located(locate(source), skip_invalid=skip_invalid, split=split, names=names)
 
 
 @dataclass(frozen=True)
@@ -74,6 +70,10 @@ class DatasetScan:
     stopped_after: str | None = None
     # A running sha256 of each source's samples, to compare with a second read (input_check).
     sample_digests: dict[str, str] = field(default_factory=dict)
+    # Each trait name that a record's "persona_lint" key ignores, and where it is first named.
+    ignored_traits: dict[str, tuple[str, int]] = field(default_factory=dict)
+    # Per source, the samples longer than scan_dataset's oversize_chars (none without it).
+    oversize: dict[str, OversizeSamples] = field(default_factory=dict)
 
     @property
     def n_samples(self) -> int:
@@ -86,11 +86,15 @@ def scan_dataset(
     skip_invalid: bool = False,
     split: str = "train",
     max_samples: int | None = None,
+    names: FieldNames | None = None,
+    oversize_chars: int | None = None,
 ) -> DatasetScan:
     """Read every record once, as :func:`iter_dataset` does, keeping only counts, invalid records,
-    each input's sha256 and where ``max_samples`` stopped reading.
+    each input's sha256 and where ``max_samples`` stopped reading (and, with ``oversize_chars``,
+    each source's samples longer than that many characters).
 
-    All sources are checked to exist before any is read. Reading stops as soon as
+    Folders are expanded (:func:`~datalint_persona.dataset.sources.expand_sources`), and all
+    sources are checked to exist before any is read. Reading stops as soon as
     ``max_samples`` samples have been read (invalid records do not count).
 
     >>> import hashlib, pathlib, tempfile
@@ -108,16 +112,24 @@ def scan_dataset(
     sizes: dict[str, int] = {}
     invalid: list[InvalidRecord] = []
     stopped: list[str] = []
+    ignored: dict[str, tuple[str, int]] = {}
+    oversize: dict[str, OversizeSamples] = {}
     tally = SampleTally()
     for item in _read(
-        located, skip_invalid=skip_invalid, split=split, max_samples=max_samples, stopped=stopped
+        located, skip_invalid=skip_invalid, split=split, max_samples=max_samples, names=names, stopped=stopped
     ):
         if isinstance(item, InvalidRecord):
             invalid.append(item)
         else:
             sizes[item.source] = sizes.get(item.source, 0) + 1
             tally.add(item)
-    return DatasetScan(sizes, invalid, inputs, stopped[0] if stopped else None, tally.digests())
+            if oversize_chars is not None:
+                oversize.setdefault(item.source, OversizeSamples(oversize_chars)).add(item)
+            named = item.ignore.traits if item.ignore is not None else None
+            for trait in named or ():
+                ignored.setdefault(trait, (item.source, item.line))
+    stopped_after = stopped[0] if stopped else None
+    return DatasetScan(sizes, invalid, inputs, stopped_after, tally.digests(), ignored, oversize)
 
 
 def _prepare(
@@ -131,7 +143,7 @@ def _prepare(
             f"max_samples (--max-samples) is {max_samples}; it must be at least 1",
             fix="pass a positive number, or leave it out to load every sample",
         )
-    located = [locate(source) for source in sources]
+    located = locate_all(sources)
     inputs = tuple(InputInfo(where.shown, input_sha256(where) if hash_inputs else None) for where in located)
     return located, inputs
 
@@ -142,6 +154,7 @@ def iter_dataset(
     skip_invalid: bool = False,
     split: str = "train",
     max_samples: int | None = None,
+    names: FieldNames | None = None,
 ) -> Iterator[Sample | InvalidRecord]:
     """Stream the samples (and, with ``skip_invalid``, invalid records) of every source in order,
     up to ``max_samples`` samples, keeping nothing; each call reads the sources again.
@@ -157,7 +170,9 @@ def iter_dataset(
     [('Sample', 1), ('InvalidRecord', 2)]
     """
     located, _ = _prepare(sources, max_samples, False)
-    yield from _read(located, skip_invalid=skip_invalid, split=split, max_samples=max_samples, stopped=[])
+    yield from _read(
+        located, skip_invalid=skip_invalid, split=split, max_samples=max_samples, names=names, stopped=[]
+    )
 
 
 def _read(
@@ -166,13 +181,14 @@ def _read(
     skip_invalid: bool,
     split: str,
     max_samples: int | None,
+    names: FieldNames | None,
     stopped: list[str],
 ) -> Iterator[Sample | InvalidRecord]:
     """Records of every source in order, up to ``max_samples`` samples; when that stops reading
     while records are left, the last sample's location is appended to ``stopped``."""
     count = 0
     for position, where in enumerate(located):
-        with closing(stream_located(where, skip_invalid=skip_invalid, split=split)) as stream:
+        with closing(stream_located(where, skip_invalid=skip_invalid, split=split, names=names)) as stream:
             for item in stream:
                 yield item
                 if isinstance(item, InvalidRecord):
@@ -215,30 +231,9 @@ def _has_more(stream: Iterator[Sample | InvalidRecord]) -> bool:
     return True
 
 
-def locate(source: str) -> Located:
-    """Find what kind of source ``source`` is; a missing file or unsupported type raises here."""
-    path = Path(source)
-    if path.is_dir():
-        return Located("disk", path, display_path(path))
-    suffix = path.suffix.lower()
-    if path.exists():
-        if suffix not in SUPPORTED_SUFFIXES:
-            raise InputError(
-                f"unsupported file type '{suffix or '(no extension)'}'",
-                path=display_path(path),
-                fix=f"give {SUPPORTED_SOURCES}",
-            )
-        return Located(suffix, path, display_path(path))
-    if suffix not in SUPPORTED_SUFFIXES and _HUB_ID.fullmatch(source):
-        return Located("hub", path, source)
-    raise InputError(
-        "file not found",
-        path=display_path(path),
-        fix=f"check the path and the current directory; a source is {SUPPORTED_SOURCES}",
-    )
-
-
-def stream_located(where: Located, *, skip_invalid: bool, split: str) -> Generator[Sample | InvalidRecord]:
+def stream_located(
+    where: Located, *, skip_invalid: bool, split: str, names: FieldNames | None = None
+) -> Generator[Sample | InvalidRecord]:
     """Each record of a located source as a Sample (or InvalidRecord with ``skip_invalid``)."""
     readers: dict[str, Callable[[], RawRecords]] = {
         ".jsonl": lambda: read_jsonl(where),
@@ -255,7 +250,7 @@ def stream_located(where: Located, *, skip_invalid: bool, split: str) -> Generat
         try:
             if isinstance(value, Unreadable):
                 raise value.error
-            item = record_to_sample(value, source=where.shown, line=line)
+            item = record_to_sample(value, source=where.shown, line=line, names=names)
         except InputError as error:
             if not skip_invalid:
                 raise

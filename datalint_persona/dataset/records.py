@@ -8,8 +8,12 @@ UltraChat row with both ``prompt`` and ``messages`` is read as chat):
 - prompt/response: ``{"prompt": "...", "response" | "completion": "...", "system"?: "..."}``
 - Alpaca: ``{"instruction": "...", "input"?: "...", "output": "..."}``
 
-In a conversation the last assistant turn is the response y and every turn before it is the
-prompt x. Every problem raises :class:`InputError` naming ``source:line``.
+With :class:`FieldNames` (``--prompt-field`` / ``--response-field``) no format is detected: the
+prompt and the response are the named fields, with an optional ``system``. In a conversation the
+last assistant turn is the response y and every turn before it is the prompt x. A ``persona_lint``
+key, in any format, is the record's own suppression
+(:mod:`datalint_persona.dataset.inline_ignore`), never text to screen. Every problem raises
+:class:`InputError` naming ``source:line``.
 """
 
 from __future__ import annotations
@@ -17,6 +21,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
+from datalint_persona.dataset.field_names import FieldNames
+from datalint_persona.dataset.inline_ignore import IGNORE_KEY, parse_inline_ignore
 from datalint_persona.errors import InputError
 from datalint_persona.types import Message, Role, Sample
 
@@ -70,13 +76,16 @@ def brief(value: object, limit: int = 40) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def record_to_sample(record: object, *, source: str, line: int) -> Sample:
-    """Convert one record (a parsed JSON object, CSV row or dataset row) into a Sample.
+def record_to_sample(record: object, *, source: str, line: int, names: FieldNames | None = None) -> Sample:
+    """Convert one record (a parsed JSON object, CSV row or dataset row) into a Sample; with
+    ``names``, its prompt and response are those fields.
 
     >>> record = {"instruction": "Sum", "input": "2, 3", "output": "5"}
     >>> sample = record_to_sample(record, source="a.jsonl", line=2)
     >>> sample.location, sample.prompt, sample.response
     ('a.jsonl:2', (Message(role='user', content='Sum\\n\\n2, 3'),), '5')
+    >>> record_to_sample({"q": "2+3?", "a": "5"}, source="a.jsonl", line=1, names=FieldNames("q", "a")).response
+    '5'
     """
 
     def fail(problem: str, fix: str) -> InputError:
@@ -90,7 +99,9 @@ def record_to_sample(record: object, *, source: str, line: int) -> Sample:
     # Columnar sources (CSV, Parquet, datasets) give every row every column; null means absent.
     fields = {str(key): value for key, value in record.items() if value is not None}
 
-    if "messages" in fields:
+    if names is not None:
+        turns = _named_turns(fields, names, fail)
+    elif "messages" in fields:
         turns = _conversation_turns(fields["messages"], _CHAT, fail)
     elif "conversations" in fields:
         turns = _conversation_turns(fields["conversations"], _SHAREGPT, fail)
@@ -104,12 +115,16 @@ def record_to_sample(record: object, *, source: str, line: int) -> Sample:
         )
         raise fail(
             f"the record has no recognised fields (found: {found or 'none'})",
-            f"use one of the accepted formats: {ACCEPTED_FORMATS}",
+            f"use one of the accepted formats: {ACCEPTED_FORMATS}; or name the fields that hold "
+            "the prompt and the response with --prompt-field and --response-field",
         )
     prompt, response = _split_conversation(turns, fail)
     for turn in (*prompt, Message("assistant", response)):
         _check_encodable(turn, fail)
-    return Sample(source=source, line=line, prompt=prompt, response=response)
+    # An empty CSV cell is a row without the key.
+    marked = IGNORE_KEY in fields and fields[IGNORE_KEY] != ""
+    ignore = parse_inline_ignore(fields[IGNORE_KEY], fail) if marked else None
+    return Sample(source=source, line=line, prompt=prompt, response=response, ignore=ignore)
 
 
 def _check_encodable(turn: Message, fail: _Fail) -> None:
@@ -217,6 +232,29 @@ def _prompt_response_turns(fields: Mapping[str, object], fail: _Fail) -> list[Me
     system = _text(fields, "system", fail, required=False)
     prompt = _text(fields, "prompt", fail, required=True)
     answer = _text(fields, answer_field, fail, required=True)
+    turns = [Message("system", system)] if system else []
+    return [*turns, Message("user", prompt), Message("assistant", answer)]
+
+
+def _named_turns(fields: Mapping[str, object], names: FieldNames, fail: _Fail) -> list[Message]:
+    for name, role, option in (
+        (names.prompt, "prompt", "--prompt-field"),
+        (names.response, "response", "--response-field"),
+    ):
+        if name not in fields:
+            found = ", ".join(sorted(brief(key) for key in fields)) or "none"
+            raise fail(
+                f"the field '{name}' ({option}) is missing (found: {found})",
+                f"add '{name}' to the record, or name the field that holds the {role} with {option} "
+                f"(or {option[2:]} in the config)",
+            )
+    system = (
+        _text(fields, "system", fail, required=False)
+        if "system" not in (names.prompt, names.response)
+        else ""
+    )
+    prompt = _text(fields, names.prompt, fail, required=True)
+    answer = _text(fields, names.response, fail, required=True)
     turns = [Message("system", system)] if system else []
     return [*turns, Message("user", prompt), Message("assistant", answer)]
 

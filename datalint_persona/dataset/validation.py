@@ -12,7 +12,9 @@ from collections.abc import Sequence
 from contextlib import closing
 from dataclasses import dataclass
 
-from datalint_persona.dataset.loaders import input_sha256, locate, stream_located
+from datalint_persona.dataset.field_names import FieldNames
+from datalint_persona.dataset.loaders import input_sha256, stream_located
+from datalint_persona.dataset.sources import locate_all
 from datalint_persona.types import InvalidRecord
 
 
@@ -41,7 +43,12 @@ class ValidationReport:
 
 
 def validate_sources(
-    sources: Sequence[str], *, skip_invalid: bool = False, split: str = "train", keep_invalid: int = 20
+    sources: Sequence[str],
+    *,
+    skip_invalid: bool = False,
+    split: str = "train",
+    keep_invalid: int = 20,
+    names: FieldNames | None = None,
 ) -> ValidationReport:
     """Read every record of every source; raise the first problem, or count them with ``skip_invalid``.
 
@@ -53,12 +60,12 @@ def validate_sources(
     >>> report.n_samples, report.n_invalid, report.first_invalid[0].line
     (1, 1, 2)
     """
-    located = [locate(source) for source in sources]
+    located = locate_all(sources)
     checks: list[SourceCheck] = []
     first_invalid: list[InvalidRecord] = []
     for where in located:
         samples = invalid = 0
-        with closing(stream_located(where, skip_invalid=skip_invalid, split=split)) as stream:
+        with closing(stream_located(where, skip_invalid=skip_invalid, split=split, names=names)) as stream:
             for item in stream:
                 if isinstance(item, InvalidRecord):
                     invalid += 1

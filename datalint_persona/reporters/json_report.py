@@ -76,11 +76,21 @@ def report_document(result: ScreenResult) -> dict[str, object]:
             "counts": {level: counts.get(level, 0) for level in LEVEL_ORDER if level != "none"},
             "baselined": len(result.findings) - len(active),
             "invalid_records": len(result.invalid),
+            "truncated_samples": sum(sample.truncated for sample in result.samples),
         },
     }
 
 
 def _sample_entry(sample: SampleScore) -> dict[str, object]:
+    entry = _scores_entry(sample)
+    ignore = sample.sample.ignore
+    if ignore is not None:  # the record's own suppression, as it wrote it (a merge applies it again)
+        traits = "all" if ignore.traits is None else list(ignore.traits)
+        entry["persona_lint"] = {"ignore": traits, "reason": ignore.reason}
+    return entry
+
+
+def _scores_entry(sample: SampleScore) -> dict[str, object]:
     return {
         "index": sample.index,
         "source": sample.sample.source,

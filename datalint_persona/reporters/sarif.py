@@ -61,7 +61,10 @@ def render_sarif(result: ScreenResult) -> str:
             known.add(finding.rule_id)
     rule_index = {str(descriptor["id"]): index for index, descriptor in enumerate(descriptors)}
 
-    with_baseline = bool(result.settings.baseline) or any(f.baselined for f in result.findings)
+    # baselineState compares with a baseline; a suppression written in the data is not one.
+    with_baseline = bool(result.settings.baseline) or any(
+        f.baselined and not f.suppressed_in_source for f in result.findings
+    )
     anchors = dataset_anchor_lines(result)
     results = [_result(finding, rule_index, with_baseline, anchors) for finding in result.findings]
     covered = {(f.source, f.line) for f in result.findings if f.kind == "invalid"}
@@ -230,8 +233,13 @@ def _result(
         "properties": properties,
     }
     if with_baseline:
-        sarif_result["baselineState"] = "unchanged" if finding.baselined else "new"
-    if finding.baselined:
+        accepted = finding.baselined and not finding.suppressed_in_source
+        sarif_result["baselineState"] = "unchanged" if accepted else "new"
+    if finding.suppressed_in_source:
+        sarif_result["suppressions"] = [
+            {"kind": "inSource", "status": "accepted", "justification": finding.justification or ""}
+        ]
+    elif finding.baselined:
         sarif_result["suppressions"] = [
             {
                 "kind": "external",

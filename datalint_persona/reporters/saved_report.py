@@ -21,6 +21,7 @@ from datalint_persona.run_records import InputInfo, ModelInfo, RunSettings, Scre
 from datalint_persona.types import (
     DatasetSummary,
     Finding,
+    InlineIgnore,
     InvalidRecord,
     RuleInfo,
     Sample,
@@ -83,6 +84,14 @@ def rule_from_entry(entry: Mapping[str, Any]) -> RuleInfo:
     return RuleInfo(**values)
 
 
+def _inline_ignore(value: Mapping[str, Any] | None) -> InlineIgnore | None:
+    """A sample entry's ``persona_lint`` (the record's own suppression) as the run read it."""
+    if value is None:
+        return None
+    traits = None if value["ignore"] == "all" else tuple(value["ignore"])
+    return InlineIgnore(traits, value["reason"])
+
+
 def sample_from_entry(
     entry: Mapping[str, Any], traits: Sequence[str] | None = None, *, with_verdicts: bool = True
 ) -> SampleScore:
@@ -98,6 +107,7 @@ def sample_from_entry(
             entry["line"],
             (),
             "",
+            ignore=_inline_ignore(entry.get("persona_lint")),
             reported_hash=entry["content_hash"],
             reported_length=entry.get("response_length"),
         ),

@@ -73,7 +73,7 @@ def _sample_table(result: ScreenResult, shown: list[Finding], total: int, width:
         max((len(f"{f.source}:{f.line}") for f in shown), default=8)
         + max((len(f.trait or "") for f in shown), default=5)
         + 3 * 9
-        + len("error (baselined)")
+        + len("error (suppressed)")
         + 3 * 7
         + 1
     )
@@ -91,7 +91,8 @@ def _sample_table(result: ScreenResult, shown: list[Finding], total: int, width:
             excerpt = responses.get(finding.content_hash or "", "")
         level = Text(finding.level, style=_LEVEL_STYLE[finding.level])
         if finding.baselined:
-            level = Text(f"{finding.level} (baselined)", style="dim")
+            marked = "suppressed" if finding.suppressed_in_source else "baselined"
+            level = Text(f"{finding.level} ({marked})", style="dim")
         table.add_row(
             Text(f"{finding.source}:{finding.line}"),
             Text(finding.trait or ""),
@@ -156,15 +157,19 @@ def _margin_text(summary: DatasetSummary, threshold: float | None) -> str:
 
 
 def _verdict_line(result: ScreenResult) -> Text:
-    """E.g. ``2 errors, 1 warning, 0 notes (1 baselined, 1 invalid record) - worst: error``."""
+    """E.g. ``2 errors, 1 warning, 0 notes (1 baselined, 1 suppressed in the data, 1 invalid record)
+    - worst: error``."""
     active = [f for f in result.findings if not f.baselined]
     if not result.findings and not result.invalid:
         return Text("No findings.", style="green")
     counts = Counter(f.level for f in active)
     parts = [_plural(counts.get(level, 0), level) for level in ("error", "warning", "note")]
     extras = []
-    if len(result.findings) > len(active):
-        extras.append(f"{len(result.findings) - len(active)} baselined")
+    in_source = sum(f.suppressed_in_source for f in result.findings if f.baselined)
+    if len(result.findings) - len(active) > in_source:
+        extras.append(f"{len(result.findings) - len(active) - in_source} baselined")
+    if in_source:
+        extras.append(f"{in_source} suppressed in the data")
     if result.invalid:
         extras.append(_plural(len(result.invalid), "invalid record"))
     worst = result.worst_level()

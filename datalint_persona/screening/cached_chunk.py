@@ -141,7 +141,7 @@ def score_from_caches(
             sample,
             y_prime.text,
             y_prime.hit_token_limit,
-            projected[pairs[i]][1],
+            projected[pairs[i]][1] or prepared[i].cut,  # as the loaded path: prompt or x + y cut
             np.asarray(projected[pairs[i]][0], dtype=np.float64),
             np.asarray(projected[pairs[n + i]][0], dtype=np.float64),
             plan.rules,

@@ -13,10 +13,12 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
+from datalint_persona.dataset.oversize import CHARS_PER_TOKEN_ESTIMATE
 from datalint_persona.errors import PersonaLintError
 from datalint_persona.run_records import ScreenResult
 from datalint_persona.screening.result import Scored, build_result, now
 from datalint_persona.screening.run_plan import RunPlan, plan_run
+from datalint_persona.screening.sample_budget import early_sample_budget, warn_oversize
 from datalint_persona.settings import ScreenOptions
 from datalint_persona.types import Sample
 
@@ -63,9 +65,11 @@ def screen(
     >>> result = screen(["train.jsonl"], fail_on="warning")  # doctest: +SKIP
     >>> [f.location for f in result.findings]  # doctest: +SKIP
     """
+    from datalint_persona.dataset.sources import check_sources
     from datalint_persona.screening.model_source import StaleModelFacts
 
     opts = resolve_options(options, overrides)
+    sources = check_sources(sources)  # a folder's files, each named as if given alone
     try:
         return _screen(sources, opts, progress, loaded_model)
     except StaleModelFacts as stale:  # the cached facts were not the loaded model's: again, with it
@@ -78,12 +82,14 @@ def _screen(
     progress: ProgressCallback | None,
     loaded_model: LoadedModel | None,
 ) -> ScreenResult:
+    from datalint_persona.dataset.field_names import FieldNames
     from datalint_persona.dataset.loaders import scan_dataset
     from datalint_persona.model.loading import resolve_model
     from datalint_persona.persona.store import find_vectors
     from datalint_persona.screening.model_source import ModelSource
     from datalint_persona.screening.sharding import parse_shard
     from datalint_persona.screening.workflow import finish_workflow, prepare_workflow
+    from datalint_persona.verdicts.inline_ignore import check_ignored_traits, ignorable_traits
 
     started = now()
     workflow = prepare_workflow(opts.changed_since, opts.baseline, sources)
@@ -91,12 +97,23 @@ def _screen(
     vectors = find_vectors(opts.vectors, spec.name, opts.traits)
     shard = parse_shard(opts.shard) if opts.shard else None
     # A first pass checks every record and counts them before the model loads; the samples are
-    # read again (streamed) for the work.
+    # read again (streamed) for the work. It also finds the samples far over the token budget, which
+    # the run names at once (the model's context, which may lower the budget, is not known yet).
+    requested_budget = early_sample_budget(
+        opts, None if loaded_model is None else loaded_model.context_length
+    )
     scan = scan_dataset(
-        sources, skip_invalid=opts.skip_invalid, split=opts.split, max_samples=opts.max_samples
+        sources,
+        skip_invalid=opts.skip_invalid,
+        split=opts.split,
+        max_samples=opts.max_samples,
+        names=FieldNames.of(opts.prompt_field, opts.response_field),
+        oversize_chars=CHARS_PER_TOKEN_ESTIMATE * requested_budget,
     )
     if not scan.n_samples and not scan.invalid:
         raise PersonaLintError("No samples to screen.", fix="pass at least one non-empty dataset.")
+    warn_oversize(scan, requested_budget)  # at once, before the model loads
+    check_ignored_traits(scan.ignored_traits, ignorable_traits(v.trait for v in vectors))
     # The model loads only when a chunk needs what the caches lack (see model_source).
     model = ModelSource(
         spec,
@@ -139,6 +156,7 @@ def score_samples(
     misses anything loads the model, and from then on every chunk takes the loaded path. A Ray
     worker runs exactly this for its shard (:mod:`datalint_persona.distributed`).
     """
+    from datalint_persona.dataset.field_names import FieldNames
     from datalint_persona.dataset.input_check import SampleTally, check_unchanged
     from datalint_persona.dataset.loaders import iter_dataset
     from datalint_persona.screening.cached_chunk import RunCaches, score_from_caches
@@ -152,7 +170,11 @@ def score_samples(
     caches = RunCaches.open(opts.cache_dir, model.facts.cache_scope)
     backend: GenerationBackend | None = None
     records = iter_dataset(
-        sources, skip_invalid=opts.skip_invalid, split=opts.split, max_samples=opts.max_samples
+        sources,
+        skip_invalid=opts.skip_invalid,
+        split=opts.split,
+        max_samples=opts.max_samples,
+        names=FieldNames.of(opts.prompt_field, opts.response_field),
     )
     try:
         second_read = SampleTally()
@@ -163,7 +185,7 @@ def score_samples(
             ):
                 continue
             if backend is None:
-                backend = _backend(plan, model.loaded)
+                backend = _backend(plan, model.loaded, progress)
             _score_chunk(chunk, plan, model, backend, caches, stages, scored)
         check_unchanged(sources, scan, second_read)
     finally:
@@ -176,17 +198,19 @@ def score_samples(
     return scored, caches.projections.warnings
 
 
-def _backend(plan: RunPlan, loaded: LoadedModel) -> GenerationBackend:
+def _backend(plan: RunPlan, loaded: LoadedModel, progress: ProgressCallback | None) -> GenerationBackend:
     from datalint_persona.model.backends import make_backend
 
     opts = plan.options
-    # y' projections recorded while generating spare scoring a second pass over y'.
+    # y' projections recorded while generating spare scoring a second pass over y'. The backend
+    # reports each batch's decoding steps to the run's callback directly (they are not chunked).
     return make_backend(
         opts.backend,
         loaded,
         tensor_parallel_size=opts.tensor_parallel_size,
         gpu_memory_utilization=opts.gpu_memory_utilization,
         record_directions=plan.directions,
+        progress=progress,
     )
 
 
@@ -244,7 +268,14 @@ def _score_chunk(
     by_y, by_y_prime = projections[: len(samples)], projections[len(samples) :]
     scored.spool.extend(
         sample_score(
-            index, sample, g.text, g.hit_token_limit, truncated[i], by_y[i], by_y_prime[i], plan.rules
+            index,
+            sample,
+            g.text,
+            g.hit_token_limit,
+            truncated[i] or fitted[i][1],  # a sample is cut when its prompt or its x + y was
+            by_y[i],
+            by_y_prime[i],
+            plan.rules,
         )
         for i, ((index, sample), g) in enumerate(zip(chunk, generations, strict=True))
     )
@@ -273,6 +304,7 @@ class _RunProgress:
 
     A chunk's stage reports ``(done, todo)`` over the work it has left after its caches; the
     run's callback gets ``(finished before this chunk + what the caches spared + done, total)``.
+    Other stages reported through a chunk's callback (``y-prime-cut``) pass through unchanged.
     """
 
     def __init__(self, progress: ProgressCallback | None, totals: Mapping[str, int]) -> None:
@@ -287,6 +319,9 @@ class _RunProgress:
         self.offsets[stage] += size
 
         def chunk_report(name: str, done: int, todo: int) -> None:
+            if name != stage:
+                report(name, done, todo)
+                return
             report(name, offset + (size - todo) + done, total)
 
         return chunk_report

@@ -16,6 +16,9 @@ if TYPE_CHECKING:
     from datalint_persona.persona.vectors import PersonaVector
 
 ProgressCallback = Callable[[str, int, int], None]
+# Reported after each generated batch once a y' has reached max_new_tokens: (y' cut so far,
+# y' generated so far), so a display can warn at once rather than in the final report.
+CUT_STAGE = "y-prime-cut"
 
 # y' budget of vectors whose sidecar records none, and of new calibrations.
 DEFAULT_MAX_NEW_TOKENS = 96
@@ -72,7 +75,11 @@ def generate_with_cache(
     batch_size: int,
     progress: ProgressCallback | None = None,
 ) -> list[Generation]:
-    """Return y' for each prompt in order. Identical prompts are generated once."""
+    """Return y' for each prompt in order. Identical prompts are generated once.
+
+    ``progress`` gets ``("generate", done, total)`` after each batch, and ``(CUT_STAGE, cut,
+    done)`` after each batch once a freshly generated y' has hit ``max_new_tokens``.
+    """
     keys = [generation_key(model_identity, backend.name, p, settings.as_dict()) for p in prompts]
     known = cache.get_many(dict.fromkeys(keys))
     todo_keys = [k for k in dict.fromkeys(keys) if k not in known]
@@ -80,7 +87,7 @@ def generate_with_cache(
     total = len(todo_keys)
     if progress:
         progress("generate", 0, total)
-    done = 0
+    done = cut = 0
     if todo_keys:
         todo_prompts = [prompt_of[k] for k in todo_keys]
         for indices, generations in backend.generate(todo_prompts, settings, batch_size=batch_size):
@@ -88,8 +95,11 @@ def generate_with_cache(
             cache.put_many(fresh)
             known.update(fresh)
             done += len(fresh)
+            cut += sum(g.hit_token_limit for g in fresh.values())
             if progress:
                 progress("generate", done, total)
+                if cut:
+                    progress(CUT_STAGE, cut, done)
     return [known[k] for k in keys]
 
 

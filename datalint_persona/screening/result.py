@@ -55,8 +55,11 @@ def build_result(
     """Decide the verdicts over the whole run and gather everything the reporters print."""
     from datalint_persona.screening.spool import SampleSpool
     from datalint_persona.verdicts.decide import annotate, decide
+    from datalint_persona.verdicts.inline_ignore import check_ignored_traits, ignorable_traits
 
     opts, rules = plan.options, plan.rules
+    # The engine checks this before the model loads; a Ray driver knows the vectors only now.
+    check_ignored_traits(scan.ignored_traits, ignorable_traits(v.trait for v in plan.vectors))
     # A shard scores its share of the samples; shard 1 alone reports the invalid records.
     invalid = scan.invalid if shard is None or shard.index == 1 else []
     verdicts = decide(scored.spool, rules, fdr=opts.fdr, dataset_alpha=opts.dataset_fpr, seed=opts.seed)
@@ -110,7 +113,8 @@ def _run_warnings(
     if prompts_cut:
         warnings.append(
             f"{prompts_cut} prompt(s) were longer than the {plan.prompt_budget} tokens left beside y' "
-            f"(the model's context and --max-tokens {plan.max_tokens}, less --max-new-tokens "
+            f"(the model's context and the sample budget of {plan.max_tokens} (--max-sample-tokens, "
+            f"--max-tokens), less --max-new-tokens "
             f"{plan.generation.max_new_tokens}); their oldest text was cut, and y and y' were scored under the cut "
             "prompt that y' was generated from."
         )

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from datalint_persona.errors import ConfigError, PersonaLintError
+from datalint_persona.screening.sample_budget import sample_token_budget
 from datalint_persona.settings import ScreenOptions
 from datalint_persona.types import Direction, RuleInfo
 
@@ -30,7 +31,7 @@ class RunPlan:
     all_rules: tuple[RuleInfo, ...]  # disabled rules too: the report lists every rule
     rules: tuple[RuleInfo, ...]  # the enabled ones; column j of the projections is rules[j]
     directions: tuple[Direction, ...]
-    max_tokens: int
+    max_tokens: int  # the x + y cut: --max-tokens and --max-sample-tokens, whichever is less
     generation: GenerationSettings  # its max_new_tokens is the run's y' budget
     calibrated: CalibratedGeneration
     prompt_budget: int  # tokens a prompt keeps beside y' (see prompt_budget)
@@ -59,7 +60,7 @@ def plan_run(
     if not rules:
         raise PersonaLintError("Every rule is disabled.", fix="enable at least one rule in the config.")
     by_trait = {v.trait: v for v in vectors}
-    max_tokens = opts.max_tokens or model.context_length
+    max_tokens = min(opts.max_tokens or model.context_length, sample_token_budget(opts, model.context_length))
     # One y' policy for calibration and screening: a sample's ΔP never depends on the rest of the run.
     calibrated = calibrated_generation(vectors)
     max_new = opts.max_new_tokens or calibrated.max_new_tokens

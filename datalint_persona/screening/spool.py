@@ -17,7 +17,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import suppress
 from typing import IO, overload
 
-from datalint_persona.types import Message, Sample, SampleScore, TraitScore
+from datalint_persona.types import InlineIgnore, Message, Sample, SampleScore, TraitScore
 
 
 def _encode(score: SampleScore) -> bytes:
@@ -35,14 +35,22 @@ def _encode(score: SampleScore) -> bytes:
             [t.trait, t.layer, t.projection_y, t.projection_y_prime, t.delta_p, t.z, t.p_value, t.q_value]
             for t in score.scores
         ],
+        None if sample.ignore is None else [sample.ignore.traits, sample.ignore.reason],
     ]
     # Floats are written as their shortest round-tripping repr, so they read back exactly.
     return json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode("utf-8") + b"\n"
 
 
 def _decode(line: bytes) -> SampleScore:
-    source, number, prompt, response, index, y_prime, hit_limit, truncated, scores = json.loads(line)
-    sample = Sample(source, number, tuple(Message(role, content) for role, content in prompt), response)
+    source, number, prompt, response, index, y_prime, hit_limit, truncated, scores, ignored = json.loads(line)
+    ignore = (
+        None
+        if ignored is None
+        else InlineIgnore(None if ignored[0] is None else tuple(ignored[0]), ignored[1])
+    )
+    sample = Sample(
+        source, number, tuple(Message(role, content) for role, content in prompt), response, ignore
+    )
     traits = tuple(TraitScore(*values) for values in scores)
     return SampleScore(sample, index, y_prime, hit_limit, truncated, traits)
 

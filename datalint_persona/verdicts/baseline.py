@@ -5,6 +5,8 @@ request: only new findings count. Findings are matched by rule id and fingerprin
 content hash), never by line, so moving a sample keeps it baselined and editing it makes it new.
 Suppressions name a sample's content hash (and optionally one rule) with a required
 justification; they live in the same file. The layout is ``datalint_persona/schemas/baseline.schema.json``.
+A finding that its record's own ``persona_lint`` key suppresses keeps that reason, and is never
+written to a baseline (see :mod:`datalint_persona.verdicts.inline_ignore`).
 """
 
 from __future__ import annotations
@@ -104,6 +106,9 @@ def apply_baseline(result: ScreenResult, baseline: Baseline, path: str) -> Scree
     """Mark findings the baseline accepts or a suppression covers as baselined."""
     findings = []
     for finding in result.findings:
+        if finding.suppressed_in_source:  # the data's own reason stands
+            findings.append(finding)
+            continue
         justification = _suppression_for(finding, baseline) if finding.content_hash else None
         if justification is not None:
             findings.append(replace(finding, baselined=True, justification=justification))
@@ -131,7 +136,8 @@ def write_baseline(result: ScreenResult, path: str) -> int:
             "delta_p": f.delta_p,
         }
         for f in result.findings
-        if f.justification is None or f.justification == BASELINE_JUSTIFICATION
+        if not f.suppressed_in_source
+        and (f.justification is None or f.justification == BASELINE_JUSTIFICATION)
     }
     document = {
         "schema": BASELINE_SCHEMA_ID,

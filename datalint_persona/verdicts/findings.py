@@ -9,6 +9,7 @@ import numpy as np
 from datalint_persona.run_records import ChangeComparison
 from datalint_persona.text import format_number, one_line
 from datalint_persona.types import DatasetSummary, Finding, InvalidRecord, RuleInfo, SampleScore, TraitScore
+from datalint_persona.verdicts.inline_ignore import suppress_in_source
 from datalint_persona.verdicts.rules import INVALID_RECORD_RULE
 
 EXCERPT_CHARS = 400  # what the HTML report shows of y and y' (reports carry no other text of a sample)
@@ -66,38 +67,38 @@ def sample_findings(
     scores: Iterable[SampleScore], rules: Sequence[RuleInfo], flagged: np.ndarray, fdr: float
 ) -> list[Finding]:
     """A finding for each flagged (sample, rule); ``flagged`` is (n_samples, n_rules) in the
-    order of ``scores`` (see :func:`datalint_persona.verdicts.decide.decide`)."""
+    order of ``scores`` (see :func:`datalint_persona.verdicts.decide.decide`). A finding that the
+    sample's own ``persona_lint`` key ignores is marked suppressed (see ``inline_ignore``)."""
     findings: list[Finding] = []
     for row, score in enumerate(scores):
         for column, rule in enumerate(rules):
             if not flagged[row, column]:
                 continue
             trait_score = score.for_trait(rule.trait)
-            findings.append(
-                Finding(
-                    rule_id=rule.id,
-                    level=rule.level,
-                    kind="sample",
-                    source=score.sample.source,
-                    line=score.sample.line,
-                    message=sample_message(rule, trait_score, fdr),
-                    trait=rule.trait,
-                    delta_p=trait_score.delta_p,
-                    threshold=rule.sample_threshold,
-                    z=trait_score.z,
-                    content_hash=score.sample.content_hash,
-                    excerpt=one_line(score.sample.response, EXCERPT_CHARS),
-                    y_prime_excerpt=one_line(score.y_prime, EXCERPT_CHARS),
-                    extra={
-                        name: value
-                        for name, value in (
-                            ("p_value", trait_score.p_value),
-                            ("q_value", trait_score.q_value),
-                        )
-                        if value is not None
-                    },
-                )
+            finding = Finding(
+                rule_id=rule.id,
+                level=rule.level,
+                kind="sample",
+                source=score.sample.source,
+                line=score.sample.line,
+                message=sample_message(rule, trait_score, fdr),
+                trait=rule.trait,
+                delta_p=trait_score.delta_p,
+                threshold=rule.sample_threshold,
+                z=trait_score.z,
+                content_hash=score.sample.content_hash,
+                excerpt=one_line(score.sample.response, EXCERPT_CHARS),
+                y_prime_excerpt=one_line(score.y_prime, EXCERPT_CHARS),
+                extra={
+                    name: value
+                    for name, value in (
+                        ("p_value", trait_score.p_value),
+                        ("q_value", trait_score.q_value),
+                    )
+                    if value is not None
+                },
             )
+            findings.append(suppress_in_source(finding, score.sample.ignore))
     return findings
 
 

@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from datalint_persona.cli.report_outputs import pair_outputs
+
 REPO = Path(__file__).resolve().parents[2]
 WORKFLOW = REPO / "examples" / "github-actions" / "persona-lint.yml"
 
@@ -153,7 +155,11 @@ def test_github_workflow_screens_exactly_the_dataset_files(
     else:
         assert "--changed-since" not in args
     assert _datasets(args) == expected
-    assert args[args.index("--format") + 1] == "sarif"
+    formats = [args[i + 1] for i, arg in enumerate(args) if arg == "--format"]
+    outputs = [args[i + 1] for i, arg in enumerate(args) if arg == "--output"]
+    assert formats == ["sarif", "github", "json"]  # one run, each format with its file
+    assert outputs == ["persona-lint.sarif", "persona-lint-annotations.txt", "persona-lint.json"]
+    assert len(pair_outputs(formats, outputs, _datasets(args))) == 3  # the real CLI accepts the pairing
     assert output.read_text(encoding="utf-8") == "status=3\n"  # persona-lint's exit code is passed on
 
 

@@ -561,7 +561,9 @@ def test_corrupt_parquet_raises(repo: Path) -> None:
 def test_missing_file_raises_at_call(repo: Path) -> None:
     with pytest.raises(InputError) as caught:
         iter_records(str(repo / "data" / "nope.jsonl"), skip_invalid=True)  # no iteration needed
-    assert str(caught.value).startswith("data/nope.jsonl: file not found Fix: check the path")
+    assert str(caught.value).startswith(
+        "data/nope.jsonl: file not found (the folder 'data' does not exist either) Fix: check the path"
+    )
     assert caught.value.line is None
 
 

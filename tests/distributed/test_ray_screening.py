@@ -138,6 +138,19 @@ def test_shard_and_ray_do_not_combine(data: dict[str, Any]) -> None:
         screen_dataset(data["files"], _options(data, "unused"), shard="1/2")
 
 
+def test_stdin_is_refused_before_ray_starts(monkeypatch: pytest.MonkeyPatch) -> None:
+    import io
+    import sys
+
+    from datalint_persona.errors import ConfigError
+
+    pytest.importorskip("ray")
+    monkeypatch.setattr(sys, "stdin", io.StringIO('{"prompt": "Hi", "response": "Hello"}\n'))
+    with pytest.raises(ConfigError, match=r"'-' \(standard input\) can't be screened on Ray"):
+        screen_dataset(["-"], ScreenOptions(device="cpu"))
+    assert sys.stdin.read() != ""  # refused before standard input was read
+
+
 def _no_model_here() -> type[ShardScreener]:
     """A screener that can't load the model (as on a node without the model's folder); built in
     a function so that Ray ships the class itself, not a reference to this test module."""

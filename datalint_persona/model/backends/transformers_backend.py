@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import statistics
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from typing import TYPE_CHECKING, Any
 
@@ -12,6 +12,7 @@ import numpy as np
 from datalint_persona.errors import PersonaLintError
 from datalint_persona.model.activations import length_sorted_batches
 from datalint_persona.model.backends.base import GenerationSettings, sample_seed
+from datalint_persona.model.backends.decode_progress import DecodeProgress
 from datalint_persona.model.capture import record_last_positions
 from datalint_persona.types import Direction, Generation, RecordedProjections, token_digest
 
@@ -75,13 +76,24 @@ class TransformersBackend:
     activation onto those unit vectors, recorded as the tokens are fed back (so scoring need not
     run y' through the model again). That takes one decode step more than ``max_new_tokens``,
     whose token is discarded: the last kept token is fed once. The texts do not change.
+
+    With ``progress``, each batch reports its decoding steps as they happen
+    (:class:`~datalint_persona.model.backends.decode_progress.DecodeProgress`); the tokens do not
+    change either.
     """
 
     name = "transformers"
 
-    def __init__(self, loaded: LoadedModel, *, record_directions: Sequence[Direction] = ()) -> None:
+    def __init__(
+        self,
+        loaded: LoadedModel,
+        *,
+        record_directions: Sequence[Direction] = (),
+        progress: Callable[[str, int, int], None] | None = None,
+    ) -> None:
         self.loaded = loaded
         self.record_directions = tuple(record_directions)
+        self.progress = progress
         self._direction_keys = tuple(
             d.key for d in self.record_directions
         )  # a sha256 each: once, not per sample
@@ -130,6 +142,7 @@ class TransformersBackend:
             if capture
             else nullcontext({})
         )
+        streamer = DecodeProgress(self.progress, settings.max_new_tokens) if self.progress else None
         with torch.inference_mode(), recorder as recorded:
             output = model.generate(
                 input_ids=ids.to(self.loaded.device),
@@ -142,6 +155,7 @@ class TransformersBackend:
                 top_k=None,
                 pad_token_id=pad_id,
                 eos_token_id=eos_ids,
+                streamer=streamer,
             )
         new_tokens = [row[: settings.max_new_tokens] for row in output[:, longest:].tolist()]
         generations = [_to_generation(self.loaded, row, eos_ids) for row in new_tokens]
