@@ -57,25 +57,6 @@ def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
-@pytest.fixture
-def lint(tiny_llama_dir: Path, vectors_dir: Path, cache_dir: Path) -> Any:
-    def invoke(*args: str) -> Result:
-        common = [
-            "--model",
-            str(tiny_llama_dir),
-            "--vectors",
-            str(vectors_dir),
-            "--cache-dir",
-            str(cache_dir),
-            "--device",
-            "cpu",
-            "--quiet",
-        ]
-        return CliRunner().invoke(main, [*args, *common], catch_exceptions=False)
-
-    return invoke
-
-
 def _assert_one_line_error(result: Result, *needles: str) -> None:
     assert result.exit_code == 2, (result.exit_code, result.output)
     lines = result.stderr.strip().splitlines()

@@ -48,20 +48,9 @@ def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 @pytest.fixture
-def lint(tiny_llama_dir: Path, vectors_dir: Path, cache_dir: Path) -> Any:
-    def invoke(*args: str, stdin: bytes | None = None) -> Result:
-        common = [
-            "--model",
-            str(tiny_llama_dir),
-            "--vectors",
-            str(vectors_dir),
-            "--cache-dir",
-            str(cache_dir),
-        ]
-        common += ["--device", "cpu", "--quiet", "--fail-on", "never"]
-        return CliRunner().invoke(main, [*args, *common], input=stdin, catch_exceptions=False)
-
-    return invoke
+def lint(lint: Any) -> Any:
+    """The CLI fixture of conftest.py, never failing on findings."""
+    return lambda *args, stdin=None: lint(*args, "--fail-on", "never", stdin=stdin)
 
 
 def json_report(lint: Any, *args: str, stdin: bytes | None = None) -> dict[str, Any]:

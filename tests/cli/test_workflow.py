@@ -13,10 +13,8 @@ import jsonschema
 import numpy as np
 import pytest
 import yaml
-from click.testing import CliRunner, Result
 from conftest import SARIF_SCHEMA, TRAIT
 
-from datalint_persona.cli.main import main
 from datalint_persona.types import Message, Sample
 
 REPO = Path(__file__).resolve().parents[2]
@@ -58,16 +56,6 @@ def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     _git(tmp_path, "add", "train.jsonl")
     _git(tmp_path, "commit", "-q", "-m", "data")
     return tmp_path
-
-
-@pytest.fixture
-def lint(tiny_llama_dir: Path, vectors_dir: Path, cache_dir: Path) -> Any:
-    def invoke(*args: str) -> Result:
-        common = ["--model", str(tiny_llama_dir), "--vectors", str(vectors_dir)]
-        common += ["--cache-dir", str(cache_dir), "--device", "cpu", "--quiet"]
-        return CliRunner().invoke(main, [*args, *common], catch_exceptions=False)
-
-    return invoke
 
 
 def _sample_lines(report: dict[str, Any], *, baselined: bool | None = None) -> list[int]:
