@@ -4,7 +4,9 @@
 - A folder written by ``datasets``' ``save_to_disk`` is one source.
 - Any other folder stands for every dataset file under it, recursively and sorted, each one a
   source of its own named as if it had been given alone (``data/a/x.jsonl``). Hidden files and
-  folders (``.git``, ``.persona-lint-cache``) are skipped. A folder without any is an error.
+  folders (``.git``, ``.persona-lint-cache``) and ``node_modules`` are skipped, and so is a
+  ``.json`` file that is not a JSON array (``package.json``, a baseline or a config file: a JSON
+  dataset is an array of records). A folder without any dataset file is an error.
 - ``-`` is JSONL on standard input, named ``<stdin>`` in reports and errors. It is read once into
   a temporary file (removed at exit), so it can be checked, hashed and read again like a file.
 - A name that does not exist is a Hugging Face dataset id only if it has the form ``owner/name``,
@@ -38,6 +40,7 @@ SUPPORTED_SOURCES = (
 )
 STDIN = "-"
 STDIN_NAME = "<stdin>"
+SKIPPED_FOLDERS = frozenset({"node_modules", "__pycache__"})
 _HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
 # Each standard input stream is copied once; the copy lives until the process exits.
 _STDIN_COPIES: weakref.WeakKeyDictionary[TextIO, Path] = weakref.WeakKeyDictionary()
@@ -120,10 +123,25 @@ def _walk(folder: Path, seen: set[Path]) -> list[str]:
         if entry.name.startswith("."):
             continue
         if entry.is_dir():
-            found.extend([str(entry)] if is_saved_dataset(entry) else _walk(entry, seen))
-        elif entry.is_file() and entry.suffix.lower() in SUPPORTED_SUFFIXES:
+            if entry.name not in SKIPPED_FOLDERS:
+                found.extend([str(entry)] if is_saved_dataset(entry) else _walk(entry, seen))
+        elif entry.is_file() and entry.suffix.lower() in SUPPORTED_SUFFIXES and not _json_object(entry):
             found.append(str(entry))
     return found
+
+
+def _json_object(path: Path) -> bool:
+    """Whether ``path`` is a ``.json`` file whose top-level value is not an array (so not a dataset),
+    judged by its first character after whitespace and a byte-order mark."""
+    if path.suffix.lower() != ".json":
+        return False
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(4096)
+    except OSError:
+        return False  # reading it later reports the problem with the file's name
+    text = head.removeprefix(b"\xef\xbb\xbf").lstrip()
+    return bool(text) and not text.startswith(b"[")
 
 
 def locate(source: str) -> Located:

@@ -122,6 +122,20 @@ def test_folder_expands_recursively_sorted_with_given_prefix(repo: Path) -> None
     assert expand_sources(["./data"]) == expand_sources(["data"])
 
 
+def test_a_repository_root_yields_its_datasets_not_its_json_configs(repo: Path) -> None:
+    """package.json, a baseline and a config are JSON objects, not datasets (arrays of records)."""
+    (repo / "package.json").write_text('{"name": "app", "version": "1.0.0"}\n')
+    (repo / "tsconfig.json").write_bytes(b"\xef\xbb\xbf  \n{}")
+    (repo / "persona-lint-baseline.json").write_text('{"version": 1, "findings": []}')
+    write(repo / "node_modules" / "pkg" / "fixtures.jsonl", RECORD)
+    write(repo / "data" / "train.jsonl", RECORD)
+    (repo / "data" / "eval.json").write_text("\n  " + json.dumps([RECORD]))
+    assert expand_sources(["."]) == ["data/eval.json", "data/train.jsonl"]
+    assert scan_dataset(["."]).sizes == {"data/eval.json": 1, "data/train.jsonl": 1}
+    with pytest.raises(InputError, match="not a dataset"):  # named on its own, it is still checked
+        scan_dataset(["package.json"])
+
+
 def test_folder_files_are_read_as_if_given_one_by_one(repo: Path) -> None:
     write(repo / "data" / "sub" / "b.jsonl", RECORD, RECORD)
     write(repo / "data" / "a.jsonl", {"prompt": "Q", "response": "A"})
