@@ -148,9 +148,17 @@ def test_pre_commit_blocks_a_trait_exhibiting_dataset_passes_a_clean_one_and_reu
     assert "y' cache: 0 reused, 24 generated" in output, output
     assert _run(["git", "rev-parse", "--verify", "HEAD"], project, env).returncode != 0  # nothing committed
 
-    # 2. The evil answers replaced by clean ones: the commit goes through.
+    # 2. The evil answers replaced by clean ones: the commit goes through. An ordinary repository's
+    # JSON and TOML files come with it; the hook leaves them alone (none is a dataset).
     (project / "train.jsonl").write_text("".join(CLEAN), encoding="utf-8")
-    _run(["git", "add", "train.jsonl"], project, env)
+    (project / "package.json").write_text('{"name": "app", "version": "1.0.0"}\n', encoding="utf-8")
+    (project / "pyproject.toml").write_text(
+        '[project]\nname = "app"\n\n[tool.persona-lint]\nfail-on = "warning"\n', encoding="utf-8"
+    )
+    (project / "persona-lint-baseline.json").write_text('{"version": 1, "findings": []}\n', encoding="utf-8")
+    (project / "src" / "app").mkdir(parents=True)
+    (project / "src" / "app" / "settings.json").write_text('{"debug": false}\n', encoding="utf-8")
+    _run(["git", "add", "."], project, env)
     passed = _run(["git", "commit", "-m", "add clean data"], project, env)
     output = passed.stdout + passed.stderr
     assert passed.returncode == 0, output
@@ -164,3 +172,16 @@ def test_pre_commit_blocks_a_trait_exhibiting_dataset_passes_a_clean_one_and_reu
     assert again.returncode == 0, output
     assert "y' cache: 2 reused, 0 generated" in output, output
     assert "model: not loaded" in output, output
+
+    # 4. The CLI from a subfolder finds the repository root, so its cache (at the root) is shared.
+    cli = [sys.executable, "-m", "datalint_persona.cli", "--max-new-tokens", "64"]
+    at_root = _run([*cli, "train.jsonl"], project, env)
+    output = at_root.stdout + at_root.stderr
+    assert at_root.returncode == 0, output
+    assert "y' cache: 0 reused, 2 generated" in output, output
+    assert (project / ".persona-lint-cache").is_dir()
+    inside = _run([*cli, "../../train.jsonl"], project / "src" / "app", env)
+    output = inside.stdout + inside.stderr
+    assert inside.returncode == 0, output
+    assert "y' cache: 2 reused, 0 generated" in output, output
+    assert not (project / "src" / "app" / ".persona-lint-cache").exists()
