@@ -1,6 +1,6 @@
 """Hostile input, at volume: every loader and the config parser either parse or fail with one line.
 
-Two kinds of evidence, both counted in the README's Reliability section:
+Two kinds of evidence, both counted in docs/reliability.md:
 
 - hypothesis property tests against every record format, every file format and the config
   parser (``EXAMPLES`` per property, derandomized so CI runs the same cases every time);
@@ -34,7 +34,7 @@ from datalint_persona.dataset.records import record_to_sample
 from datalint_persona.errors import ConfigError, InputError
 from datalint_persona.types import InvalidRecord, Sample
 
-EXAMPLES = 150  # per property test; see the README's Reliability section
+EXAMPLES = 150  # per property test; see docs/reliability.md
 CLI_EXAMPLES = 25
 PROPERTY = settings(
     max_examples=EXAMPLES,

@@ -131,7 +131,7 @@ def test_no_command_changes_any_input(repo: Path, tiny_llama_dir: Path, trait_fi
         if expected == 2:
             assert "would destroy the dataset" in result.stderr, (name, result.stderr)
         assert _digests(*inputs) == before, name
-    assert len(commands) == 16  # the README's Reliability section quotes this count
+    assert len(commands) == 16  # docs/reliability.md quotes this count
 
 
 def test_calibrate_changes_only_the_vector_sidecar(
