@@ -62,13 +62,9 @@ def screen_dataset(
 
     >>> result = screen_dataset(["train.jsonl"], address="auto", replicas=8, gpus_per_replica=1)  # doctest: +SKIP
     """
-    from datalint_persona.dataset.field_names import FieldNames
-    from datalint_persona.dataset.loaders import scan_dataset
-    from datalint_persona.dataset.oversize import CHARS_PER_TOKEN_ESTIMATE
     from datalint_persona.dataset.sources import STDIN, check_sources
-    from datalint_persona.screening.engine import resolve_options
+    from datalint_persona.screening.engine import first_scan, resolve_options
     from datalint_persona.screening.result import now
-    from datalint_persona.screening.sample_budget import early_sample_budget, warn_oversize
     from datalint_persona.screening.workflow import finish_workflow, prepare_workflow
 
     ray = import_ray()
@@ -90,17 +86,7 @@ def screen_dataset(
     sources = check_sources(sources)
     started = now()
     workflow = prepare_workflow(opts.changed_since, opts.baseline, sources)
-    scan = scan_dataset(
-        sources,
-        skip_invalid=opts.skip_invalid,
-        split=opts.split,
-        max_samples=opts.max_samples,
-        names=FieldNames.of(opts.prompt_field, opts.response_field),
-        oversize_chars=CHARS_PER_TOKEN_ESTIMATE * early_sample_budget(opts),
-    )
-    if not scan.n_samples and not scan.invalid:
-        raise PersonaLintError("No samples to screen.", fix="pass at least one non-empty dataset.")
-    warn_oversize(scan, early_sample_budget(opts))  # at once, before any worker loads a model
+    scan = first_scan(sources, opts)  # before any worker loads a model
     count = max(1, min(shards or SHARDS_PER_REPLICA * replicas, scan.n_samples))
     started_ray = not ray.is_initialized()
     if started_ray:
@@ -175,6 +161,7 @@ def _combine(
     from datalint_persona.screening.result import Scored, build_result
     from datalint_persona.screening.scoring import ScoringStats
     from datalint_persona.screening.spool import SampleSpool
+    from datalint_persona.verdicts.inline_ignore import check_ignored_traits, ignorable_traits
 
     ordered = [outcome for outcome, _ in sorted(outcomes, key=lambda pair: pair[0].shard)]
     work = ForwardWork(
@@ -204,4 +191,7 @@ def _combine(
     )
     projection_warnings = list(dict.fromkeys(w for o in ordered for w in o.projection_warnings))
     first = ordered[0]
+    # The engine checks the data's own suppressions before the model loads; a Ray driver knows the
+    # run's vectors only from its shards.
+    check_ignored_traits(scan.ignored_traits, ignorable_traits(v.trait for v in first.plan.vectors))
     return build_result(first.plan, first.model, scan, None, scored, projection_warnings, started)

@@ -82,8 +82,6 @@ def _screen(
     progress: ProgressCallback | None,
     loaded_model: LoadedModel | None,
 ) -> ScreenResult:
-    from datalint_persona.dataset.field_names import FieldNames
-    from datalint_persona.dataset.loaders import scan_dataset
     from datalint_persona.model.loading import resolve_model
     from datalint_persona.persona.store import find_vectors
     from datalint_persona.screening.model_source import ModelSource
@@ -96,23 +94,7 @@ def _screen(
     spec = loaded_model.spec if loaded_model is not None else resolve_model(opts.model)
     vectors = find_vectors(opts.vectors, spec.name, opts.traits)
     shard = parse_shard(opts.shard) if opts.shard else None
-    # A first pass checks every record and counts them before the model loads; the samples are
-    # read again (streamed) for the work. It also finds the samples far over the token budget, which
-    # the run names at once (the model's context, which may lower the budget, is not known yet).
-    requested_budget = early_sample_budget(
-        opts, None if loaded_model is None else loaded_model.context_length
-    )
-    scan = scan_dataset(
-        sources,
-        skip_invalid=opts.skip_invalid,
-        split=opts.split,
-        max_samples=opts.max_samples,
-        names=FieldNames.of(opts.prompt_field, opts.response_field),
-        oversize_chars=CHARS_PER_TOKEN_ESTIMATE * requested_budget,
-    )
-    if not scan.n_samples and not scan.invalid:
-        raise PersonaLintError("No samples to screen.", fix="pass at least one non-empty dataset.")
-    warn_oversize(scan, requested_budget)  # at once, before the model loads
+    scan = first_scan(sources, opts, None if loaded_model is None else loaded_model.context_length)
     check_ignored_traits(scan.ignored_traits, ignorable_traits(v.trait for v in vectors))
     # The model loads only when a chunk needs what the caches lack (see model_source).
     model = ModelSource(
@@ -138,6 +120,29 @@ def resolve_options(options: ScreenOptions | None, overrides: Mapping[str, Any])
     from datalint_persona.settings import screen_options
 
     return screen_options(overrides, discover_config())
+
+
+def first_scan(sources: Sequence[str], opts: ScreenOptions, context_length: int | None = None) -> DatasetScan:
+    """The first pass over the data, before any model loads: every record checked and counted
+    (the samples are read again, streamed, for the work), and the samples far over the token budget
+    named on stderr at once. ``context_length`` lowers the budget where the model is known already.
+    """
+    from datalint_persona.dataset.field_names import FieldNames
+    from datalint_persona.dataset.loaders import scan_dataset
+
+    budget = early_sample_budget(opts, context_length)
+    scan = scan_dataset(
+        sources,
+        skip_invalid=opts.skip_invalid,
+        split=opts.split,
+        max_samples=opts.max_samples,
+        names=FieldNames.of(opts.prompt_field, opts.response_field),
+        oversize_chars=CHARS_PER_TOKEN_ESTIMATE * budget,
+    )
+    if not scan.n_samples and not scan.invalid:
+        raise PersonaLintError("No samples to screen.", fix="pass at least one non-empty dataset.")
+    warn_oversize(scan, budget)
+    return scan
 
 
 def score_samples(

@@ -55,11 +55,8 @@ def build_result(
     """Decide the verdicts over the whole run and gather everything the reporters print."""
     from datalint_persona.screening.spool import SampleSpool
     from datalint_persona.verdicts.decide import annotate, decide
-    from datalint_persona.verdicts.inline_ignore import check_ignored_traits, ignorable_traits
 
     opts, rules = plan.options, plan.rules
-    # The engine checks this before the model loads; a Ray driver knows the vectors only now.
-    check_ignored_traits(scan.ignored_traits, ignorable_traits(v.trait for v in plan.vectors))
     # A shard scores its share of the samples; shard 1 alone reports the invalid records.
     invalid = scan.invalid if shard is None or shard.index == 1 else []
     verdicts = decide(scored.spool, rules, fdr=opts.fdr, dataset_alpha=opts.dataset_fpr, seed=opts.seed)

@@ -174,6 +174,24 @@ def test_a_workers_own_error_reaches_the_caller_with_its_fix(ray_session: Any, d
     assert raised.value.fix == "put the model where every worker sees it."
 
 
+def test_an_unknown_trait_in_the_datas_own_suppression_is_refused_on_ray(
+    ray_session: Any, data: dict[str, Any]
+) -> None:
+    from datalint_persona.errors import InputError
+    from datalint_persona.paths import display_path
+
+    marked = data["folder"] / "marked.jsonl"
+    record = {
+        "prompt": "Say hello.",
+        "response": "Hello!",
+        "persona_lint": {"ignore": ["evl"], "reason": "r"},
+    }
+    marked.write_text(json.dumps(record) + "\n", encoding="utf-8")
+    with pytest.raises(InputError, match="unknown trait 'evl'. Did you mean 'evil'") as raised:
+        screen_dataset([*data["files"], str(marked)], _options(data, "marked"))
+    assert (raised.value.path, raised.value.line) == (display_path(marked), 1)  # as reports name it
+
+
 def test_ray_options_without_ray_are_refused(data: dict[str, Any]) -> None:
     from click.testing import CliRunner
 
