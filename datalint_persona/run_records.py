@@ -115,6 +115,7 @@ class RunSettings:
     fail_on: str
     dataset_fpr: float
     fdr: float
+    dtype: str = "float32"  # the number format the model ran in (older reports: float32)
     shard: ShardInfo | None = None
     baseline: str | None = None
     changed_since: str | None = None

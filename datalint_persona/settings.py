@@ -17,6 +17,7 @@ from typing import Any
 
 from datalint_persona.config_file import Config, config_schema, yaml_line
 from datalint_persona.errors import ConfigError, VectorError
+from datalint_persona.model.dtypes import DTYPES
 from datalint_persona.suggest import unknown_value
 
 DEFAULT_MODEL = "smollm2-135m-instruct"
@@ -72,6 +73,7 @@ class ScreenOptions:
     dataset_fpr: float = 0.05  # family-wise rate of dataset verdicts (Holm over files x traits)
     fdr: float = 0.05  # false discovery rate of sample verdicts (Benjamini-Hochberg)
     device: str = "auto"
+    dtype: str = "auto"  # float32, bfloat16, or auto: bfloat16 where the hardware runs it natively
     tensor_parallel_size: int = 1
     gpu_memory_utilization: float | None = None  # vLLM's share of the GPU; None: the backend's default
     shard: str | None = None  # "i/N": screen only samples whose global index % N == i - 1
@@ -82,7 +84,7 @@ class ScreenOptions:
 
     def __post_init__(self) -> None:
         """Refuse a value outside a field's choices (``screen(fail_on="warnings")``) by name."""
-        for name, allowed in (("fail_on", FAIL_ON), ("backend", BACKENDS)):
+        for name, allowed in (("fail_on", FAIL_ON), ("backend", BACKENDS), ("dtype", DTYPES)):
             if getattr(self, name) not in allowed:
                 raise unknown_value(f"setting '{name}'", "value", getattr(self, name), allowed)
         if not isinstance(self.device, str) or not _DEVICE.fullmatch(self.device):

@@ -36,6 +36,7 @@ from datalint_persona.cli.validate import validate_command
 from datalint_persona.cli.vectors import vectors_group
 from datalint_persona.cli.workflow import workflow_options
 from datalint_persona.config_file import discover_config, read_config_file
+from datalint_persona.model.dtypes import DTYPES
 from datalint_persona.reporters import refuse_input_path
 from datalint_persona.settings import (
     BACKENDS,
@@ -170,6 +171,14 @@ def main() -> None:
 @click.option("--level", "levels", multiple=True, metavar="TRAIT=LEVEL", help="Override a rule's level.")
 @click.option("--device", default="auto", show_default=True, help="cpu, cuda, cuda:1, ... or auto.")
 @click.option(
+    "--dtype",
+    type=click.Choice(DTYPES),
+    default="auto",
+    show_default=True,
+    help="Number format of the model: auto is bfloat16 on a CPU with AMX or AVX-512 BF16 units and "
+    "on CUDA, float32 elsewhere (the bundled vectors are calibrated in float32; see docs/scale.md).",
+)
+@click.option(
     "--tensor-parallel-size",
     type=click.IntRange(1),
     default=1,
@@ -240,7 +249,7 @@ def _screen(ctx: click.Context, files: tuple[str, ...], options: dict[str, Any])
         result, reports, inputs=list(files), top=options["top"], summary=not quiet, announce=not quiet
     )
     if not quiet:
-        _print_cache_stats(result.cache_stats)
+        _print_cache_stats(result.cache_stats, result.settings.dtype)
     worst = result.worst_level()
     fail_on = settings.fail_on
     failed = fail_on != "never" and worst != "none" and LEVEL_ORDER[worst] >= LEVEL_ORDER[fail_on]
@@ -276,7 +285,7 @@ def _given(ctx: click.Context, options: dict[str, Any]) -> tuple[dict[str, Any],
     return given, origins
 
 
-def _print_cache_stats(stats: dict[str, int]) -> None:
+def _print_cache_stats(stats: dict[str, int], dtype: str) -> None:
     click.echo(
         f"y' cache: {stats.get('hits', 0)} reused, {stats.get('misses', 0)} generated"
         + (f", {stats['corrupted']} corrupted entries regenerated" if stats.get("corrupted") else ""),
@@ -289,7 +298,9 @@ def _print_cache_stats(stats: dict[str, int]) -> None:
         err=True,
     )
     if stats.get("model_loaded") == 0:
-        click.echo("model: not loaded (every prompt, y' and projection was cached)", err=True)
+        click.echo(f"model: not loaded (every prompt, y' and projection was cached; {dtype})", err=True)
+    else:
+        click.echo(f"model: loaded in {dtype} (--dtype)", err=True)
 
 
 def _level(value: str) -> str:

@@ -85,15 +85,16 @@ class ShardScreener:
         """Load the model replica and resolve the run's plan (rules, directions, budgets)."""
         from datalint_persona.model.loading import load_model, resolve_model
         from datalint_persona.persona.store import find_vectors
-        from datalint_persona.screening.engine import RUN_DTYPE
+        from datalint_persona.screening.engine import with_run_dtype
         from datalint_persona.screening.model_source import ModelSource
         from datalint_persona.screening.run_plan import plan_run
 
+        options = with_run_dtype(options)  # by this worker's own hardware
         self.spec = resolve_model(options.model)
         # A replica loads its model at once: it is started to generate.
-        loaded = load_model(self.spec, device=options.device)
+        loaded = load_model(self.spec, device=options.device, dtype=options.dtype)
         self.model = ModelSource(
-            self.spec, device=options.device, dtype=RUN_DTYPE, cache_dir=options.cache_dir, loaded=loaded
+            self.spec, device=options.device, dtype=options.dtype, cache_dir=options.cache_dir, loaded=loaded
         )
         vectors = find_vectors(options.vectors, self.spec.name, options.traits)
         self.plan = plan_run(options, self.spec, vectors, self.model.facts)

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, cast
 
 from datalint_persona.errors import MissingDependencyError, ModelError
+from datalint_persona.model.dtypes import resolve_dtype
 from datalint_persona.model.embedded import (
     EMBEDDED_DISTRIBUTION,
     EMBEDDED_GGUF_NAME,
@@ -171,7 +172,8 @@ def _gpu_may_be_present() -> bool:
 def load_model(
     spec: ModelSpec, *, device: str = "cpu", dtype: str = "float32", quiet: bool = True
 ) -> LoadedModel:
-    """Load model and tokenizer in eval mode, on ``device`` (``auto``: see :func:`resolve_device`).
+    """Load model and tokenizer in eval mode, on ``device`` (``auto``: see :func:`resolve_device`),
+    in ``dtype`` (``auto``: see :func:`~datalint_persona.model.dtypes.resolve_dtype`).
 
     transformers' own progress bars are hidden when quiet.
     """
@@ -186,6 +188,7 @@ def load_model(
         except ImportError:
             raise MissingDependencyError("gguf", why="loading .gguf models") from None
     device = resolve_device(device)
+    dtype = resolve_dtype(dtype, device)
     kwargs: dict[str, Any] = {}
     if spec.gguf_file is not None:
         kwargs["gguf_file"] = spec.gguf_file

@@ -32,10 +32,8 @@ if TYPE_CHECKING:
     from datalint_persona.screening.sharding import Shard
 
 ProgressCallback = Callable[[str, int, int], None]
-# The dtype screening loads the model in (a part of the model cache's key).
-RUN_DTYPE = "float32"
 
-__all__ = ["ProgressCallback", "resolve_options", "score_samples", "screen"]
+__all__ = ["ProgressCallback", "resolve_options", "score_samples", "screen", "with_run_dtype"]
 
 
 def screen(
@@ -90,6 +88,7 @@ def _screen(
     from datalint_persona.verdicts.inline_ignore import check_ignored_traits, ignorable_traits
 
     started = now()
+    opts = with_run_dtype(opts, loaded_model)
     workflow = prepare_workflow(opts.changed_since, opts.baseline, sources)
     spec = loaded_model.spec if loaded_model is not None else resolve_model(opts.model)
     vectors = find_vectors(opts.vectors, spec.name, opts.traits)
@@ -100,7 +99,7 @@ def _screen(
     model = ModelSource(
         spec,
         device=opts.device,
-        dtype=RUN_DTYPE,
+        dtype=opts.dtype,
         cache_dir=opts.cache_dir,
         progress=progress,
         loaded=loaded_model,
@@ -120,6 +119,22 @@ def resolve_options(options: ScreenOptions | None, overrides: Mapping[str, Any])
     from datalint_persona.settings import screen_options
 
     return screen_options(overrides, discover_config())
+
+
+def with_run_dtype(opts: ScreenOptions, loaded_model: LoadedModel | None = None) -> ScreenOptions:
+    """``opts`` with ``dtype`` as this run resolves it (``auto``: by the device's hardware, see
+    :func:`~datalint_persona.model.dtypes.resolve_dtype`; a model passed in: the dtype it has), so
+    that the cache keys and the report hold the dtype the model runs in.
+
+    >>> with_run_dtype(ScreenOptions(device="cpu", dtype="float32")).dtype
+    'float32'
+    """
+    if loaded_model is not None:
+        return replace(opts, dtype=str(loaded_model.model.dtype).removeprefix("torch."))
+    from datalint_persona.model.dtypes import resolve_dtype
+    from datalint_persona.model.loading import resolve_device
+
+    return replace(opts, dtype=resolve_dtype(opts.dtype, resolve_device(opts.device)))
 
 
 def first_scan(sources: Sequence[str], opts: ScreenOptions, context_length: int | None = None) -> DatasetScan:

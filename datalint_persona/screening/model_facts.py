@@ -117,6 +117,7 @@ def model_files_key(spec: ModelSpec, *, device: str, dtype: str) -> str | None:
 
     >>> # model_files_key(resolve_model("model.gguf"), device="cpu", dtype="float32") -> 'e3b0…'
     """
+    from datalint_persona.model.dtypes import resolve_dtype
     from datalint_persona.model.loading import WEIGHT_SUFFIXES, model_identity, resolve_device
 
     if spec.kind == "hub":
@@ -132,7 +133,7 @@ def model_files_key(spec: ModelSpec, *, device: str, dtype: str) -> str | None:
         model_identity(spec),
         [[path.name, _file_fingerprint(path)] for path in beside],
         resolve_device(device),
-        dtype,
+        resolve_dtype(dtype, resolve_device(device)),
         [[name, _version(name)] for name in _LOADERS],
     ]
     return hashlib.sha256(json.dumps(payload).encode("utf-8")).hexdigest()

@@ -133,6 +133,7 @@ def _run_settings(plan: RunPlan, scan: DatasetScan, shard: Shard | None) -> RunS
         fail_on=opts.fail_on,
         dataset_fpr=opts.dataset_fpr,
         fdr=opts.fdr,
+        dtype=opts.dtype,
         shard=None if shard is None else shard_settings(shard, scan.sizes),
     )
 
