@@ -189,24 +189,62 @@ def load_model(
             raise MissingDependencyError("gguf", why="loading .gguf models") from None
     device = resolve_device(device)
     dtype = resolve_dtype(dtype, device)
-    kwargs: dict[str, Any] = {}
-    if spec.gguf_file is not None:
-        kwargs["gguf_file"] = spec.gguf_file
     sink = io.StringIO()
     redirect = contextlib.redirect_stderr(sink) if quiet else contextlib.nullcontext()
+    if spec.kind == "gguf":
+        identity = model_identity(spec)
+        with redirect:
+            model, tokenizer = _load_gguf(spec, identity, dtype, device)
+        return LoadedModel(spec=spec, identity=identity, model=model, tokenizer=tokenizer)
     try:
         with redirect:
-            tokenizer = AutoTokenizer.from_pretrained(spec.directory, **kwargs)
-            model = AutoModelForCausalLM.from_pretrained(
-                spec.directory, dtype=getattr(torch, dtype), **kwargs
-            )
+            tokenizer = AutoTokenizer.from_pretrained(spec.directory)
+            model = AutoModelForCausalLM.from_pretrained(spec.directory, dtype=getattr(torch, dtype))
     except OSError as error:
-        raise ModelError(
-            f"--model {spec.name}: could not load the model ({error}).",
-            fix="check the path or hub id; hub ids need network access or a filled HF cache.",
-        ) from error
+        raise _unloadable(spec, error) from error
     # transformers' stubs type .to() for dtype/device objects only; a device string is valid.
     model = cast(Any, model).to(device).eval()
     commit = getattr(model.config, "_commit_hash", None)
     identity = model_identity(spec, commit_hash=commit)
     return LoadedModel(spec=spec, identity=identity, model=model, tokenizer=tokenizer)
+
+
+def _load_gguf(spec: ModelSpec, identity: str, dtype: str, device: str) -> tuple[Any, Any]:
+    """A GGUF model from its dequantized copy in the user cache, or from the file itself, which
+    then fills that copy (see :mod:`datalint_persona.model.dequantized`)."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from datalint_persona.model.dequantized import dequantized_folder, load_dequantized, save_dequantized
+
+    folder = dequantized_folder(identity.removeprefix("sha256:"))
+    cached = load_dequantized(folder, dtype=dtype, device=device)
+    if cached is not None:
+        return cached
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(spec.directory, gguf_file=spec.gguf_file)
+        # float32, the exact dequantized values, which the copy keeps.
+        model: Any = AutoModelForCausalLM.from_pretrained(
+            spec.directory, dtype=torch.float32, gguf_file=spec.gguf_file
+        )
+        saved = save_dequantized(folder, model, tokenizer)  # best effort: else the next load is as slow
+        if dtype == "float32":
+            return model.to(device).eval(), tokenizer
+        # Another dtype is read from the copy, as every later run reads it (a cast of the loaded
+        # model would also cast buffers such as the rotary frequencies, which a load keeps in float32).
+        cached = load_dequantized(folder, dtype=dtype, device=device) if saved else None
+        if cached is not None:
+            return cached
+        model = AutoModelForCausalLM.from_pretrained(
+            spec.directory, dtype=getattr(torch, dtype), gguf_file=spec.gguf_file
+        )
+    except OSError as error:
+        raise _unloadable(spec, error) from error
+    return model.to(device).eval(), tokenizer
+
+
+def _unloadable(spec: ModelSpec, error: OSError) -> ModelError:
+    return ModelError(
+        f"--model {spec.name}: could not load the model ({error}).",
+        fix="check the path or hub id; hub ids need network access or a filled HF cache.",
+    )

@@ -21,7 +21,15 @@ if TYPE_CHECKING:
 
 _UNKNOWN_REVISION = "@unknown"
 # Config entries that name where or with what the file was saved, not what the model computes.
-_NOT_BEHAVIOUR = ("_name_or_path", "_commit_hash", "transformers_version", "_from_model_config")
+# ``architectures`` names the class to build (always a causal LM here); a GGUF file has none,
+# while its dequantized copy (model/dequantized.py) records it.
+_NOT_BEHAVIOUR = (
+    "_name_or_path",
+    "_commit_hash",
+    "transformers_version",
+    "_from_model_config",
+    "architectures",
+)
 
 
 def cache_identity(loaded: LoadedModel) -> str:
@@ -65,6 +73,10 @@ def _config_fingerprint(config: Any) -> str:
     if config is None:
         return "none"
     values = {k: v for k, v in config.to_dict().items() if k not in _NOT_BEHAVIOUR}
+    quantization = values.get("quantization_config")
+    if isinstance(quantization, dict) and str(quantization.get("quant_method")).lower().endswith("gguf"):
+        # How a GGUF file was read (it is always dequantized; the identity is the file's sha256).
+        del values["quantization_config"]
     return hashlib.sha256(json.dumps(values, sort_keys=True, default=str).encode()).hexdigest()
 
 

@@ -47,6 +47,7 @@ def data(tmp_path_factory: pytest.TempPathFactory, tiny_llama_dir: Path, vectors
         vectors=str(vectors_dir),
         cache_dir=str(folder / "single"),
         device="cpu",
+        dtype="float32",  # float32: these tests compare numbers across batches to 1e-5 (bf16 rounding follows the batch)
         batch_size=4,
         max_new_tokens=12,
     )
@@ -66,7 +67,17 @@ def test_ray_report_equals_the_single_machine_report(ray_session: Any, data: dic
 
     options, output = _options(data, "ray"), data["folder"] / "ray.json"
     # The CLI path: `--ray` alone joins the Ray this process already runs.
-    args = [*data["files"], "--model", options.model, "--vectors", options.vectors, "--device", "cpu"]
+    args = [
+        *data["files"],
+        "--model",
+        options.model,
+        "--vectors",
+        options.vectors,
+        "--device",
+        "cpu",
+        "--dtype",
+        "float32",
+    ]
     args += ["--batch-size", "4", "--max-new-tokens", "12", "--cache-dir", str(options.cache_dir)]
     args += ["--ray", "--ray-replicas", "2", "--format", "json", "-o", str(output), "-q"]
     run = CliRunner().invoke(main, args)

@@ -56,7 +56,14 @@ def model_copy(tiny_llama_dir: Path, tmp_path: Path) -> Path:
 
 def _options(model: Path, vectors: Path, cache: Path, **values: Any) -> ScreenOptions:
     return ScreenOptions(
-        **{"model": str(model), "vectors": str(vectors), "cache_dir": str(cache), "device": "cpu", **values}
+        **{
+            "model": str(model),
+            "vectors": str(vectors),
+            "cache_dir": str(cache),
+            "device": "cpu",
+            "dtype": "float32",
+            **values,
+        }
     )
 
 
@@ -219,7 +226,7 @@ def test_a_cached_run_imports_neither_torch_nor_transformers(
         "from datalint_persona.settings import ScreenOptions\n"
         "from datalint_persona.reporters.json_report import render_json\n"
         f"options = ScreenOptions(model={options.model!r}, vectors={options.vectors!r}, "
-        f"cache_dir={options.cache_dir!r}, device='cpu', batch_size=4)\n"
+        f"cache_dir={options.cache_dir!r}, device='cpu', dtype='float32', batch_size=4)\n"
         f"result = screen([{str(data)!r}], options)\n"
         "render_json(result)\n"
         "print(result.cache_stats['model_loaded'], 'torch' in sys.modules, 'transformers' in sys.modules)\n"

@@ -36,6 +36,7 @@ def shard_run(
             vectors=str(vectors_dir),
             cache_dir=str(folder / name),  # separate caches, as on separate machines
             device="cpu",
+            dtype="float32",  # float32: these tests compare numbers across batches to 1e-5 (bf16 rounding follows the batch)
             batch_size=4,
             shard=shard,
         )
@@ -155,7 +156,17 @@ def test_merge_refuses_settings_it_does_not_know(shard_run: dict[str, Any], tmp_
 
 
 def test_shard_option_of_the_cli(shard_run: dict[str, Any], tiny_llama_dir: Path, vectors_dir: Path) -> None:
-    common = ["--model", str(tiny_llama_dir), "--vectors", str(vectors_dir), "--device", "cpu", "--quiet"]
+    common = [
+        "--model",
+        str(tiny_llama_dir),
+        "--vectors",
+        str(vectors_dir),
+        "--device",
+        "cpu",
+        "--dtype",
+        "float32",
+        "--quiet",
+    ]
     cache = ["--cache-dir", str(shard_run["folder"] / "shard2")]
     args = [*shard_run["files"], "--shard", "2/3", "--format", "json", "--fail-on", "never", *cache, *common]
     result = CliRunner().invoke(main, args)
