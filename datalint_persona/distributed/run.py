@@ -164,6 +164,7 @@ def _combine(
     from datalint_persona.verdicts.inline_ignore import check_ignored_traits, ignorable_traits
 
     ordered = [outcome for outcome, _ in sorted(outcomes, key=lambda pair: pair[0].shard)]
+    _check_one_dtype(ordered)
     work = ForwardWork(
         tokens=sum(o.scoring.work.tokens for o in ordered),
         attention_pairs=sum(o.scoring.work.attention_pairs for o in ordered),
@@ -195,3 +196,15 @@ def _combine(
     # run's vectors only from its shards.
     check_ignored_traits(scan.ignored_traits, ignorable_traits(v.trait for v in first.plan.vectors))
     return build_result(first.plan, first.model, scan, None, scored, projection_warnings, started)
+
+
+def _check_one_dtype(outcomes: Sequence[ShardOutcome]) -> None:
+    """Refuse a run whose workers resolved ``--dtype auto`` differently (CPUs with and without bf16
+    units, say): its ΔP would mix two number formats under one report's ``dtype``."""
+    dtypes = sorted({o.plan.options.dtype for o in outcomes})
+    if len(dtypes) > 1:
+        raise PersonaLintError(
+            f"The Ray workers ran the model in different dtypes ({', '.join(dtypes)}): "
+            "--dtype auto picks by each worker's hardware.",
+            fix="pass --dtype float32 or --dtype bfloat16 so that every worker uses the same one.",
+        )
