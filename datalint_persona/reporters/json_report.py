@@ -51,7 +51,7 @@ def render_json(result: ScreenResult) -> str:
 
 
 def write_json(result: ScreenResult, handle: TextSink) -> None:
-    """Write the JSON report of ``result`` to ``handle``, one sample at a time.
+    """Write the JSON report of ``result`` to ``handle``, one sample (and one finding) at a time.
 
     The text is exactly :func:`render_json`'s, but memory does not grow with the number of
     samples: ``result.samples`` (a spool on disk after ``screen``) is read twice, once to check
@@ -67,8 +67,8 @@ def write_json(result: ScreenResult, handle: TextSink) -> None:
     ['{', '  "calibration": {},']
     """
     check_finite(result, _WHAT)
-    # Everything but the samples and the verdict is small: render it first, so that a bad value
-    # stops the report before its first byte.
+    # What does not grow with the run is rendered first, so that a bad value (a non-finite
+    # setting) stops the report before its first byte; findings hold only checked numbers.
     rendered = {key: json_text(value, _WHAT, level=1) for key, value in _head(result).items()}
     truncated = 0
 
@@ -78,10 +78,15 @@ def write_json(result: ScreenResult, handle: TextSink) -> None:
             truncated += sample.truncated
             yield _sample_entry(sample)
 
-    for n, key in enumerate(sorted([*rendered, "samples", "verdict"])):
+    streamed: dict[str, Iterator[object]] = {
+        "samples": sample_entries(),
+        "findings": (dataclasses.asdict(finding) for finding in result.findings),
+        "invalid": (dataclasses.asdict(record) for record in result.invalid),
+    }
+    for n, key in enumerate(sorted([*rendered, *streamed, "verdict"])):
         handle.write(("," if n else "{") + "\n  " + json_key(key) + ": ")
-        if key == "samples":
-            write_json_array(handle, sample_entries(), _WHAT, level=1)
+        if key in streamed:
+            write_json_array(handle, streamed[key], _WHAT, level=1)
         elif key == "verdict":  # after "samples" in key order, so the count is complete
             handle.write(json_text(_verdict(result, truncated), _WHAT, level=1))
         else:
@@ -94,12 +99,15 @@ def report_document(result: ScreenResult) -> dict[str, object]:
     return {
         **_head(result),
         "samples": [_sample_entry(sample) for sample in result.samples],
+        "findings": [dataclasses.asdict(finding) for finding in result.findings],
+        "invalid": [dataclasses.asdict(record) for record in result.invalid],
         "verdict": _verdict(result, sum(sample.truncated for sample in result.samples)),
     }
 
 
 def _head(result: ScreenResult) -> dict[str, object]:
-    """Every member of the report except ``samples`` and ``verdict`` (none grows with the samples)."""
+    """Every member of the report but the lists that grow with the run (``samples``, ``findings``,
+    ``invalid``) and ``verdict``."""
     return {
         "schema": REPORT_SCHEMA_ID,
         "tool": {"name": TOOL_NAME, "version": result.tool_version},
@@ -126,8 +134,6 @@ def _head(result: ScreenResult) -> dict[str, object]:
             }
             for verdict in dataset_verdicts(result)
         ],
-        "findings": [dataclasses.asdict(finding) for finding in result.findings],
-        "invalid": [dataclasses.asdict(record) for record in result.invalid],
     }
 
 
