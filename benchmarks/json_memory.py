@@ -1,7 +1,7 @@
 """Peak memory of writing the JSON report and of ``persona-lint merge``, at 1k, 10k and 100k samples.
 
 Each measurement runs in a fresh Python process and reports the growth of its peak RSS
-(``VmHWM``) over its RSS just before the step, as ``result_memory.py`` does:
+(``VmHWM``, reset after the synthetic run is prepared) over its RSS just before the step:
 
 - ``render_json``: the report built as one string (what ``--format json`` wrote before it streamed).
 - ``write_json``: the report streamed to a file (what ``--format json -o FILE`` and stdout do).
@@ -18,6 +18,7 @@ for the default sizes on 2 cores).
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import sys
 import tempfile
@@ -147,30 +148,38 @@ from json_memory import synthetic_result
 from datalint_persona.reporters import open_report, render_json, write_json
 from datalint_persona.screening.merge import merge_reports
 
-mode, n, out = sys.argv[2], int(sys.argv[3]), sys.argv[4]
-if mode != "merge":
-    result = synthetic_result(n)
-before = status_mib("VmRSS")
-start = time.perf_counter()
-if mode == "render_json":
-    size = len(render_json(result).encode("utf-8"))
-elif mode == "write_json":
+mode, n, out, warm_up = sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5]
+
+
+def step(result, shards):
+    if mode == "render_json":
+        return len(render_json(result).encode("utf-8"))
+    if mode == "merge":
+        result = merge_reports(shards)
     with open_report(out, inputs=[]) as handle:
         write_json(result, handle)
-    size = 0
-else:
-    merged = merge_reports(sys.argv[5:])
-    with open_report(out, inputs=[]) as handle:
-        write_json(merged, handle)
-    size = 0
+    return 0
+
+
+# Every code path runs once on a small run first, so that imports and first-call caches
+# (scipy, the bootstrap) do not count in the measure.
+small = json.loads(warm_up)
+step(synthetic_result(50), small)
+result = None if mode == "merge" else synthetic_result(n)
+with open("/proc/self/clear_refs", "w") as handle:  # the peak so far was the preparation's
+    handle.write("5")
+before = status_mib("VmRSS")
+start = time.perf_counter()
+size = step(result, sys.argv[6:])
 seconds = time.perf_counter() - start
 print(json.dumps({"before": before, "peak": status_mib("VmHWM"), "seconds": seconds, "size": size}))
 """
 
 
-def measure(mode: str, n: int, out: Path, shards: list[Path] | None = None) -> dict[str, float]:
+def measure(mode: str, n: int, out: Path, warm_up: list[Path], shards: list[Path]) -> dict[str, float]:
     here = str(Path(__file__).resolve().parent)
-    return run_child(CHILD, here, mode, str(n), str(out), *(str(p) for p in shards or ()))
+    small = json.dumps([str(p) for p in warm_up])
+    return run_child(CHILD, here, mode, str(n), str(out), small, *(str(p) for p in shards))
 
 
 def main() -> None:
@@ -181,11 +190,13 @@ def main() -> None:
     print("|---:|---|---:|---:|---:|---:|")
     with tempfile.TemporaryDirectory() as name:
         folder = Path(name)
+        (folder / "small").mkdir()
+        warm_up = write_shards(folder / "small", 50)
         for n in sizes:
             out = folder / f"report-{n}.json"
             shards = write_shards(folder, n)
             for mode in ("render_json", "write_json", "merge"):
-                result = measure(mode, n, out, shards if mode == "merge" else None)
+                result = measure(mode, n, out, warm_up, shards if mode == "merge" else [])
                 growth = max(result["peak"] - result["before"], 0.0)
                 size = (result["size"] if mode == "render_json" else out.stat().st_size) / 2**20
                 print(
