@@ -33,8 +33,6 @@ from datalint_persona.verdicts.findings import dataset_findings, invalid_finding
 
 # "inputs" holds each file's sha256: shards of different versions of the data must not merge.
 _CONSISTENT = ("schema", "tool", "model", "vectors", "rules", "sources", "inputs")
-
-
 _BATCH = 512  # sample entries converted before each write to the spool
 
 
