@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import IO
 
 
 def new_file_mode(target: Path) -> int:
@@ -37,11 +40,29 @@ def atomic_write_bytes(path: Path, data: bytes, *, overwrite: bool = True) -> No
     Traceback (most recent call last):
     FileExistsError: ...
     """
+    with atomic_writer(path, overwrite=overwrite) as temp:
+        temp.write(data)
+
+
+@contextmanager
+def atomic_writer(path: Path, *, overwrite: bool = True) -> Iterator[IO[bytes]]:
+    """A binary handle whose bytes become ``path`` atomically when the ``with`` block ends.
+
+    Write a large file piece by piece without holding it whole. If the block raises, the temp
+    file is deleted and ``path`` is left as it was. ``overwrite`` is as for :func:`atomic_write_bytes`.
+
+    >>> import tempfile, pathlib
+    >>> target = pathlib.Path(tempfile.mkdtemp()) / "x.txt"
+    >>> with atomic_writer(target) as handle:
+    ...     _ = handle.write(b"a"); _ = handle.write(b"b")
+    >>> target.read_bytes()
+    b'ab'
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(handle, "wb") as temp:
-            temp.write(data)
+            yield temp
             temp.flush()
             os.fsync(temp.fileno())
         os.chmod(temp_name, new_file_mode(path))

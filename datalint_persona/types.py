@@ -84,6 +84,22 @@ class Sample:
         return len(self.response)
 
 
+@dataclass(frozen=True, slots=True)
+class ReportedSample(Sample):
+    """A sample known only from a report: its place, content hash and length, not its text."""
+
+    reported_hash: str = ""
+    reported_length: int | None = None
+
+    @property
+    def content_hash(self) -> str:
+        return self.reported_hash
+
+    @property
+    def response_length(self) -> int | None:
+        return self.reported_length
+
+
 @dataclass(frozen=True)
 class InvalidRecord:
     """A record that could not become a Sample (kept when ``--skip-invalid`` is on)."""

@@ -10,6 +10,7 @@ Anything else is a usage error (exit 2) that says how to pair them.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,14 @@ from typing import Any
 import click
 
 from datalint_persona.errors import PersonaLintError
-from datalint_persona.reporters import REPORTERS, output_format_hint, refuse_input_path, write_report
+from datalint_persona.reporters import (
+    REPORTERS,
+    STREAMED,
+    open_report,
+    output_format_hint,
+    refuse_input_path,
+    stream_report,
+)
 from datalint_persona.run_records import ScreenResult
 
 __all__ = ["FORMATS", "ReportOutput", "emit_reports", "format_options", "pair_outputs"]
@@ -110,8 +118,9 @@ def emit_reports(
     announce: bool,
 ) -> None:
     """Print the one stdout report, or write every file report atomically (then, with ``summary``,
-    print the terminal summary; with ``announce``, name each file written on stderr). Every report
-    is rendered before any file is written."""
+    print the terminal summary; with ``announce``, name each file written on stderr). A JSON
+    report streams sample by sample. Every file is complete before any replaces its target: a
+    report that fails leaves every target as it was."""
     from datalint_persona.cli.common import stdout_console
     from datalint_persona.reporters.terminal import print_terminal
 
@@ -120,15 +129,40 @@ def emit_reports(
         if output_format == "terminal":
             print_terminal(result, stdout_console(), top=top)
             return
-        text = REPORTERS[output_format](result)
+        text = None if output_format in STREAMED else REPORTERS[output_format](result)
         for warning in result.warnings:  # the report itself goes to stdout
             click.echo(f"persona-lint: warning: {warning}", err=True)
-        click.echo(text, nl=False)
+        if text is not None:
+            click.echo(text, nl=False)
+            return
+        stdout = _Stdout()
+        stream_report(result, output_format, stdout)
+        stdout.flush()
         return
-    texts = [(report, REPORTERS[report.output_format](result)) for report in reports]
-    for report, text in texts:
-        write_report(text, str(report.path), inputs=inputs)
+    with ExitStack() as written:  # each file replaces its target as the stack closes
+        for report in reports:
+            handle = written.enter_context(open_report(str(report.path), inputs))
+            stream_report(result, report.output_format, handle)
     if summary:
         print_terminal(result, stdout_console(), top=top)
-    for report, _ in texts if announce else ():
+    for report in reports if announce else ():
         click.echo(f"Wrote the {report.output_format} report to {report.path}", err=True)
+
+
+class _Stdout:
+    """A text sink that hands what it is written to ``click.echo`` in 64 KiB pieces."""
+
+    def __init__(self) -> None:
+        self._parts: list[str] = []
+        self._size = 0
+
+    def write(self, text: str) -> int:
+        self._parts.append(text)
+        self._size += len(text)
+        if self._size >= 1 << 16:
+            self.flush()
+        return len(text)
+
+    def flush(self) -> None:
+        click.echo("".join(self._parts), nl=False)
+        self._parts, self._size = [], 0

@@ -2,18 +2,36 @@
 
 Keys are sorted, lists keep their order, floats use Python's shortest round-tripping repr, and
 NaN or infinity is refused (it is not JSON) with an error that names the score it came from.
+:func:`write_json_array` writes a long list one entry at a time, in exactly the text that
+:func:`dump_json` gives for the whole list, so a report with many samples is never held whole.
 """
 
 from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterable
 from pathlib import PurePath
+from typing import Protocol
 
 from datalint_persona.errors import PersonaLintError
 from datalint_persona.run_records import ScreenResult
 
-__all__ = ["dump_json", "first_non_finite"]
+__all__ = [
+    "TextSink",
+    "check_finite",
+    "dump_json",
+    "first_non_finite",
+    "json_key",
+    "json_text",
+    "write_json_array",
+]
+
+
+class TextSink(Protocol):
+    """Where a streamed report goes: an open text file, ``io.StringIO``, or the CLI's stdout."""
+
+    def write(self, text: str, /) -> object: ...
 
 
 def dump_json(document: object, result: ScreenResult, what: str) -> str:
@@ -26,22 +44,67 @@ def dump_json(document: object, result: ScreenResult, what: str) -> str:
     >>> dump_json({"b": 1.5, "a": [3, 1]}, r, "JSON report")
     '{\\n  "a": [\\n    3,\\n    1\\n  ],\\n  "b": 1.5\\n}\\n'
     """
+    check_finite(result, what)
+    return json_text(document, what) + "\n"
+
+
+def check_finite(result: ScreenResult, what: str) -> None:
+    """Refuse ``result`` when a score is NaN or infinite (JSON has no such number)."""
     problem = first_non_finite(result)
     if problem is not None:
         raise PersonaLintError(
             f"Cannot write the {what}: {problem} is not a finite number.",
             fix="this is a scoring bug (for example a zero calibration std); please report it",
         )
+
+
+def json_text(value: object, what: str, *, level: int = 0) -> str:
+    """``value`` as indented JSON text (no final newline), as it reads nested ``level`` deep.
+
+    JSON strings hold no raw newline, so indenting every line gives exactly the text that the
+    value has inside an enclosing document.
+
+    >>> print(json_text({"b": [1], "a": "x"}, "JSON report", level=1))
+    {
+        "a": "x",
+        "b": [
+          1
+        ]
+      }
+    """
     try:
         text = json.dumps(
-            document, indent=2, sort_keys=True, ensure_ascii=False, allow_nan=False, default=_jsonable
+            value, indent=2, sort_keys=True, ensure_ascii=False, allow_nan=False, default=_jsonable
         )
     except ValueError as error:  # a NaN or infinity in settings, model info or vector metadata
         raise PersonaLintError(
             f"Cannot write the {what}: the run's settings or metadata hold a non-finite number ({error}).",
             fix="pass finite values for numeric options",
         ) from error
-    return text + "\n"
+    return text.replace("\n", "\n" + "  " * level) if level else text
+
+
+def json_key(key: str) -> str:
+    """A member name as :func:`json_text` writes it."""
+    return json.dumps(key, ensure_ascii=False)
+
+
+def write_json_array(handle: TextSink, entries: Iterable[object], what: str, *, level: int) -> None:
+    """Write ``entries`` to ``handle`` as the list :func:`json_text` writes ``level`` deep, one
+    entry at a time (only one entry's text is in memory).
+
+    >>> import io
+    >>> out = io.StringIO()
+    >>> write_json_array(out, iter([{"a": 1}, 2]), "JSON report", level=1)
+    >>> out.getvalue() == json_text([{"a": 1}, 2], "JSON report", level=1)
+    True
+    """
+    inner = "\n" + "  " * (level + 1)
+    separator = "["
+    for entry in entries:
+        handle.write(separator + inner + json_text(entry, what, level=level + 1))
+        separator = ","
+    handle.write("[]" if separator == "[" else "\n" + "  " * level + "]")
 
 
 def first_non_finite(result: ScreenResult) -> str | None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +23,8 @@ from datalint_persona.types import (
     Finding,
     InlineIgnore,
     InvalidRecord,
+    ReportedSample,
     RuleInfo,
-    Sample,
     SampleScore,
     TraitScore,
 )
@@ -40,22 +40,6 @@ __all__ = [
 ]
 
 _WRITE_JSON = "pass a report written with --format json."
-
-
-@dataclass(frozen=True, slots=True)
-class ReportedSample(Sample):
-    """A sample known only from a report: its place, content hash and length, not its text."""
-
-    reported_hash: str = ""
-    reported_length: int | None = None
-
-    @property
-    def content_hash(self) -> str:
-        return self.reported_hash
-
-    @property
-    def response_length(self) -> int | None:
-        return self.reported_length
 
 
 def read_report_document(path: str) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import suppress
 from typing import IO, overload
 
-from datalint_persona.types import InlineIgnore, Message, Sample, SampleScore, TraitScore
+from datalint_persona.types import InlineIgnore, Message, ReportedSample, Sample, SampleScore, TraitScore
 
 
 def _encode(score: SampleScore) -> bytes:
@@ -37,19 +37,26 @@ def _encode(score: SampleScore) -> bytes:
         ],
         None if sample.ignore is None else [sample.ignore.traits, sample.ignore.reason],
     ]
+    if isinstance(sample, ReportedSample):  # read from a report (a merge): no text, its hash and length
+        record.append([sample.reported_hash, sample.reported_length])
     # Floats are written as their shortest round-tripping repr, so they read back exactly.
     return json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode("utf-8") + b"\n"
 
 
 def _decode(line: bytes) -> SampleScore:
-    source, number, prompt, response, index, y_prime, hit_limit, truncated, scores, ignored = json.loads(line)
+    source, number, prompt, response, index, y_prime, hit_limit, truncated, scores, ignored, *reported = (
+        json.loads(line)
+    )
     ignore = (
         None
         if ignored is None
         else InlineIgnore(None if ignored[0] is None else tuple(ignored[0]), ignored[1])
     )
-    sample = Sample(
-        source, number, tuple(Message(role, content) for role, content in prompt), response, ignore
+    messages = tuple(Message(role, content) for role, content in prompt)
+    sample = (
+        ReportedSample(source, number, messages, response, ignore, *reported[0])
+        if reported
+        else Sample(source, number, messages, response, ignore)
     )
     traits = tuple(TraitScore(*values) for values in scores)
     return SampleScore(sample, index, y_prime, hit_limit, truncated, traits)

@@ -47,7 +47,8 @@ def data(tmp_path_factory: pytest.TempPathFactory, tiny_llama_dir: Path, vectors
         vectors=str(vectors_dir),
         cache_dir=str(folder / "single"),
         device="cpu",
-        dtype="float32",  # float32: these tests compare numbers across batches to 1e-5 (bf16 rounding follows the batch)
+        # float32: these tests compare numbers across batches to 1e-5 (bf16 rounding follows the batch)
+        dtype="float32",
         batch_size=4,
         max_new_tokens=12,
     )

@@ -80,7 +80,8 @@ def _options(model: Path, vectors: Path, folder: Path, **values: Any) -> ScreenO
             "vectors": str(vectors),
             "cache_dir": str(folder / "cache"),
             "device": "cpu",
-            "dtype": "float32",  # float32: these tests compare numbers across batches to 1e-5 (bf16 rounding follows the batch)
+            # float32: these tests compare numbers across batches to 1e-5 (bf16 rounding follows the batch)
+            "dtype": "float32",
             **values,
         }
     )

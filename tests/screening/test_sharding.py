@@ -36,7 +36,8 @@ def shard_run(
             vectors=str(vectors_dir),
             cache_dir=str(folder / name),  # separate caches, as on separate machines
             device="cpu",
-            dtype="float32",  # float32: these tests compare numbers across batches to 1e-5 (bf16 rounding follows the batch)
+            # float32: these tests compare numbers across batches to 1e-5 (bf16 rounding follows the batch)
+            dtype="float32",
             batch_size=4,
             shard=shard,
         )

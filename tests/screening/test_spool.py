@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from datalint_persona.screening.spool import SampleSpool
-from datalint_persona.types import Message, Sample, SampleScore, TraitScore
+from datalint_persona.types import InlineIgnore, Message, ReportedSample, Sample, SampleScore, TraitScore
 
 
 def _score(i: int) -> SampleScore:
@@ -58,3 +58,16 @@ def test_the_file_is_removed_when_the_spool_is_closed_or_collected() -> None:
     del other
     gc.collect()
     assert not other_path.exists()
+
+
+def test_a_sample_read_from_a_report_keeps_its_hash_and_length() -> None:
+    # A merge spools samples known only from a report: no text, the reported hash and length.
+    reported = ReportedSample(
+        "a.jsonl", 3, (), "", InlineIgnore(("evil",), "ok"), reported_hash="ab" * 32, reported_length=17
+    )
+    scores = [SampleScore(reported, 0, "y'", False, True, ()), _score(1)]
+    spool = SampleSpool()
+    spool.extend(scores)
+    back = list(spool)
+    assert back == scores and type(back[0].sample) is ReportedSample and type(back[1].sample) is Sample
+    assert back[0].sample.content_hash == "ab" * 32 and back[0].sample.response_length == 17
