@@ -302,7 +302,10 @@ def machine() -> dict[str, str]:
         "python": platform.python_version(),
         "torch": torch.__version__,
         "transformers": transformers.__version__,
-        "torch threads": str(torch.get_num_threads()),
+        "torch threads": str(torch.get_num_threads())
+        + (
+            f" (OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS']})" if os.environ.get("OMP_NUM_THREADS") else ""
+        ),
         "platform": platform.platform(),
     }
 

@@ -42,7 +42,7 @@ FULL: dict[str, Any] = {
     "real": None,  # every record of the real data set
     "gen_ablate": 64,
     "gen_ablate_new": 96,
-    "static_timeout": 240,
+    "static_timeout": 180,
     "memory": {"scoring_memory.py": [4000, 16000], "screen_memory.py": [2000, 16000]},
     "demo_args": [],  # the demo with its default settings
 }
