@@ -144,19 +144,145 @@ def matrix_flops(loaded: Any, deepest: int) -> tuple[float, float, int]:
     return 2.0 * params, 2.0 * d_model * used, used
 
 
-def matmul_rate(seconds: float = 3.0, n: int = 2048) -> float:
-    """fp32 GFLOP/s of an n x n x n matrix product, best of repeated runs within ``seconds``."""
+# (m, k, n) of the matrix products timed: a large square one (the compute-bound ceiling), and the
+# shapes of one decode step's MLP up-projection of SmolLM2 (d_model 576, d_ff 1536) at 64 and 16 rows.
+MATMUL_SHAPES = ((2048, 2048, 2048), (64, 576, 1536), (16, 576, 1536))
+MATMUL_DTYPES = ("float32", "bfloat16")
+
+
+def matmul_gflops(m: int, k: int, n: int, *, dtype: str = "float32", seconds: float = 3.0) -> float:
+    """GFLOP/s of an (m x k) @ (k x n) product in ``dtype``, best of repeated runs within ``seconds``.
+
+    Each timed run repeats the product until it holds about 2 GFLOP, so that a small product is not
+    lost in the timer's resolution and the call overhead is averaged over many calls.
+    """
     import torch
 
-    a, b = torch.randn(n, n), torch.randn(n, n)
+    torch_dtype = getattr(torch, dtype)
+    a, b = torch.randn(m, k, dtype=torch_dtype), torch.randn(k, n, dtype=torch_dtype)
+    flops = 2.0 * m * k * n
+    repeats = max(1, int(2e9 // flops))
     torch.mm(a, b)
     best = 0.0
     end = time.perf_counter() + seconds
     while time.perf_counter() < end:
         start = time.perf_counter()
-        torch.mm(a, b)
-        best = max(best, 2.0 * n**3 / (time.perf_counter() - start))
+        for _ in range(repeats):
+            torch.mm(a, b)
+        best = max(best, repeats * flops / (time.perf_counter() - start))
     return best / 1e9
+
+
+def matmul_rate(seconds: float = 3.0, n: int = 2048) -> float:
+    """fp32 GFLOP/s of an n x n x n matrix product, best of repeated runs within ``seconds``."""
+    return matmul_gflops(n, n, n, dtype="float32", seconds=seconds)
+
+
+def matmul_rates(seconds: float = 3.0) -> dict[tuple[tuple[int, int, int], str], float]:
+    """GFLOP/s of every shape of :data:`MATMUL_SHAPES` in every dtype of :data:`MATMUL_DTYPES`."""
+    return {
+        (shape, dtype): matmul_gflops(*shape, dtype=dtype, seconds=seconds)
+        for shape in MATMUL_SHAPES
+        for dtype in MATMUL_DTYPES
+    }
+
+
+def fastest(
+    rates: dict[tuple[tuple[int, int, int], str], float], shape: tuple[int, int, int]
+) -> tuple[str, float]:
+    """(dtype, GFLOP/s) of the fastest dtype measured for ``shape``: the ceiling rooflines are stated against."""
+    dtype, rate = max(((d, r) for (s, d), r in rates.items() if s == shape), key=lambda item: item[1])
+    return dtype, rate
+
+
+def decode_attention_pairs(prompt_length: int, new_tokens: int) -> int:
+    """Causal (query, key) pairs of generating ``new_tokens`` after a prompt of ``prompt_length``.
+
+    Answer token j (from 0) is predicted at position prompt_length - 1 + j, whose query attends to
+    the prompt_length + j keys up to and including itself: sum over j of (prompt_length + j).
+
+    >>> decode_attention_pairs(3, 2)  # 3 + 4
+    7
+    """
+    return new_tokens * prompt_length + new_tokens * (new_tokens - 1) // 2
+
+
+def generation_matrix_params(loaded: Any) -> int:
+    """Weights of the matrices every generated token passes through: each block's linear layers and
+    the LM head (tied to the embedding in SmolLM2, but still a product per token; the embedding
+    lookup is not)."""
+    blocks_flops, _, _ = matrix_flops(loaded, int(loaded.model.config.num_hidden_layers))
+    head = loaded.model.get_output_embeddings()
+    return int(blocks_flops // 2) + int(head.weight.numel())
+
+
+def generation_flops(
+    matrix_params: int,
+    prompt_lengths: Sequence[int],
+    new_tokens: Sequence[int],
+    *,
+    d_model: int,
+    layers: int,
+) -> float:
+    """Useful FLOPs of generating ``new_tokens[i]`` tokens after each prompt of ``prompt_lengths[i]``.
+
+    2 * P per generated token (P = :func:`generation_matrix_params`), plus attention: 4 * d_model *
+    layers per causal (query, key) pair (2 FLOPs per multiply-add, for each of QK^T and AV), the
+    pairs of :func:`decode_attention_pairs`. Padding, tokens decoded after a row's end, the prompt's
+    prefill, norms, rotary and activations are not counted.
+
+    >>> generation_flops(10, [3], [2], d_model=1, layers=1)  # 2 * 10 * 2 + 4 * 7
+    68.0
+    """
+    tokens = sum(new_tokens)
+    pairs = sum(decode_attention_pairs(p, n) for p, n in zip(prompt_lengths, new_tokens, strict=True))
+    return float(2 * matrix_params * tokens + 4 * d_model * layers * pairs)
+
+
+def roofline_percent(flops: float, seconds: float, peak_gflops: float) -> float:
+    """The achieved rate ``flops / seconds`` as a percentage of ``peak_gflops``.
+
+    >>> roofline_percent(5e9, 2.0, 10.0)
+    25.0
+    """
+    return 100.0 * flops / seconds / (peak_gflops * 1e9)
+
+
+def projected_seconds(target_samples: int, measured_samples: int, measured_seconds: float) -> float:
+    """Seconds for ``target_samples`` at the rate measured (a linear projection).
+
+    >>> projected_seconds(100, 10, 3.0)
+    30.0
+    """
+    return measured_seconds * target_samples / measured_samples
+
+
+def text_hash(text: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def common_count(first: Sequence[str], second: Sequence[str]) -> int:
+    """How many items the two collections share, counted with multiplicity.
+
+    >>> common_count(["a", "a", "b"], ["a", "b", "b", "c"])
+    2
+    """
+    from collections import Counter
+
+    return sum((Counter(first) & Counter(second)).values())
+
+
+def evenly_spaced(n: int, count: int) -> list[int]:
+    """``count`` indices spread evenly over range(n) (all of them when count >= n).
+
+    >>> evenly_spaced(10, 4)
+    [0, 2, 5, 7]
+    """
+    if count >= n:
+        return list(range(n))
+    return [i * n // count for i in range(count)]
 
 
 def machine() -> dict[str, str]:
@@ -176,7 +302,10 @@ def machine() -> dict[str, str]:
         "python": platform.python_version(),
         "torch": torch.__version__,
         "transformers": transformers.__version__,
-        "torch threads": str(torch.get_num_threads()),
+        "torch threads": str(torch.get_num_threads())
+        + (
+            f" (OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS']})" if os.environ.get("OMP_NUM_THREADS") else ""
+        ),
         "platform": platform.platform(),
     }
 

@@ -53,3 +53,57 @@ def test_reference_projection_equals_the_engine(tiny_llama: LoadedModel) -> None
     prompt_text = render_prompt(tiny_llama.tokenizer, sample.prompt)
     reference = bench_lib.reference_projections(tiny_llama, prompt_text, sample.response, {"t": (2, raw)})
     assert abs(reference["t"] - engine[0, 0]) < 1e-5
+
+
+def test_decode_attention_pairs_counts_each_step_by_enumeration() -> None:
+    # Independent count: answer token j is predicted by the query at position p - 1 + j, which
+    # sees every key position 0 .. p - 1 + j.
+    for prompt, new in ((1, 1), (3, 2), (17, 9), (40, 0), (5, 96)):
+        expected = sum(1 for j in range(new) for key in range(prompt + j) if key <= prompt - 1 + j)
+        assert bench_lib.decode_attention_pairs(prompt, new) == expected
+
+
+def test_generation_flops_against_a_per_token_sum(tiny_llama: LoadedModel) -> None:
+    config = tiny_llama.model.config
+    d, ff, heads, kv, layers, vocab = (
+        config.hidden_size,
+        config.intermediate_size,
+        config.num_attention_heads,
+        config.num_key_value_heads,
+        config.num_hidden_layers,
+        config.vocab_size,
+    )
+    head_dim = d // heads
+    per_block = 2 * d * d + 2 * d * kv * head_dim + 3 * d * ff  # q, o; k, v; gate, up, down
+    params = bench_lib.generation_matrix_params(tiny_llama)
+    assert params == layers * per_block + vocab * d  # all blocks and the (tied) LM head
+    prompts, news = [4, 10, 7], [3, 0, 5]
+    expected = 0.0
+    for prompt, new in zip(prompts, news, strict=True):
+        for j in range(new):  # one forward per generated token: matrices, then attention
+            expected += 2 * params + layers * (2 * d * (prompt + j) + 2 * d * (prompt + j))
+    flops = bench_lib.generation_flops(params, prompts, news, d_model=d, layers=layers)
+    assert flops == expected
+
+
+def test_roofline_percent_and_projection() -> None:
+    # 3e11 FLOPs in 2 s is 150 GFLOP/s; against 600 GFLOP/s that is a quarter.
+    assert abs(bench_lib.roofline_percent(3e11, 2.0, 600.0) - 25.0) < 1e-12
+    assert bench_lib.projected_seconds(10_000, 250, 50.0) == 2000.0
+    rates = {((8, 8, 8), "float32"): 10.0, ((8, 8, 8), "bfloat16"): 30.0, ((4, 4, 4), "float32"): 99.0}
+    assert bench_lib.fastest(rates, (8, 8, 8)) == ("bfloat16", 30.0)
+    assert bench_lib.evenly_spaced(5, 10) == [0, 1, 2, 3, 4]
+    picked = bench_lib.evenly_spaced(256, 12)
+    assert (
+        len(set(picked)) == 12
+        and picked == sorted(picked)
+        and picked[0] == 0
+        and max(picked) > 256 * 10 // 12
+    )
+
+
+def test_matmul_rate_is_a_plausible_rate() -> None:
+    # A 64x64x64 product is 524288 FLOPs; any CPU runs it in well under a second, and no CPU
+    # core reaches 100 TFLOP/s.
+    rate = bench_lib.matmul_gflops(64, 64, 64, dtype="float32", seconds=0.05)
+    assert 0.01 < rate < 1e5
