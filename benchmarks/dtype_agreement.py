@@ -82,7 +82,15 @@ def run(files: dict[str, Path], dtype: str, work: Path) -> tuple[Any, float]:
         device="cpu", dtype=dtype, cache_dir=str(work / f"cache-{dtype}"), fail_on="never"
     )
     started = time.perf_counter()
-    result = screen([str(p) for p in files.values()], options)
+    shown: dict[str, int] = {}
+
+    def progress(stage: str, done: int, total: int) -> None:
+        step = max(total // 10, 1)
+        if done >= total or done // step != shown.get(stage, -1):
+            shown[stage] = done // step
+            print(f"  {dtype} {stage}: {done}/{total}", file=sys.stderr, flush=True)
+
+    result = screen([str(p) for p in files.values()], options, progress=progress)
     return result, time.perf_counter() - started
 
 
@@ -149,17 +157,69 @@ def compare(files: dict[str, Path], results: dict[str, Any]) -> dict[str, Any]:
             "dataset_findings_bfloat16": sum(p in db for p in pairs),
         }
 
+    means = [{(m.source, m.trait): m.mean_delta_p for m in results[d].summaries} for d in DTYPES]
+    common = sorted(means[0].keys() & means[1].keys())
+    x = np.array([means[0][k] for k in common])
+    y = np.array([means[1][k] for k in common])
+    file_means = {
+        "pairs": len(common),
+        "r": float(stats.pearsonr(x, y).statistic) if len(common) > 2 else float("nan"),
+        "max_abs_difference": float(np.max(np.abs(x - y))) if common else float("nan"),
+        "median_abs_difference": float(np.median(np.abs(x - y))) if common else float("nan"),
+    }
+    # A stricter look than the run's verdicts (which flag few samples): each sample and trait
+    # against the fixed ΔP threshold the vector was calibrated with (--threshold's default scale).
+    fixed = _fixed_thresholds()
+    crossings = [
+        (a[k]["delta_p"][t] > fixed[t], b[k]["delta_p"][t] > fixed[t], a[k]["y_prime"] == b[k]["y_prime"])
+        for k in a
+        for t in a[k]["delta_p"]
+        if t in fixed
+    ]
+
+    def same_side(rows: list[tuple[bool, bool, bool]]) -> float:
+        return sum(x == y for x, y, _ in rows) / max(len(rows), 1)
+
+    threshold_check = {
+        "pairs": len(crossings),
+        "above_float32": sum(x for x, _, _ in crossings),
+        "above_bfloat16": sum(y for _, y, _ in crossings),
+        "same": same_side(crossings),
+        "same_where_y_prime_same": same_side([c for c in crossings if c[2]]),
+        "same_where_y_prime_differs": same_side([c for c in crossings if not c[2]]),
+    }
     groups = {}
     for group in files:
         source = source_of[group]
         keys = sorted(k for k in a if k[0] == source)
         groups[group] = summary(keys, {source})
     overall = summary(sorted(a), set(source_of.values()))
-    return {"groups": groups, "overall": overall}
+    return {
+        "groups": groups,
+        "overall": overall,
+        "file_means": file_means,
+        "fixed_threshold": threshold_check,
+    }
+
+
+def _fixed_thresholds() -> dict[str, float]:
+    """Each bundled vector's calibrated fixed sample threshold, by trait."""
+    out = {}
+    for path in sorted((ROOT / "vectors" / "smollm2-135m-instruct").glob("*.json")):
+        calibration = json.loads(path.read_text(encoding="utf-8")).get("calibration")
+        if isinstance(calibration, dict) and "sample_threshold" in calibration:
+            out[path.stem] = float(calibration["sample_threshold"])
+    return out
 
 
 def markdown(report: dict[str, Any]) -> str:
     lines = [
+        "# float32 against bfloat16",
+        "",
+        f"Written by `python benchmarks/dtype_agreement.py --per-file {report['per_file']}` on "
+        f"{report['written']}, with the bundled vectors (calibrated in float32). Each file was "
+        "screened once in each dtype, with default settings.",
+        "",
         "| files | samples | same y′ | ΔP r (lowest trait) | largest ΔP difference | same sample verdict | "
         "flagged fp32 / bf16 | same dataset verdict | dataset findings fp32 / bf16 |",
         "|---|---|---|---|---|---|---|---|---|",
@@ -178,8 +238,23 @@ def markdown(report: dict[str, Any]) -> str:
         "ΔP correlation over all samples, by trait: "
         + ", ".join(f"{t} {r:.4f}" for t, r in sorted(o["delta_p_r"].items())),
         "",
+        f"A file's mean ΔP, over {report['file_means']['pairs']} (file, trait) pairs: r = "
+        f"{report['file_means']['r']:.4f}, median |difference| {report['file_means']['median_abs_difference']:.3f}, "
+        f"largest {report['file_means']['max_abs_difference']:.3f}.",
+        "",
+        f"Each sample and trait against the vector's calibrated fixed threshold "
+        f"({report['fixed_threshold']['pairs']} pairs): above it in float32 "
+        f"{report['fixed_threshold']['above_float32']}, in bfloat16 {report['fixed_threshold']['above_bfloat16']}; "
+        f"the same side in both {report['fixed_threshold']['same']:.2%} "
+        f"({report['fixed_threshold']['same_where_y_prime_same']:.2%} where y′ is the same text, "
+        f"{report['fixed_threshold']['same_where_y_prime_differs']:.2%} where it differs).",
+        "",
         "Screening time (all files, cold caches, model load included): "
-        + ", ".join(f"{d} {report['seconds'].get(d, float('nan')):.0f} s" for d in DTYPES)
+        + (
+            ", ".join(f"{d} {report['seconds'][d]:.0f} s" for d in DTYPES)
+            if all(d in report["seconds"] for d in DTYPES)
+            else "not measured (a run started from a warm cache)"
+        )
         + f"; CPU bf16 units: {'yes' if report['cpu_bf16_units'] else 'no'}.",
     ]
     return "\n".join(lines) + "\n"
@@ -213,12 +288,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     report["seconds"] = seconds
     report["cpu_bf16_units"] = cpu_has_bf16_units()
     report["per_file"] = args.per_file
+    report["written"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     text = markdown(report)
-    print(text)
     if args.json:
         args.json.write_text(json.dumps(report, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     if args.markdown:
         args.markdown.write_text(text, encoding="utf-8")
+    print(text)
     return 0
 
 

@@ -60,7 +60,7 @@ class ScreenOptions:
     max_tokens: int | None = None  # None: the model's context length
     # Tokens of one rendered x + y before it is cut; None: DEFAULT_MAX_SAMPLE_TOKENS, at most the context.
     max_sample_tokens: int | None = None
-    batch_size: int = 16
+    batch_size: int = 32  # generation and scoring; 32 ran fastest of 16, 32 and 64 (benchmarks/RESULTS.md)
     seed: int = 0
     temperature: float = 0.0
     cache_dir: str | None = DEFAULT_CACHE_DIR

@@ -118,8 +118,9 @@ def main() -> None:
     "the response is kept [default: 2048, at most the model's context].",
 )
 @click.option("--max-samples", type=click.IntRange(1), default=None, help="Screen at most this many samples.")
-@click.option("--batch-size", type=click.IntRange(1, 4096), default=16, show_default=True)
-@click.option("--seed", type=click.IntRange(0), default=0, show_default=True)
+@click.option("--batch-size", type=click.IntRange(1, 4096), default=32, show_default=True)
+# At most 2**63 - 1: the JSON reader of persona-lint merge (ijson) stops at int64.
+@click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=0, show_default=True)
 @click.option(
     "--temperature",
     type=click.FloatRange(0.0),

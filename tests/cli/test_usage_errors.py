@@ -43,6 +43,16 @@ from datalint_persona.cli.main import main
             "pass a number in the range",
         ),
         (
+            ["d.jsonl", "--seed", str(2**63)],
+            "'--seed': 9223372036854775808 is not in the range",
+            "pass a number in the range",
+        ),
+        (
+            ["d.jsonl", "--dtype", "float16"],
+            "'--dtype': 'float16' is not one of 'auto', 'float32', 'bfloat16'",
+            "pass one of those values",
+        ),
+        (
             ["vectors", "show"],
             "Missing argument 'VECTOR'.",
             "add it (see 'persona-lint vectors show --help')",
