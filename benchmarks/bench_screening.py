@@ -328,11 +328,11 @@ def main() -> None:
     ablations = []
     for label, batch_size, budget, threads, share in (
         ("batch 1", 1, 10**9, None, True),
-        ("batch 16, budget 8192 (default)", 16, 8192, None, True),
-        ("batch 16, budget 8192, no shared prefix", 16, 8192, None, False),
-        ("batch 32, budget 16384", 32, 16384, None, True),
+        ("batch 16, budget 8192", 16, 8192, None, True),
+        ("batch 32, budget 16384 (default)", 32, 16384, None, True),
+        ("batch 32, budget 16384, no shared prefix", 32, 16384, None, False),
         ("batch 64, budget 32768", 64, 32768, None, True),
-        ("batch 16, budget 8192, 1 thread", 16, 8192, 1, True),
+        ("batch 32, budget 16384, 1 thread", 32, 16384, 1, True),
     ):
         before = torch.get_num_threads()
         if threads:
