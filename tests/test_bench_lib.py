@@ -23,16 +23,17 @@ def test_samples_are_deterministic_distinct_and_spread() -> None:
     assert min(words) <= 10 and max(words) >= 80  # a realistic spread, not one length
 
 
+def _block_matrix_params(model: LoadedModel) -> tuple[int, int]:
+    """d_model, and the weights of one block's matrices counted from the config by hand."""
+    config = model.model.config
+    d, ff = config.hidden_size, config.intermediate_size
+    head_dim = d // config.num_attention_heads
+    kv = config.num_key_value_heads
+    return d, 2 * d * d + 2 * d * kv * head_dim + 3 * d * ff  # q, o; k, v; gate, up, down
+
+
 def test_flop_count_matches_the_config(tiny_llama: LoadedModel) -> None:
-    config = tiny_llama.model.config
-    d, ff, heads, kv = (
-        config.hidden_size,
-        config.intermediate_size,
-        config.num_attention_heads,
-        config.num_key_value_heads,
-    )
-    head_dim = d // heads
-    per_block = 2 * d * d + 2 * d * kv * head_dim + 3 * d * ff  # q, o; k, v; gate, up, down
+    d, per_block = _block_matrix_params(tiny_llama)
     per_token, attention, blocks = bench_lib.matrix_flops(tiny_llama, 3)
     assert blocks == 3
     assert per_token == 2 * 3 * per_block
@@ -65,16 +66,8 @@ def test_decode_attention_pairs_counts_each_step_by_enumeration() -> None:
 
 def test_generation_flops_against_a_per_token_sum(tiny_llama: LoadedModel) -> None:
     config = tiny_llama.model.config
-    d, ff, heads, kv, layers, vocab = (
-        config.hidden_size,
-        config.intermediate_size,
-        config.num_attention_heads,
-        config.num_key_value_heads,
-        config.num_hidden_layers,
-        config.vocab_size,
-    )
-    head_dim = d // heads
-    per_block = 2 * d * d + 2 * d * kv * head_dim + 3 * d * ff  # q, o; k, v; gate, up, down
+    layers, vocab = config.num_hidden_layers, config.vocab_size
+    d, per_block = _block_matrix_params(tiny_llama)
     params = bench_lib.generation_matrix_params(tiny_llama)
     assert params == layers * per_block + vocab * d  # all blocks and the (tied) LM head
     prompts, news = [4, 10, 7], [3, 0, 5]
